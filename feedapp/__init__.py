@@ -1,0 +1,65 @@
+"""feedapp: a company's X accounts as a fast staff feed, RSS/Atom/JSON feeds and a web app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask
+from whitenoise import WhiteNoise
+
+from . import cli, db
+from .config import load_config, read_secret_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings, database binding, blueprints and static files. No I/O beyond reading config."""
+    config = dict(config or {})
+    app = Flask(
+        __name__,
+        instance_path=config.pop("INSTANCE_PATH", None) or os.environ.get("FEEDAPP_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    load_config(app, config)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
+
+    db.init_app(app)
+    cli.init_app(app)
+
+    from .web import health, pages
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+
+    app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/")
+    return app
+
+
+def _secret_key(app: Flask) -> str | None:
+    key = app.config.get("FEEDAPP_SECRET_KEY") or read_secret_key(app.instance_path)
+    if key:
+        return key
+    if app.debug or app.testing:
+        return secrets.token_urlsafe(32)  # sessions will not survive a restart; fine for development
+    if _running_cli_command():
+        return None  # CLI commands sign nothing; `db upgrade` is the one that creates the key
+    raise RuntimeError(
+        "feedapp has no secret key. Run `flask --app feedapp db upgrade` once (it writes "
+        f"{Path(app.instance_path) / 'secret_key'}), or set FEEDAPP_SECRET_KEY."
+    )
+
+
+def _running_cli_command() -> bool:
+    """True inside a `flask` command other than `run` (which serves requests)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"

@@ -1,0 +1,108 @@
+"""store_posts: the only code that writes posts.
+
+A post is unique by its X id in the schema (primary key), and the insert
+skips ids already stored, so a page read twice stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from feedapp.models import ApiRead, Media, Post, Source, utcnow
+from feedapp.xapi.types import Media as MediaData
+from feedapp.xapi.types import Post as PostData
+
+
+def store_posts(session: Session, source: Source, posts: list[PostData]) -> list[int]:
+    """Insert posts of source that are not stored yet; return the new ids (caller commits)."""
+    if not posts:
+        return []
+    now = utcnow()
+    rows = {int(p.id): _post_row(source, p, now) for p in posts}  # a page never repeats an id, but be sure
+    stmt = _insert_ignore(session, Post, ["id"]).values(list(rows.values())).returning(Post.id)
+    new_ids = set(session.execute(stmt).scalars())
+    media_rows = [
+        _media_row(int(p.id), position, m)
+        for p in posts
+        if int(p.id) in new_ids
+        for position, m in enumerate(p.media)
+    ]
+    if media_rows:
+        session.execute(insert(Media), media_rows)
+    return sorted(new_ids, reverse=True)
+
+
+def record_reads(session: Session, kind: str, object_ids: list[str], day: date | None = None) -> int:
+    """Remember objects the API returned today; return how many are newly billable today."""
+    if not object_ids:
+        return 0
+    day = day or utcnow().date()
+    rows = [{"day": day, "kind": kind, "object_id": oid} for oid in dict.fromkeys(object_ids)]
+    stmt = _insert_ignore(session, ApiRead, ["day", "kind", "object_id"]).values(rows).returning(ApiRead.object_id)
+    return len(session.execute(stmt).all())
+
+
+def _insert_ignore(session: Session, table, keys: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _post_row(source: Source, p: PostData, now) -> dict:
+    author = p.author
+    if not author.username and (not author.id or author.id == source.x_id):
+        # The poller does not expand the timeline owner (a billed user read): it is the source.
+        author = author.__class__(id=source.x_id, username=source.username, name=source.display_name,
+                                  avatar_url=source.avatar_url, protected=source.protected)
+    return {
+        "id": int(p.id),
+        "source_id": source.id,
+        "created_at": p.created_at,
+        "author_id": author.id,
+        "author_username": author.username,
+        "author_name": author.name,
+        "author_avatar": author.avatar_url,
+        "text": p.text,
+        "links": [asdict(link) for link in p.links],
+        "lang": p.lang,
+        "possibly_sensitive": p.possibly_sensitive,
+        "conversation_id": p.conversation_id,
+        "repost_of_id": p.repost_of_id,
+        "original_created_at": p.original_created_at,
+        "reply_to_id": p.reply_to_id,
+        "reply_to_user_id": p.reply_to_user_id,
+        "reply_to_username": p.reply_to_username,
+        "quoted": _quoted_json(p.quoted),
+        "raw": p.raw,
+        "fetched_at": now,
+    }
+
+
+def _quoted_json(quoted) -> dict | None:
+    if quoted is None:
+        return None
+    data = asdict(quoted)
+    data["created_at"] = quoted.created_at.isoformat() if quoted.created_at else None
+    return data
+
+
+def _media_row(post_id: int, position: int, m: MediaData) -> dict:
+    return {
+        "post_id": post_id,
+        "position": position,
+        "media_key": m.key,
+        "type": m.type,
+        "url": m.url,
+        "preview_url": m.preview_url,
+        "width": m.width,
+        "height": m.height,
+        "alt_text": m.alt_text,
+        "duration_ms": m.duration_ms,
+        "variants": list(m.variants),
+    }

@@ -1,0 +1,173 @@
+"""Tables: offices, sources (X accounts), posts, media, the poller lease and API reads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every engine (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; feedapp stores aware UTC datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Office(Base):
+    """A local site whose staff read its own accounts besides the company-wide ones."""
+
+    __tablename__ = "offices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    sources: Mapped[list[Source]] = relationship(back_populates="office")
+
+
+class Source(Base):
+    """A followed X account and its poll state (errors are stored here, never raised)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    x_id: Mapped[str] = mapped_column(String(32), unique=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    avatar_url: Mapped[str | None] = mapped_column(String(500))
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id", ondelete="RESTRICT"), index=True)
+    staff_only: Mapped[bool] = mapped_column(Boolean, default=False)  # set by an admin
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)  # protected on X
+    # Timeline position: every post with id <= since_id is stored.
+    since_id: Mapped[int | None] = mapped_column(BigInteger)
+    # An interrupted catch-up: posts in (since_id, gap_until_id) are still to fetch;
+    # gap_newest_id becomes since_id once they are.
+    gap_until_id: Mapped[int | None] = mapped_column(BigInteger)
+    gap_newest_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    profile_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    office: Mapped[Office | None] = relationship(back_populates="sources")
+
+    @property
+    def is_staff_only(self) -> bool:
+        """Protected accounts are always staff-only; others when an admin says so."""
+        return self.protected or self.staff_only
+
+
+class Post(Base):
+    """One timeline entry, unique by its X id (a repost by the repost's id)."""
+
+    __tablename__ = "posts"
+    __table_args__ = (Index("ix_posts_source_id_id", "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    author_id: Mapped[str] = mapped_column(String(32), default="")
+    author_username: Mapped[str] = mapped_column(String(50), default="")
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    author_avatar: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text, default="")
+    links: Mapped[list] = mapped_column(JSON, default=list)
+    lang: Mapped[str | None] = mapped_column(String(16))
+    possibly_sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    conversation_id: Mapped[str | None] = mapped_column(String(32))
+    repost_of_id: Mapped[str | None] = mapped_column(String(32))
+    original_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_to_id: Mapped[str | None] = mapped_column(String(32))
+    reply_to_user_id: Mapped[str | None] = mapped_column(String(32))
+    reply_to_username: Mapped[str | None] = mapped_column(String(50))
+    quoted: Mapped[dict | None] = mapped_column(JSON)
+    raw: Mapped[dict] = mapped_column(JSON, default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    source: Mapped[Source] = relationship()
+    media: Mapped[list[Media]] = relationship(order_by="Media.position", cascade="all, delete-orphan")
+
+
+class Media(Base):
+    """A photo, video or GIF of a post, in display order."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("post_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    media_key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str | None] = mapped_column(String(500))
+    preview_url: Mapped[str | None] = mapped_column(String(500))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    variants: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Lease(Base):
+    """A named lock with an expiry, so only one poller runs across machines."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiRead(Base):
+    """An object the X API returned today: pay-per-use bills each once per UTC day."""
+
+    __tablename__ = "api_reads"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(4), primary_key=True)  # "post" | "user"
+    object_id: Mapped[str] = mapped_column(String(32), primary_key=True)

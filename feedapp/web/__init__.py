@@ -1,0 +1,1 @@
+"""HTTP surfaces, one blueprint per module; views never call the X API."""

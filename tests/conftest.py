@@ -1,0 +1,115 @@
+"""Fixtures: a real database per test (SQLite and PostgreSQL), the fake X API, the app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from feedapp import create_app
+from feedapp.db import sessions as app_sessions
+from feedapp.migrate import upgrade
+from feedapp.models import Base
+from tests.fakex import FakeX
+
+# Admin URL of the PostgreSQL server the tests may create throwaway databases on.
+PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test (migrating once is faster)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A throwaway PostgreSQL database for this test process, migrated once; dropped at the end."""
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            name = f"feedapp_test_{uuid.uuid4().hex[:12]}"
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server to test on"
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}; PostgreSQL tests skipped")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request, tmp_path):
+    """A fresh, migrated database on each engine."""
+    if request.param == "sqlite":
+        path = tmp_path / "feedapp.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def fake_x():
+    """A fresh fake X API v2 server on 127.0.0.1."""
+    with FakeX() as fake:
+        yield fake
+
+
+def x_config(fake: FakeX) -> dict:
+    """App settings that point tweepy at the fake with its credentials."""
+    return {
+        "FEEDAPP_X_API_URL": fake.url,
+        "FEEDAPP_X_BEARER_TOKEN": fake.bearer_token,
+        "FEEDAPP_X_CONSUMER_KEY": fake.consumer_key,
+        "FEEDAPP_X_CONSUMER_SECRET": fake.consumer_secret,
+        "FEEDAPP_X_ACCESS_TOKEN": fake.access_token,
+        "FEEDAPP_X_ACCESS_TOKEN_SECRET": fake.access_token_secret,
+        "FEEDAPP_X_TIMEOUT": 2.0,
+    }
+
+
+@pytest.fixture
+def make_app(db_url, tmp_path, fake_x):
+    """Build an app on this test's database; keyword overrides win."""
+
+    def _make(**overrides):
+        config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "FEEDAPP_DATABASE_URL": db_url}
+        config.update(x_config(fake_x))
+        config.update(overrides)
+        return create_app(config)
+
+    return _make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def sessions(app):
+    return app_sessions(app)
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
