@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db, migrate
@@ -165,6 +165,7 @@ def remove_source_command(username: str):
 
 
 @click.command("poll")
+@with_appcontext
 @click.option("--loop", is_flag=True, help="poll forever, every FEEDAPP_POLL_INTERVAL seconds")
 @click.option("--all", "everything", is_flag=True, help="poll every source now, due or not")
 def poll_command(loop: bool, everything: bool):
@@ -204,6 +205,7 @@ def poll_command(loop: bool, everything: bool):
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command():
     """Load the bundled demo company through the normal normalize-and-store path."""
     from .ingest.demo import load_demo

@@ -86,13 +86,18 @@ def x_config(fake: FakeX) -> dict:
 def make_app(db_url, tmp_path, fake_x):
     """Build an app on this test's database; keyword overrides win."""
 
+    made = []
+
     def _make(**overrides):
         config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "FEEDAPP_DATABASE_URL": db_url}
         config.update(x_config(fake_x))
         config.update(overrides)
-        return create_app(config)
+        made.append(create_app(config))
+        return made[-1]
 
-    return _make
+    yield _make
+    for app in made:
+        app_sessions(app).kw["bind"].dispose()
 
 
 @pytest.fixture

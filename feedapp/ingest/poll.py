@@ -178,11 +178,11 @@ def _walk(session, client, source, result, gate, user_auth, *, until, limit) -> 
     token, seen = None, 0
     for _ in range(MAX_PAGES):
         want = 100 if limit is None else min(100, limit - seen)
+        result.requests += 1  # a failed call counts against the rate limit too
         fetched = client.timeline_page(
             source.x_id, since_id=source.since_id, until_id=until, max_results=want,
             pagination_token=token, user_auth=user_auth, owner=owner,
         )
-        result.requests += 1
         page = fetched.page
         new_ids = store_posts(session, source, page.posts)
         result.new_posts += len(new_ids)

@@ -22,7 +22,7 @@ class User:
 class Link:
     """One rich span of post text, in code points of the unescaped text.
 
-    kind is "url", "mention" or "hashtag"; href is where it points
+    kind is "url", "mention", "hashtag" or "cashtag"; href is where it points
     (expanded URL, or the x.com profile / hashtag search); display is the
     readable text that replaces the span.
     """
