@@ -54,6 +54,11 @@ def _insert_ignore(session: Session, table, keys: list[str]):
     return module.insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; X text never needs it."""
+    return value.replace("\x00", "") if value else value
+
+
 def _post_row(source: Source, p: PostData, now) -> dict:
     author = p.author
     if not author.username and (not author.id or author.id == source.x_id):
@@ -65,10 +70,10 @@ def _post_row(source: Source, p: PostData, now) -> dict:
         "source_id": source.id,
         "created_at": p.created_at,
         "author_id": author.id,
-        "author_username": author.username,
-        "author_name": author.name,
+        "author_username": _text(author.username),
+        "author_name": _text(author.name),
         "author_avatar": author.avatar_url,
-        "text": p.text,
+        "text": _text(p.text),
         "links": [asdict(link) for link in p.links],
         "lang": p.lang,
         "possibly_sensitive": p.possibly_sensitive,
@@ -102,7 +107,7 @@ def _media_row(post_id: int, position: int, m: MediaData) -> dict:
         "preview_url": m.preview_url,
         "width": m.width,
         "height": m.height,
-        "alt_text": m.alt_text,
+        "alt_text": _text(m.alt_text),
         "duration_ms": m.duration_ms,
         "variants": list(m.variants),
     }
