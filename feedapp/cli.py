@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import sys
 import time
 from datetime import timedelta
 
@@ -179,6 +181,8 @@ def poll_command(loop: bool, everything: bool):
     holder = holder_name()
     # Long enough for a slow cycle; a crashed poller's lease lapses after it.
     ttl = timedelta(seconds=max(600, 2 * settings.interval))
+    # systemd and process managers stop with SIGTERM: exit through `finally` to free the lease.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             started = time.monotonic()
