@@ -64,5 +64,5 @@ def test_healthz_is_503_when_the_database_is_down(tmp_path):
 def test_feed_page_links_its_stylesheet_served_by_whitenoise(client):
     page = client.get("/")
     assert page.status_code == 200 and b'href="/static/feed.css"' in page.data
-    css = client.get("/static/feed.css")
-    assert css.status_code == 200 and b"prefers-color-scheme" in css.data
+    with client.get("/static/feed.css") as css:  # closes WhiteNoise's file handle
+        assert css.status_code == 200 and b"prefers-color-scheme" in css.data
