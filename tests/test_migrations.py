@@ -18,3 +18,24 @@ def test_migrated_schema_matches_the_models(db_url):
     engine.dispose()
     assert diff == []
     assert current_revision(db_url) == "0001"
+
+
+def test_sqlite_readers_are_not_blocked_by_a_running_write(tmp_path):
+    """WAL mode: the web app reads while the poller holds a write transaction."""
+    from sqlalchemy import text
+
+    from feedapp.db import make_engine
+    from feedapp.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    upgrade(url)
+    writer, reader = make_engine(url), make_engine(url)
+    with writer.connect() as w:
+        assert w.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        w.execute(text("BEGIN IMMEDIATE"))
+        w.execute(text("INSERT INTO offices (slug, name, created_at) VALUES ('a', 'A', '2026-01-01')"))
+        with reader.connect() as r:
+            assert r.execute(text("SELECT count(*) FROM offices")).scalar() == 0  # no wait, no lock error
+        w.execute(text("COMMIT"))
+    writer.dispose()
+    reader.dispose()
