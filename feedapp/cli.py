@@ -195,9 +195,15 @@ def poll_command(loop: bool, everything: bool):
                     raise click.ClickException(f"not polling: {busy}")
                 click.echo(f"waiting: {busy}")
             else:
-                summary = poll_cycle(sessions, client, settings, everything=everything)
-                for line in summary.lines():
-                    click.echo(line)
+                try:
+                    summary = poll_cycle(sessions, client, settings, everything=everything)
+                except SQLAlchemyError as exc:
+                    if not loop:
+                        raise _database_error(exc) from None
+                    click.echo(f"cycle failed, retrying next interval: {type(exc).__name__}", err=True)
+                else:
+                    for line in summary.lines():
+                        click.echo(line)
             if not loop:
                 return
             time.sleep(max(1.0, settings.interval - (time.monotonic() - started)))

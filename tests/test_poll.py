@@ -314,3 +314,26 @@ def test_billable_reads_count_each_object_once_per_day(sessions):
         again = record_reads(s, "post", ["91", "93"])
         s.commit()
     assert (first, again) == (2, 1)
+
+
+def test_a_crash_inside_one_source_is_stored_and_the_others_go_on(fake_x, runner, sessions, monkeypatch):
+    import feedapp.ingest.poll as poll_module
+
+    for name in ("alpha_news", "bravo_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 2)
+        follow(runner, name)
+    real_store = poll_module.store_posts
+
+    def store_or_crash(session, src, posts):
+        if src.username == "alpha_news":
+            raise ZeroDivisionError("bug")
+        return real_store(session, src, posts)
+
+    monkeypatch.setattr(poll_module, "store_posts", store_or_crash)
+    result = poll(runner)
+
+    assert result.exit_code == 0, result.output
+    assert "@alpha_news: 0 new, 1 requests, 0 post reads, 0 user reads; error: internal error: ZeroDivisionError" in result.output
+    assert len(stored_ids(sessions, "bravo_news")) == 2 and stored_ids(sessions, "alpha_news") == []
+    assert source(sessions, "alpha_news").error_count == 1

@@ -106,6 +106,8 @@ def poll_source(
     now = now or utcnow()
     with sessions() as session:
         source = session.get(Source, source_id)
+        if source is None:
+            return SourceResult(f"#{source_id}", skipped="removed while the cycle ran")
         result = SourceResult(source.username)
         source.last_polled_at = now
         user_auth = source.protected
@@ -147,6 +149,11 @@ def poll_source(
             _mark_failed(source, str(exc), now, settings)
             result.error = str(exc)
             log.warning("source=%s poll failed: %s", source.username, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug or a database fault must not stop other sources
+            log.exception("source=%s poll crashed", source.username)
+            session.rollback()
+            _mark_failed(source, f"internal error: {type(exc).__name__}", now, settings)
+            result.error = f"internal error: {type(exc).__name__} (see the log)"
         else:
             source.error_count, source.last_error = 0, None
             source.last_success_at = now
