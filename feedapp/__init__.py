@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from whitenoise import WhiteNoise
 
-from . import cli, db
+from . import cli, db, web
 from .config import load_config, read_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +33,16 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
 
+    app.config.update(
+        SESSION_COOKIE_SECURE=app.config["FEEDAPP_SECURE_COOKIES"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=64 * 1024,  # forms here are tiny; refuse anything bigger early
+    )
+
     db.init_app(app)
     cli.init_app(app)
-
-    from .web import health, pages
-
-    app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
+    web.init_app(app)
 
     app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/")
     return app

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db, migrate
 from .config import ensure_secret_key
+from .ingest.store import bump_content_version
 from .models import Office
 from .queries import all_offices, all_sources
 
@@ -83,6 +84,7 @@ def add_office(slug: str, name: str):
     with _sessions()() as session:
         try:
             session.add(Office(slug=slug, name=name.strip()))
+            bump_content_version(session)  # the office menu and the OPML list change
             session.commit()
         except IntegrityError:
             raise click.ClickException(f"office {slug!r} exists already") from None

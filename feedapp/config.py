@@ -35,6 +35,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_DATABASE_URL", None, "SQLAlchemy URL of the database; default: SQLite file feedapp.db in the instance folder"),
     Setting("FEEDAPP_SECRET_KEY", None, "session signing key; default: read from instance/secret_key, which `db upgrade` generates"),
     Setting("FEEDAPP_BASE_URL", None, "public base URL written into feeds, manifest and invite links; default: taken from the request"),
+    Setting("FEEDAPP_SECURE_COOKIES", False, "mark cookies Secure (HTTPS only); turn on whenever the site is served over https", _bool),
     Setting("FEEDAPP_X_BEARER_TOKEN", None, "X app-only bearer token, reads public accounts; unset: demo data only"),
     Setting("FEEDAPP_X_CONSUMER_KEY", None, "OAuth 1.0a consumer key of the reader account (protected accounts)"),
     Setting("FEEDAPP_X_CONSUMER_SECRET", None, "OAuth 1.0a consumer secret of the reader account"),

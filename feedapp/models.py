@@ -171,3 +171,17 @@ class ApiRead(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     kind: Mapped[str] = mapped_column(String(4), primary_key=True)  # "post" | "user"
     object_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class ContentVersion(Base):
+    """A counter bumped by every write that changes what readers see.
+
+    Pages and feeds derive ETag and Last-Modified from it, and the render cache
+    keys on it, so one primary-key read answers a conditional GET.
+    """
+
+    __tablename__ = "content_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

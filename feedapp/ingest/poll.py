@@ -25,7 +25,7 @@ from feedapp.xapi.types import User
 
 from .profiles import refresh_profiles
 from .report import CycleSummary, SourceResult
-from .store import record_reads, store_posts
+from .store import bump_content_version, record_reads, store_posts
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def poll_source(
                 # A public account that turned protected: staff-only from now on, posts already stored included.
                 session.rollback()
                 source.protected = True
+                bump_content_version(session)
                 session.commit()
                 log.warning("source=%s turned protected on X; now staff-only", source.username)
                 if not client.settings.has_user_auth:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from feedapp.models import Office, Source, utcnow
 from feedapp.queries import office_by_slug, source_by_username
 from feedapp.xapi import SourceError, XClient
 from feedapp.xapi.types import User
 
-from .store import record_reads
+from .store import bump_content_version, record_reads
 
 # X usernames: 1-15 letters, digits or underscores (X help center, "username rules").
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -54,6 +54,7 @@ def upsert_source(session: Session, user: User, office: Office | None, staff_onl
     apply_profile(source, user)
     source.office = office
     source.staff_only = staff_only
+    bump_content_version(session)  # office or staff-only may have changed what a feed shows
     if created:
         source.next_check_at = utcnow()
     return source, created
@@ -64,6 +65,8 @@ def apply_profile(source: Source, user: User) -> None:
     source.username = user.username
     source.display_name = user.name
     source.avatar_url = user.avatar_url
+    if user.protected != source.protected and source.id is not None:
+        bump_content_version(object_session(source))  # its posts just became staff-only (or public)
     source.protected = user.protected
     source.profile_checked_at = utcnow()
 
@@ -75,6 +78,7 @@ def remove_source(session: Session, raw_username: str) -> Source:
     if source is None:
         raise SourceInputError(f"@{username} is not followed")
     session.delete(source)
+    bump_content_version(session)
     return source
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import ApiRead, Media, Post, Source, utcnow
+from feedapp.models import ApiRead, ContentVersion, Media, Post, Source, utcnow
 from feedapp.xapi.types import Media as MediaData
 from feedapp.xapi.types import Post as PostData
 
@@ -26,6 +26,8 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     rows = {int(p.id): _post_row(source, p, now) for p in posts}  # a page never repeats an id, but be sure
     stmt = _insert_ignore(session, Post, ["id"]).values(list(rows.values())).returning(Post.id)
     new_ids = set(session.execute(stmt).scalars())
+    if new_ids:
+        bump_content_version(session)
     media_rows = [
         _media_row(int(p.id), position, m)
         for p in posts
@@ -35,6 +37,17 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     if media_rows:
         session.execute(insert(Media), media_rows)
     return sorted(new_ids, reverse=True)
+
+
+def bump_content_version(session: Session) -> None:
+    """Mark that what readers see has changed: new ETags, cached renders expire."""
+    now = utcnow()
+    done = session.execute(
+        update(ContentVersion).where(ContentVersion.id == 1).values(version=ContentVersion.version + 1, changed_at=now)
+    )
+    if done.rowcount == 0:
+        session.add(ContentVersion(id=1, version=1, changed_at=now))
+        session.flush()
 
 
 def record_reads(session: Session, kind: str, object_ids: list[str], day: date | None = None) -> int:

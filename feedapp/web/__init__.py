@@ -1,1 +1,43 @@
 """HTTP surfaces, one blueprint per module; views never call the X API."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from feedapp.render import post as post_render
+
+# X tags some posts with codes that are not languages (X API: "und", "qme", "zxx" …).
+NOT_LANGUAGES = {"und", "qam", "qct", "qht", "qme", "qst", "zxx", "art"}
+LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def lang_attr(code: str | None) -> str | None:
+    """A post's language as an HTML lang value, or None when X gave no real language."""
+    if not code or code in NOT_LANGUAGES or not LANG_RE.match(code):
+        return None
+    return code
+
+
+def init_app(app: Flask) -> None:
+    """Register blueprints, error handlers, headers, caching and template helpers."""
+    from . import errors, feeds, health, http, pages, security
+
+    for module in (health, pages, feeds):
+        app.register_blueprint(module.bp)
+    errors.init_app(app)
+    security.init_app(app)
+    http.init_app(app)
+    app.jinja_env.globals.update(
+        text_html=post_render.text_html,
+        quoted_html=post_render.quoted_html,
+        quote_visible=post_render.quote_visible,
+        permalink=post_render.permalink,
+        status_url=post_render.status_url,
+        small_photo=post_render.small_photo,
+        scaled=post_render.scaled,
+        smallest_mp4=post_render.smallest_mp4,
+        safe_url=post_render.safe_url,
+        lang_attr=lang_attr,
+    )

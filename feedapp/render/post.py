@@ -1,0 +1,98 @@
+"""What every surface needs from a stored post: safe text HTML, title, links, media variants.
+
+Pure functions over feedapp.models.Post (or anything with the same attributes).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from markupsafe import Markup
+
+from .text import post_html
+
+TITLE_MAX = 140
+# pbs.twimg.com serves sized variants: name=small is at most 680 px wide (X media docs).
+PHOTO_RE = re.compile(r"^https://pbs\.twimg\.com/media/([A-Za-z0-9_-]+)\.(jpg|png|webp)$")
+
+
+def text_html(post) -> Markup:
+    """The post's text as escaped HTML with its links."""
+    return post_html(post.text, post.links)
+
+
+def quoted_html(quoted: dict) -> Markup:
+    """A quoted post's text as escaped HTML with its links."""
+    return post_html(quoted.get("text") or "", quoted.get("links") or [])
+
+
+def quote_visible(post, staff: bool) -> bool:
+    """A quote of a protected account is shown to signed-in staff only."""
+    quoted = post.quoted
+    if not quoted:
+        return False
+    return staff or not (quoted.get("author") or {}).get("protected", False)
+
+
+def status_url(username: str, post_id) -> str:
+    """The x.com page of a post."""
+    return f"https://x.com/{username or 'i'}/status/{post_id}"
+
+
+def permalink(post) -> str:
+    """Where to read, reply or thank on x.com: the original post for a repost."""
+    return status_url(post.author_username, post.repost_of_id or post.id)
+
+
+def guid(post) -> str:
+    """A stable id for feed items: never changes between builds or hosts."""
+    return f"https://x.com/i/status/{post.id}"
+
+
+def title(post, limit: int = TITLE_MAX) -> str:
+    """First line of text, cut at a word boundary, marked "RT @author:" or "Re:"."""
+    first = next((line.strip() for line in (post.text or "").splitlines() if line.strip()), "")
+    if not first:
+        kinds = {m.type for m in post.media}
+        first = "Video" if kinds & {"video", "animated_gif"} else "Photo" if kinds else "Post"
+    if len(first) > limit:
+        cut = first[:limit].rsplit(" ", 1)[0] if " " in first[:limit] else first[:limit]
+        first = cut.rstrip(" ,;:.-") + "…"
+    if post.repost_of_id:
+        return f"RT @{post.author_username}: {first}"
+    if post.reply_to_id:
+        return f"Re: {first}"
+    return first
+
+
+def small_photo(url: str | None) -> str | None:
+    """The small (≤680 px) variant of a pbs.twimg.com photo; other URLs unchanged."""
+    if not url:
+        return None
+    match = PHOTO_RE.match(url)
+    if match:
+        return f"https://pbs.twimg.com/media/{match[1]}?format={match[2]}&name=small"
+    return url if safe_url(url) else None
+
+
+def scaled(width: int | None, height: int | None, box: int = 680) -> tuple[int | None, int | None]:
+    """Width and height of the small variant: X fits name=small inside a 680×680 box."""
+    if not width or not height or max(width, height) <= box:
+        return width, height
+    ratio = box / max(width, height)
+    return round(width * ratio), round(height * ratio)
+
+
+def smallest_mp4(media) -> dict | None:
+    """The lowest bit-rate mp4 variant of a video (variants are stored ascending)."""
+    variants = [v for v in (media.variants or []) if safe_url(v.get("url"))]
+    return variants[0] if variants else None
+
+
+def safe_url(url: str | None) -> bool:
+    """Only absolute http(s) URLs are ever put into an attribute."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

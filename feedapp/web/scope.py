@@ -1,0 +1,43 @@
+"""Which posts a request is about: the office, the cursor, the absolute base URL."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, request
+
+from feedapp.db import get_session
+from feedapp.models import Office
+from feedapp.queries import office_by_slug
+
+OFFICE_COOKIE = "office"
+MAX_ID = 2**63 - 1
+
+
+def get_office_or_404(slug: str) -> Office:
+    """The office named by slug, or 404."""
+    office = office_by_slug(get_session(), slug)
+    if office is None:
+        abort(404, description=f"There is no office called “{slug}”.")
+    return office
+
+
+def chosen_office() -> Office | None:
+    """The office the reader picked (cookie), if it still exists."""
+    slug = request.cookies.get(OFFICE_COOKIE)
+    if not slug or len(slug) > 64:
+        return None
+    return office_by_slug(get_session(), slug)
+
+
+def cursor() -> int | None:
+    """The keyset cursor `?before=ID`, or 400 when it is not a post id."""
+    raw = request.args.get("before")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        abort(400, description="“before” must be the id of a post.")
+    return int(raw)
+
+
+def base_url() -> str:
+    """FEEDAPP_BASE_URL, or the request's own root, without the trailing slash."""
+    return (current_app.config.get("FEEDAPP_BASE_URL") or request.url_root).rstrip("/")

@@ -1,0 +1,103 @@
+"""Validators, 304s, Cache-Control, compression and the render cache."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from datetime import datetime, timezone
+
+import brotli
+import pytest
+from sqlalchemy import select
+
+from feedapp.ingest.store import store_posts
+from feedapp.models import Source
+from feedapp.web.http import render_cache
+from feedapp.xapi.types import Post as PostData, User
+
+URLS = ["/", "/offices/lyon", "/feed.rss", "/feed.atom", "/feed.json", "/offices/lyon/feed.rss", "/feeds.opml"]
+
+
+@pytest.fixture
+def demo(runner):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+
+
+def add_post(sessions, pid: str, username="HarborPineNews"):
+    with sessions() as s:
+        src = s.scalars(select(Source).where(Source.username == username)).one()
+        store_posts(s, src, [PostData(id=pid, author=User("", "", ""), text="new shift board", links=(), media=(),
+                                      created_at=datetime(2030, 1, 1, tzinfo=timezone.utc))])
+        s.commit()
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_validators_answer_304_without_rendering(demo, app, client, url):
+    first = client.get(url)
+    assert first.status_code == 200
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert etag.startswith('W/"')
+    renders = render_cache(app).renders
+
+    by_etag = client.get(url, headers={"If-None-Match": etag})
+    by_date = client.get(url, headers={"If-Modified-Since": modified})
+
+    for answer in (by_etag, by_date):
+        assert answer.status_code == 304 and answer.data == b""
+        assert answer.headers["ETag"] == etag and answer.headers["Cache-Control"] == first.headers["Cache-Control"]
+    assert render_cache(app).renders == renders
+
+
+def test_a_new_post_changes_validators_and_body(demo, client, sessions):
+    first = client.get("/feed.rss")
+    add_post(sessions, "2900000000000000009")
+    again = client.get("/feed.rss", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and again.headers["ETag"] != first.headers["ETag"]
+    assert b"https://x.com/i/status/2900000000000000009" in again.data
+
+
+def test_validators_differ_by_office_and_page(demo, client):
+    etags = {client.get(u).headers["ETag"] for u in ("/", "/offices/lyon", "/offices/columbus", "/feed.rss", "/feed.json")}
+    assert len(etags) == 5
+    cursor = client.get("/").get_data(as_text=True).split('rel="next" href="?before=')[1].split('"')[0]
+    assert client.get(f"/?before={cursor}").headers["ETag"] not in etags
+
+
+def test_cache_control_public_feeds_match_the_poll_interval(demo, make_app):
+    app = make_app(FEEDAPP_POLL_INTERVAL=600)
+    app.test_cli_runner().invoke(args=["demo"])
+    client = app.test_client()
+    rss = client.get("/feed.rss")
+    assert rss.headers["Cache-Control"] == "public, max-age=600"
+    assert b"<ttl>10</ttl>" in rss.data
+    page = client.get("/")
+    assert page.headers["Vary"] == "Accept-Encoding, Cookie"
+    assert client.get("/offices/lyon").headers["Vary"] == "Accept-Encoding"
+
+
+@pytest.mark.parametrize("encoding, decode", [("br", brotli.decompress), ("gzip", gzip.decompress)])
+def test_responses_are_compressed_when_the_client_accepts(demo, client, encoding, decode):
+    plain = client.get("/feed.rss", headers={"Accept-Encoding": "identity"})
+    packed = client.get("/feed.rss", headers={"Accept-Encoding": f"{encoding}, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == encoding
+    assert decode(packed.data) == plain.data and len(packed.data) < len(plain.data) / 2
+    assert packed.headers["ETag"] == plain.headers["ETag"]  # weak: same content, any coding
+
+
+def test_concurrent_misses_render_once(demo, app):
+    cache, barrier, statuses = render_cache(app), threading.Barrier(8), []
+    before = cache.renders
+
+    def fetch():
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.get("/offices/columbus/feed.atom").status_code)
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 8
+    assert cache.renders == before + 1
