@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from whitenoise import WhiteNoise
 
-from . import cli, db, web
+from . import assets, cli, db, web
 from .config import load_config, read_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,10 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     web.init_app(app)
 
-    app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/")
+    assets.init_app(app)
+    # WhiteNoise serves static files (and their .br/.gz siblings) before Flask sees the request.
+    app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/",
+                              immutable_file_test=assets.is_immutable, max_age=3600)
     return app
 
 

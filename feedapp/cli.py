@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
     for group in (db_cli, offices_cli, sources_cli):
         app.cli.add_command(group)
     app.cli.add_command(poll_command)
+    app.cli.add_command(assets_command)
     app.cli.add_command(demo_command)
 
 
@@ -214,6 +215,18 @@ def poll_command(loop: bool, everything: bool):
             release(sessions, holder)
         except SQLAlchemyError:
             pass  # the lease lapses by itself
+
+
+@click.command("assets")
+@with_appcontext
+def assets_command():
+    """Build fingerprinted, pre-compressed static files into static/dist/."""
+    from pathlib import Path
+
+    from . import assets
+
+    manifest = assets.build(Path(current_app.static_folder))
+    click.echo(f"built {len(manifest)} static files into static/{assets.DIST}/")
 
 
 @click.command("demo")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedapp import create_app
+from feedapp import ROOT, assets, create_app
 from feedapp.db import sessions as app_sessions
 from feedapp.migrate import upgrade
 from feedapp.models import Base
@@ -18,6 +18,18 @@ from tests.fakex import FakeX
 # Admin URL of the PostgreSQL server the tests may create throwaway databases on.
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_assets():
+    """Build static/dist/ once if it is missing or stale (`make test` builds it first)."""
+    import fcntl
+
+    static = ROOT / "static"
+    with open(ROOT / ".assets.lock", "w") as lock:  # xdist workers share the tree
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not assets.is_current(static):
+            assets.build(static)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ from feedapp.db import get_session
 from feedapp.queries import all_offices, posts_for_feed
 from feedapp.render import feeds as render
 
+from feedapp.assets import asset_url
+
 from .http import cached_response
 from .scope import base_url, get_office_or_404
 
@@ -71,7 +73,7 @@ def _feed(fmt: str, office):
             self_url=self_url,
             feed_id=home,
             ttl_minutes=max(1, interval // 60),  # RSS <ttl> matches Cache-Control max-age
-            icon_url=root + url_for("static", filename="icon-192.png"),
+            icon_url=root + asset_url("icons/icon-192.png"),
             language=None,
         )
         return builder(info, posts)
