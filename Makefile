@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app feedapp
 
-.PHONY: run test setup bench-poll clean
+.PHONY: run test browser setup bench-poll clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,29 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 	$(FLASK) db upgrade
+	$(FLASK) assets
 
 run: setup
 	@if [ -z "$$FEEDAPP_X_BEARER_TOKEN$$FEEDAPP_X_CONSUMER_KEY" ]; then $(FLASK) demo; else $(FLASK) poll || true; fi
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-test: $(VENV)/.installed
+test: browser $(VENV)/.installed
+	$(FLASK) assets
 	$(BIN)/python -m pytest
+
+# Debian packages the tests use: headless Chromium (Playwright only drives it) and a Java
+# runtime for the W3C HTML validator. Installed only when missing; that needs root.
+browser:
+	@command -v chromium >/dev/null && command -v java >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium default-jre-headless; }
 
 bench-poll: $(VENV)/.installed
 	$(BIN)/python bench/poll_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+.PHONY: bench-http
+bench-http: $(VENV)/.installed
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	$(BIN)/python bench/http_bench.py

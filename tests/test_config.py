@@ -60,9 +60,3 @@ def test_healthz_is_503_when_the_database_is_down(tmp_path):
     response = app.test_client().get("/healthz")
     assert response.status_code == 503 and response.json["status"] == "error"
 
-
-def test_feed_page_links_its_stylesheet_served_by_whitenoise(client):
-    page = client.get("/")
-    assert page.status_code == 200 and b'href="/static/feed.css"' in page.data
-    with client.get("/static/feed.css") as css:  # closes WhiteNoise's file handle
-        assert css.status_code == 200 and b"prefers-color-scheme" in css.data

@@ -1,0 +1,162 @@
+"""Helpers for the headless Chromium tests: a real HTTP server, a sealed browser, colour maths.
+
+Chromium is Debian's package (`make browser` installs it); Playwright only drives
+it, so `playwright install` is never needed. Nothing the browser asks for leaves
+127.0.0.1: every context routes other hosts to a stub (see Seal), and the launch
+flags send whatever a route cannot see to a closed local port.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from feedapp.db import sessions
+from feedapp.ingest.store import store_posts
+from feedapp.models import Source
+from feedapp.xapi.types import Link, Post, User
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # CI containers often have a tiny /dev/shm
+    # Belt and braces: traffic no route sees (Chromium's own) goes to a closed local port, never out.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
+]
+# A phone: 360×740 CSS pixels at 2x, touch, mobile viewport rules; fixed locale and zone.
+PHONE = {
+    "viewport": {"width": 360, "height": 740},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "en-US",
+    "timezone_id": "UTC",
+}
+# A valid 1×1 PNG, served in place of every remote image (pbs.twimg.com is unreachable here).
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+# The server-rendered form of a <time>: "5 Mar 2030, 09:15 UTC".
+SERVER_TIME_RE = re.compile(r"^\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC$")
+# Page widths, and the first elements that stick out past the layout viewport, for failure messages.
+# On a mobile viewport innerWidth grows to fit content that is too wide (the page is zoomed out),
+# so scrollWidth <= innerWidth alone would pass; clientWidth stays at the device width.
+WIDTHS_JS = """() => {
+  const edge = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > edge + 0.5).slice(0, 5)
+    .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+              + ' right=' + Math.round(e.getBoundingClientRect().right));
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, clientWidth: edge, wide};
+}"""
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Werkzeug request handler that does not log every request."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Serve app on a free 127.0.0.1 port from a daemon thread; yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@dataclass
+class Seal:
+    """Route handler: the test server passes, remote images get PIXEL, anything else is aborted."""
+
+    origin: str
+    stubbed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    def __call__(self, route) -> None:
+        """Decide one request; it never reaches another host."""
+        url = route.request.url
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" == self.origin:
+            route.continue_()
+        elif route.request.resource_type == "image":
+            self.stubbed.append(url)
+            route.fulfill(status=200, content_type="image/png", body=PIXEL)
+        else:
+            self.blocked.append(url)
+            route.abort("blockedbyclient")
+
+
+def watch(page) -> list[str]:
+    """Collect the page's console errors and warnings and its uncaught exceptions into a list."""
+    problems: list[str] = []
+
+    def on_console(msg) -> None:
+        if msg.type in ("error", "warning"):
+            problems.append(f"console.{msg.type}: {msg.text} ({msg.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    return problems
+
+
+def widths(page) -> dict:
+    """scrollWidth, innerWidth and clientWidth of the page, and elements wider than clientWidth."""
+    return page.evaluate(WIDTHS_JS)
+
+
+def fits(page, width: int) -> bool:
+    """True when the page does not scroll sideways and is not zoomed out at a viewport width CSS pixels wide."""
+    w = widths(page)
+    return w["scrollWidth"] <= w["innerWidth"] == w["clientWidth"] == width
+
+
+def store_post(app, post_id: int, text: str, links: tuple[Link, ...] = (), username: str = "HarborPineNews",
+               lang: str | None = "en") -> None:
+    """Store one post of a company-wide demo source, five minutes old, through the real store path."""
+    post = Post(id=str(post_id), author=User(id="", username="", name=""), text=text, links=links, media=(),
+                created_at=datetime.now(timezone.utc) - timedelta(minutes=5), lang=lang)
+    with sessions(app)() as s:
+        source = s.scalars(select(Source).where(Source.username == username)).one()
+        store_posts(s, source, [post])
+        s.commit()
+
+
+def rgb(css: str) -> tuple[float, float, float]:
+    """The red, green and blue (0-255) of a computed CSS colour like "rgb(16, 18, 20)"."""
+    numbers = re.findall(r"[\d.]+", css)
+    assert css.startswith("rgb") and len(numbers) >= 3, f"unexpected colour {css!r}"
+    return float(numbers[0]), float(numbers[1]), float(numbers[2])
+
+
+def luminance(css: str) -> float:
+    """WCAG relative luminance of a computed CSS colour: 0 is black, 1 is white."""
+    def channel(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb(css))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two computed CSS colours (1 to 21)."""
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
