@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
-from feedapp.models import ContentVersion, Office, Post, Source
+from feedapp.models import Office, Post, Source
 
 
 def sources_due(session: Session, now: datetime | None) -> list[int]:
@@ -64,13 +64,8 @@ def posts_for_feed(
         stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False))
     if before is not None:
         stmt = stmt.where(Post.id < before)
-    stmt = stmt.order_by(Post.id.desc()).limit(limit).options(selectinload(Post.media), selectinload(Post.source))
+    stmt = stmt.order_by(Post.id.desc()).limit(limit).options(
+        selectinload(Post.media), selectinload(Post.source), defer(Post.raw)  # raw JSON is for re-rendering only
+    )
     return list(session.scalars(stmt))
 
-
-def content_version(session: Session) -> tuple[int, datetime]:
-    """The content counter and when it last changed (see ContentVersion)."""
-    row = session.get(ContentVersion, 1)
-    if row is None:
-        return 0, datetime(2000, 1, 1, tzinfo=timezone.utc)
-    return row.version, row.changed_at

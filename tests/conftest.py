@@ -102,7 +102,8 @@ def make_app(db_url, tmp_path, fake_x):
     made = []
 
     def _make(**overrides):
-        config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "FEEDAPP_DATABASE_URL": db_url}
+        config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "FEEDAPP_DATABASE_URL": db_url,
+                  "FEEDAPP_STATE_TTL": 0}  # see every write at once; test_http_cache checks the TTL itself
         config.update(x_config(fake_x))
         config.update(overrides)
         made.append(create_app(config))

@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from feedapp import assets, create_app
+from feedapp import create_app
 from feedapp.db import sessions
 from feedapp.xapi.types import Link
 from tests.browser import (CHROMIUM, CHROMIUM_ARGS, PHONE, SERVER_TIME_RE, Seal, contrast, fits, luminance, serve,
@@ -51,9 +50,7 @@ def site(tmp_path, sqlite_template):
     db = tmp_path / "browser.db"
     shutil.copy(sqlite_template, db)
     app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}"})
-    if not assets.is_current(Path(app.static_folder)):
-        app.extensions["feedapp.assets"] = {}  # stale or no `flask assets` build: test static/ itself, not an old copy
+                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
     result = app.test_cli_runner().invoke(args=["demo"])
     assert result.exit_code == 0, result.output
     with serve(app) as url:

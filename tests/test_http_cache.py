@@ -101,3 +101,16 @@ def test_concurrent_misses_render_once(demo, app):
         t.join()
     assert statuses == [200] * 8
     assert cache.renders == before + 1
+
+
+def test_workers_reread_the_content_version_only_after_the_ttl(demo, app, sessions):
+    from feedapp.web.state import StateCache
+
+    now = [100.0]
+    cache = StateCache(app, ttl=1.0, clock=lambda: now[0])
+    first = cache.get()
+    add_post(sessions, "2900000000000000010")
+    now[0] += 0.5
+    assert cache.get() is first  # within the TTL: no database read at all
+    now[0] += 0.6
+    assert cache.get().version == first.version + 1

@@ -22,13 +22,14 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import errors, feeds, health, http, pages, security
+    from . import errors, feeds, health, http, pages, security, state
 
     for module in (health, pages, feeds):
         app.register_blueprint(module.bp)
     errors.init_app(app)
     security.init_app(app)
     http.init_app(app)
+    state.init_app(app)
     app.jinja_env.globals.update(
         text_html=post_render.text_html,
         quoted_html=post_render.quoted_html,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, url_for
 
 from feedapp.db import get_session
-from feedapp.queries import all_offices, posts_for_feed
+from feedapp.queries import posts_for_feed
 from feedapp.render import feeds as render
 
 from feedapp.assets import asset_url
 
 from .http import cached_response
 from .scope import base_url, get_office_or_404
+from .state import content_state
 
 bp = Blueprint("feeds", __name__)
 
@@ -42,7 +43,7 @@ def show_opml():
 
     def build() -> bytes:
         entries = [(COMPANY, root + url_for("feeds.show_company_feed", fmt="rss"), root + url_for("pages.show_feed"))]
-        for office in all_offices(get_session()):
+        for office in content_state().offices:
             entries.append((office.name, root + url_for("feeds.show_office_feed", slug=office.slug, fmt="rss"),
                             root + url_for("pages.show_office", slug=office.slug)))
         return render.opml("Staff feeds", entries)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from feedapp.db import get_session
-from feedapp.queries import all_offices, posts_for_feed
+from feedapp.queries import posts_for_feed
 
 from .http import cached_response
+from .state import content_state
 from .scope import OFFICE_COOKIE, chosen_office, cursor, get_office_or_404
 
 bp = Blueprint("pages", __name__)
@@ -34,7 +35,7 @@ def show_office(slug: str):
 def list_offices():
     """Pick the office whose posts `/` shows besides the company-wide ones."""
     current = chosen_office()
-    return render_template("offices.html", offices=all_offices(get_session()), current=current)
+    return render_template("offices.html", offices=content_state().offices, current=current)
 
 
 @bp.post("/offices")
@@ -59,7 +60,7 @@ def _feed_page(office, vary: tuple[str, ...] = ()):
         posts = posts_for_feed(session, office.id if office else None, before=before, limit=PAGE_SIZE + 1)
         older = posts[PAGE_SIZE - 1].id if len(posts) > PAGE_SIZE else None
         html = render_template("feed.html", posts=posts[:PAGE_SIZE], office=office, older=older,
-                               offices=all_offices(session), before=before, staff=False)
+                               before=before, staff=False)
         return html.encode()
 
     return cached_response(

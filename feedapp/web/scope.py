@@ -4,28 +4,23 @@ from __future__ import annotations
 
 from flask import abort, current_app, request
 
-from feedapp.db import get_session
-from feedapp.models import Office
-from feedapp.queries import office_by_slug
+from .state import OfficeInfo, content_state
 
 OFFICE_COOKIE = "office"
 MAX_ID = 2**63 - 1
 
 
-def get_office_or_404(slug: str) -> Office:
+def get_office_or_404(slug: str) -> OfficeInfo:
     """The office named by slug, or 404."""
-    office = office_by_slug(get_session(), slug)
+    office = content_state().by_slug.get(slug)
     if office is None:
         abort(404, description=f"There is no office called “{slug}”.")
     return office
 
 
-def chosen_office() -> Office | None:
+def chosen_office() -> OfficeInfo | None:
     """The office the reader picked (cookie), if it still exists."""
-    slug = request.cookies.get(OFFICE_COOKIE)
-    if not slug or len(slug) > 64:
-        return None
-    return office_by_slug(get_session(), slug)
+    return content_state().by_slug.get(request.cookies.get(OFFICE_COOKIE, ""))
 
 
 def cursor() -> int | None:
