@@ -13,6 +13,7 @@ from whitenoise import WhiteNoise
 
 from . import assets, cli, db, web
 from .config import load_config, read_secret_key
+from .web.fastpath import NotModifiedFastPath
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,10 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
 
     assets.init_app(app)
+    app.wsgi_app = app.extensions["feedapp.fastpath"] = NotModifiedFastPath(
+        app.wsgi_app, app.extensions["feedapp.state"],
+        private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config.get("REMEMBER_COOKIE_NAME", "remember_token")),
+    )
     # WhiteNoise serves static files (and their .br/.gz siblings) before Flask sees the request.
     app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/",
                               immutable_file_test=assets.is_immutable, max_age=3600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session, defer, selectinload
 
 from feedapp.models import Office, Post, Source
@@ -56,16 +56,40 @@ def posts_for_feed(
 
     Staff-only posts (protected on X or marked by an admin) only when staff is True.
     """
-    scope = Source.office_id.is_(None)
-    if office_id is not None:
-        scope = or_(scope, Source.office_id == office_id)
-    stmt = select(Post).join(Source, Post.source_id == Source.id).where(scope)
-    if not staff:
-        stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False))
-    if before is not None:
-        stmt = stmt.where(Post.id < before)
-    stmt = stmt.order_by(Post.id.desc()).limit(limit).options(
+    ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit)
+    if not ids:
+        return []
+    stmt = select(Post).where(Post.id.in_(ids)).order_by(Post.id.desc()).options(
         selectinload(Post.media), selectinload(Post.source), defer(Post.raw)  # raw JSON is for re-rendering only
     )
     return list(session.scalars(stmt))
+
+
+def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) -> list[int]:
+    """Ids of the sources a feed draws from: company-wide ones plus one office's."""
+    scope = Source.office_id.is_(None)
+    if office_id is not None:
+        scope = or_(scope, Source.office_id == office_id)
+    stmt = select(Source.id).where(scope)
+    if not staff:
+        stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False))
+    return list(session.scalars(stmt))
+
+
+def _newest_ids(session: Session, source_ids: list[int], before: int | None, limit: int) -> list[int]:
+    """The `limit` newest post ids of those sources, below `before`.
+
+    One index range per source (ix_posts_source_id_id), each cut at `limit`,
+    merged: the cost grows with sources × limit, never with the table size.
+    """
+    if not source_ids:
+        return []
+    parts = []
+    for source_id in source_ids:
+        part = select(Post.id).where(Post.source_id == source_id)
+        if before is not None:
+            part = part.where(Post.id < before)
+        parts.append(select(part.order_by(Post.id.desc()).limit(limit).subquery().c.id))
+    merged = union_all(*parts).subquery()
+    return list(session.scalars(select(merged.c.id).order_by(merged.c.id.desc()).limit(limit)))
 

@@ -114,3 +114,33 @@ def test_workers_reread_the_content_version_only_after_the_ttl(demo, app, sessio
     assert cache.get() is first  # within the TTL: no database read at all
     now[0] += 0.6
     assert cache.get().version == first.version + 1
+
+
+def fastpath(app):
+    return app.extensions["feedapp.fastpath"]
+
+
+def test_repeat_conditional_gets_skip_flask_with_the_same_headers(demo, app, client):
+    first = client.get("/feed.atom")
+    by_flask = client.get("/feed.atom", headers={"If-None-Match": first.headers["ETag"]})
+    hits = fastpath(app).hits
+    fast = client.get("/feed.atom", headers={"If-None-Match": first.headers["ETag"]})
+    assert fastpath(app).hits == hits + 1
+    assert fast.status_code == by_flask.status_code == 304
+    assert sorted(fast.headers.items()) == sorted(by_flask.headers.items())
+    assert client.get("/feed.atom", headers={"If-None-Match": 'W/"other"'}).status_code == 200
+
+
+def test_fast_path_never_answers_for_other_content_cookies_or_sessions(demo, app, client, sessions):
+    etag = client.get("/").headers["ETag"]
+    client.get("/", headers={"If-None-Match": etag})
+    hits = fastpath(app).hits
+    client.set_cookie("office", "lyon")
+    assert client.get("/", headers={"If-None-Match": etag}).status_code == 200  # another office: another body
+    client.delete_cookie("office")
+    client.set_cookie("session", "anything")
+    assert client.get("/", headers={"If-None-Match": etag}).status_code == 304  # Flask's own 304
+    client.delete_cookie("session")
+    add_post(sessions, "2900000000000000011")
+    assert client.get("/", headers={"If-None-Match": etag}).status_code == 200  # new content
+    assert fastpath(app).hits == hits

@@ -23,7 +23,9 @@ def lang_attr(code: str | None) -> str | None:
 def init_app(app: Flask) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
     from . import errors, feeds, health, http, pages, security, state
+    from .sessions import LazySessionInterface
 
+    app.session_interface = LazySessionInterface()
     for module in (health, pages, feeds):
         app.register_blueprint(module.bp)
     errors.init_app(app)

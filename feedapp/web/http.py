@@ -12,11 +12,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 
 import brotli
 from flask import Flask, Response, current_app, request
 
+from .fastpath import VERSION_KEY
 from .state import content_state
 
 COMPRESSIBLE = ("text/", "application/json", "application/feed+json", "application/rss+xml",
@@ -100,10 +100,11 @@ def cached_response(key: tuple, build: Callable[[], bytes], *, content_type: str
     etag = hashlib.sha256(repr(full_key).encode()).hexdigest()[:24]
     headers = {
         "ETag": f'W/"{etag}"',  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)
-        "Last-Modified": format_datetime(changed_at.replace(microsecond=0), usegmt=True),
+        "Last-Modified": state.last_modified,
         "Cache-Control": cache_control,
         "Vary": ", ".join(("Accept-Encoding", *vary)),
     }
+    request.environ[VERSION_KEY] = version  # lets the fast path remember these validators
     if _not_modified(etag, changed_at):
         return Response(status=304, headers=headers)
     rendered = render_cache().get(full_key, lambda: Rendered(build(), content_type))

@@ -35,4 +35,7 @@ def cursor() -> int | None:
 
 def base_url() -> str:
     """FEEDAPP_BASE_URL, or the request's own root, without the trailing slash."""
-    return (current_app.config.get("FEEDAPP_BASE_URL") or request.url_root).rstrip("/")
+    configured = current_app.config.get("FEEDAPP_BASE_URL")
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}{request.script_root}"

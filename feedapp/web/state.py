@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import format_datetime
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -35,6 +36,7 @@ class ContentState:
 
     version: int
     changed_at: datetime
+    last_modified: str  # changed_at as an HTTP date, formatted once
     offices: tuple[OfficeInfo, ...] = ()
     by_slug: dict[str, OfficeInfo] = field(default_factory=dict)
 
@@ -61,11 +63,12 @@ class StateCache:
     def _read(self, old: ContentState | None) -> ContentState:
         with sessions(self.app)() as session:
             row = session.execute(select(ContentVersion.version, ContentVersion.changed_at).where(ContentVersion.id == 1)).first()
-            version, changed_at = row if row else (0, datetime.fromtimestamp(0).astimezone())
+            version, changed_at = row if row else (0, datetime.fromtimestamp(0, timezone.utc))
             if old is not None and old.version == version:
                 return old
             offices = tuple(OfficeInfo(o.id, o.slug, o.name) for o in session.scalars(select(Office).order_by(Office.slug)))
-        return ContentState(version, changed_at, offices, {o.slug: o for o in offices})
+        http_date = format_datetime(changed_at.replace(microsecond=0), usegmt=True)
+        return ContentState(version, changed_at, http_date, offices, {o.slug: o for o in offices})
 
 
 def init_app(app: Flask) -> None:
