@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
 from . import assets, cli, db, web
@@ -46,14 +47,22 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
 
     assets.init_app(app)
+    _wrap_wsgi(app)
+    return app
+
+
+def _wrap_wsgi(app: Flask) -> None:
+    """The WSGI layers, outermost first: static files, proxy headers, the 304 fast path, Flask."""
     app.wsgi_app = app.extensions["feedapp.fastpath"] = NotModifiedFastPath(
         app.wsgi_app, app.extensions["feedapp.state"],
-        private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config.get("REMEMBER_COOKIE_NAME", "remember_token")),
+        private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )
-    # WhiteNoise serves static files (and their .br/.gz siblings) before Flask sees the request.
+    hops = app.config["FEEDAPP_PROXY_COUNT"]
+    if hops:  # trust exactly that many proxies' X-Forwarded-* (client IP for throttling, https for cookies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    # WhiteNoise serves static files (and their .br/.gz siblings) before anything else runs.
     app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/",
                               immutable_file_test=assets.is_immutable, max_age=3600)
-    return app
 
 
 def _secret_key(app: Flask) -> str | None:

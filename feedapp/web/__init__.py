@@ -22,12 +22,13 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import errors, feeds, health, http, pages, security, state
+    from . import account, admin, auth, errors, feeds, health, http, pages, security, state
     from .sessions import LazySessionInterface
 
     app.session_interface = LazySessionInterface()
-    for module in (health, pages, feeds):
+    for module in (health, pages, feeds, account, admin):
         app.register_blueprint(module.bp)
+    auth.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     http.init_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, url_for
 
+from feedapp import accounts
 from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
 from feedapp.render import feeds as render
@@ -36,6 +37,15 @@ def show_office_feed(slug: str, fmt: str):
     return _feed(fmt, get_office_or_404(slug))
 
 
+@bp.get("/private/<token>/feed.<fmt>")
+def show_private_feed(token: str, fmt: str):
+    """A user's own feed with staff-only posts: the secret token stands in for signing in."""
+    user = accounts.user_for_feed_token(get_session(), token)
+    if user is None:
+        abort(404)  # the same answer as any unknown URL: a wrong token reveals nothing
+    return _feed(fmt, content_state().by_id.get(user.office_id), reader=user.id, token=token)
+
+
 @bp.get("/feeds.opml")
 def show_opml():
     """Every public feed, for import into an RSS reader."""
@@ -52,7 +62,7 @@ def show_opml():
                            cache_control=_public_max_age())
 
 
-def _feed(fmt: str, office):
+def _feed(fmt: str, office, reader: int | None = None, token: str | None = None):
     if fmt not in FORMATS:
         abort(404)
     builder, content_type = FORMATS[fmt]
@@ -60,15 +70,18 @@ def _feed(fmt: str, office):
     interval = current_app.config["FEEDAPP_POLL_INTERVAL"]
 
     def build() -> bytes:
-        posts = posts_for_feed(get_session(), office.id if office else None,
+        posts = posts_for_feed(get_session(), office.id if office else None, staff=reader is not None,
                                limit=current_app.config["FEEDAPP_FEED_ITEMS"])
-        if office:
+        if token:
+            home = root + url_for("pages.show_feed")
+            self_url = root + url_for("feeds.show_private_feed", token=token, fmt=fmt)
+        elif office:
             home = root + url_for("pages.show_office", slug=office.slug)
             self_url = root + url_for("feeds.show_office_feed", slug=office.slug, fmt=fmt)
         else:
             home, self_url = root + url_for("pages.show_feed"), root + url_for("feeds.show_company_feed", fmt=fmt)
         info = render.FeedInfo(
-            title=f"{office.name} · {COMPANY}" if office else COMPANY,
+            title=("Staff · " if token else "") + (f"{office.name} · {COMPANY}" if office else COMPANY),
             subtitle=f"Company-wide posts and {office.name}" if office else "Company-wide posts",
             home_url=home,
             self_url=self_url,
@@ -77,10 +90,13 @@ def _feed(fmt: str, office):
             icon_url=root + asset_url("icons/icon-192.png"),
             language=None,
         )
-        return builder(info, posts)
+        return builder(info, posts, staff=reader is not None)
 
-    return cached_response(("feed", fmt, office.slug if office else "", root), build,
-                           content_type=content_type, cache_control=_public_max_age())
+    cache_control = _public_max_age()
+    if reader is not None:
+        cache_control = cache_control.replace("public", "private")  # never in a shared cache
+    return cached_response(("feed", fmt, office.slug if office else "", root, reader), build,
+                           content_type=content_type, cache_control=cache_control)
 
 
 def _public_max_age() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
@@ -19,10 +20,11 @@ OFFICE_COOKIE_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 
 @bp.get("/")
 def show_feed():
-    """Company-wide posts plus the reader's chosen office."""
-    office = chosen_office()
-    # The body depends on the office cookie, so caches must key on it.
-    return _feed_page(office, vary=("Cookie",))
+    """Company-wide posts plus the reader's office (staff: their own; others: the one they chose)."""
+    office = None
+    if current_user.is_authenticated:
+        office = content_state().by_id.get(current_user.office_id)
+    return _feed_page(office or chosen_office())
 
 
 @bp.get("/offices/<slug>")
@@ -52,21 +54,26 @@ def choose_office():
     return response
 
 
-def _feed_page(office, vary: tuple[str, ...] = ()):
+def _feed_page(office):
     before = cursor()
+    staff = current_user.is_authenticated
+    # Signed-in pages name the reader and hold staff-only posts: per user, never in shared caches.
+    reader = current_user.id if staff else None
 
     def build() -> bytes:
         session = get_session()
-        posts = posts_for_feed(session, office.id if office else None, before=before, limit=PAGE_SIZE + 1)
+        posts = posts_for_feed(session, office.id if office else None, staff=staff, before=before,
+                               limit=PAGE_SIZE + 1)
         older = posts[PAGE_SIZE - 1].id if len(posts) > PAGE_SIZE else None
         html = render_template("feed.html", posts=posts[:PAGE_SIZE], office=office, older=older,
-                               before=before, staff=False)
+                               before=before, staff=staff)
         return html.encode()
 
     return cached_response(
-        ("page", office.slug if office else "", before),
+        ("page", office.slug if office else "", before, reader),
         build,
         content_type="text/html; charset=utf-8",
-        cache_control=f"public, max-age={PAGE_MAX_AGE}",
-        vary=vary,
+        cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
+        # The office cookie and the session cookie both change the body.
+        vary=("Cookie",),
     )

@@ -39,6 +39,7 @@ class ContentState:
     last_modified: str  # changed_at as an HTTP date, formatted once
     offices: tuple[OfficeInfo, ...] = ()
     by_slug: dict[str, OfficeInfo] = field(default_factory=dict)
+    by_id: dict[int, OfficeInfo] = field(default_factory=dict)
 
 
 class StateCache:
@@ -68,7 +69,8 @@ class StateCache:
                 return old
             offices = tuple(OfficeInfo(o.id, o.slug, o.name) for o in session.scalars(select(Office).order_by(Office.slug)))
         http_date = format_datetime(changed_at.replace(microsecond=0), usegmt=True)
-        return ContentState(version, changed_at, http_date, offices, {o.slug: o for o in offices})
+        return ContentState(version, changed_at, http_date, offices, {o.slug: o for o in offices},
+                            {o.id: o for o in offices})
 
 
 def init_app(app: Flask) -> None:

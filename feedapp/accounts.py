@@ -1,0 +1,192 @@
+"""Staff accounts: invites, passwords, sign-in sessions, feed tokens and the audit trail.
+
+No Flask here: the web views and the CLI both call these. Secrets (invite
+tokens, session keys, feed tokens) are random, shown once, and stored only as
+SHA-256 hashes, so a copy of the database opens nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .models import AuditEvent, FeedToken, Invite, LoginSession, Office, User, utcnow
+
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,49}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 256  # NIST SP 800-63B: at least 8, allow long passphrases
+COMMON_PASSWORDS = {"password", "password1", "12345678", "123456789", "1234567890", "qwertyui", "qwerty123",
+                    "iloveyou", "letmein1", "welcome1", "abcd1234", "11111111", "00000000", "passw0rd"}
+# A fixed hash to check against when the username is unknown, so both cases take as long.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+class AccountError(ValueError):
+    """Input that cannot be accepted; the message is fit to show."""
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a random secret (for lookup; the secret itself is never stored)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def clean_username(raw: str) -> str:
+    """A lower-case username of 2-50 letters, digits, dots, dashes or underscores."""
+    name = (raw or "").strip().lower()
+    if not USERNAME_RE.match(name):
+        raise AccountError("A username is 2–50 letters, digits, dots, dashes or underscores.")
+    return name
+
+
+def check_password_rules(password: str, username: str = "") -> None:
+    """Raise AccountError unless password is acceptable."""
+    if len(password) < PASSWORD_MIN:
+        raise AccountError(f"Use at least {PASSWORD_MIN} characters.")
+    if len(password) > PASSWORD_MAX:
+        raise AccountError(f"Use at most {PASSWORD_MAX} characters.")
+    if password.lower() in COMMON_PASSWORDS or (username and password.lower() == username.lower()):
+        raise AccountError("That password is too easy to guess; choose another.")
+
+
+def user_by_username(session: Session, username: str) -> User | None:
+    """The user with that username (case-insensitive)."""
+    return session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+
+
+def create_user(session: Session, username: str, display_name: str = "", office: Office | None = None,
+                is_admin: bool = False) -> User:
+    """A new account without a password; issue an invite next. Caller commits."""
+    name = clean_username(username)
+    if user_by_username(session, name) is not None:
+        raise AccountError(f"The username {name!r} is taken.")
+    user = User(username=name, display_name=(display_name or name).strip()[:100], office=office,
+                is_admin=is_admin, active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def issue_invite(session: Session, user: User, valid_for: timedelta) -> str:
+    """A new one-time invite token for user (older unused ones stop working). Caller commits."""
+    session.execute(delete(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None)))
+    token = secrets.token_urlsafe(32)
+    session.add(Invite(user_id=user.id, token_hash=hash_secret(token), expires_at=utcnow() + valid_for))
+    session.flush()
+    return token
+
+
+def invite_status(session: Session, token: str) -> tuple[Invite | None, str]:
+    """(invite, "ok" | "unknown" | "used" | "expired" | "inactive") for a token from a URL."""
+    invite = session.scalar(select(Invite).where(Invite.token_hash == hash_secret(token or "")))
+    if invite is None:
+        return None, "unknown"
+    if invite.used_at is not None:
+        return invite, "used"
+    if invite.expires_at <= utcnow():
+        return invite, "expired"
+    if not session.get(User, invite.user_id).active:
+        return invite, "inactive"
+    return invite, "ok"
+
+
+def redeem_invite(session: Session, invite: Invite, password: str) -> User:
+    """Set the password and use the invite up; ends every other session of the user. Caller commits."""
+    user = session.get(User, invite.user_id)
+    set_password(session, user, password)
+    invite.used_at = utcnow()
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Check and store a new password; signs the user out everywhere. Caller commits."""
+    check_password_rules(password, user.username)
+    user.password_hash = generate_password_hash(password)
+    end_all_sessions(session, user)
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with that password, else None (in the same time either way)."""
+    user = user_by_username(session, username)
+    if user is None or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or not user.active:
+        return None
+    return user
+
+
+def start_session(session: Session, user: User, lifetime: timedelta) -> str:
+    """Record a new sign-in; returns the key the session cookie carries. Caller commits."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(LoginSession(key_hash=hash_secret(key), user_id=user.id, created_at=now, expires_at=now + lifetime))
+    user.last_login_at = now
+    return key
+
+
+def user_for_session(session: Session, user_id: int, key: str) -> User | None:
+    """The active user a cookie's (user id, key) belongs to, if that session still stands."""
+    row = session.get(LoginSession, hash_secret(key))
+    if row is None or row.user_id != user_id or row.expires_at <= utcnow():
+        return None
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+def end_session(session: Session, key: str) -> None:
+    """Sign one browser out. Caller commits."""
+    session.execute(delete(LoginSession).where(LoginSession.key_hash == hash_secret(key)))
+
+
+def end_all_sessions(session: Session, user: User) -> None:
+    """Sign every browser of user out. Caller commits."""
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+
+
+def rotate_feed_token(session: Session, user: User) -> str:
+    """A new private-feed token for user; the old URLs stop working. Caller commits."""
+    session.execute(delete(FeedToken).where(FeedToken.user_id == user.id))
+    token = secrets.token_urlsafe(32)
+    session.add(FeedToken(user_id=user.id, token_hash=hash_secret(token)))
+    session.flush()
+    return token
+
+
+def user_for_feed_token(session: Session, token: str) -> User | None:
+    """The active user whose private feed token this is."""
+    digest = hash_secret(token or "")
+    row = session.scalar(select(FeedToken).where(FeedToken.token_hash == digest))
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def set_active(session: Session, user: User, active: bool) -> None:
+    """Deactivate (ending every session, invite and feed token at once) or reactivate. Caller commits."""
+    user.active = active
+    if not active:
+        end_all_sessions(session, user)
+        session.execute(delete(FeedToken).where(FeedToken.user_id == user.id))
+        session.execute(delete(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None)))
+
+
+def audit(session: Session, actor: str, action: str, target: str = "", detail: str = "") -> None:
+    """Record an admin action (and log it, without secrets). Caller commits."""
+    session.add(AuditEvent(actor=actor, action=action, target=target, detail=detail[:500]))
+    log.info("audit actor=%s action=%s target=%s detail=%s", actor, action, target, detail[:200])
+
+
+def purge_expired_sessions(session: Session, now: datetime | None = None) -> int:
+    """Delete sign-ins past their expiry; returns how many. Caller commits."""
+    result = session.execute(delete(LoginSession).where(LoginSession.expires_at <= (now or utcnow())))
+    return result.rowcount or 0

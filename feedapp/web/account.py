@@ -1,0 +1,79 @@
+"""/account: who you are, your password, and your private feed links."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required, login_user
+
+from feedapp import accounts
+from feedapp.db import get_session
+from feedapp.models import FeedToken, User
+
+from .auth import REMEMBER_FOR, CurrentUser
+from .forms import ActionForm, ChangePasswordForm
+from .scope import base_url
+from .state import content_state
+
+bp = Blueprint("account", __name__)
+
+
+@bp.get("/account")
+@login_required
+def show_account():
+    """Name, office, password form and private feed status."""
+    return _render(ChangePasswordForm())
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    """Change the password; every other signed-in browser is signed out."""
+    form = ChangePasswordForm()
+    db = get_session()
+    user = db.get(User, current_user.id)
+    if not form.validate_on_submit():
+        return _render(form), 400
+    if accounts.authenticate(db, user.username, form.current.data) is None:
+        form.current.errors.append("That is not your current password.")
+        return _render(form), 400
+    try:
+        accounts.set_password(db, user, form.password.data)
+    except accounts.AccountError as exc:
+        form.password.errors.append(str(exc))
+        return _render(form), 400
+    key = accounts.start_session(db, user, REMEMBER_FOR)
+    db.commit()
+    login_user(CurrentUser.of(user, key), remember=True, duration=REMEMBER_FOR)
+    flash("Password changed. Other phones and browsers are signed out.")
+    return redirect(url_for("account.show_account"), code=303)
+
+
+@bp.post("/account/feed-token")
+@login_required
+def rotate_feed_token():
+    """Make new private feed links (shown once); the old ones stop working."""
+    if not ActionForm().validate_on_submit():
+        return _render(ChangePasswordForm()), 400
+    db = get_session()
+    token = accounts.rotate_feed_token(db, db.get(User, current_user.id))
+    db.commit()
+    return _render(ChangePasswordForm(), new_token=token)
+
+
+def private_feed_urls(token: str) -> dict[str, str]:
+    """The private RSS, Atom and JSON URLs for a feed token."""
+    root = base_url()
+    return {fmt: root + url_for("feeds.show_private_feed", token=token, fmt=fmt) for fmt in ("rss", "atom", "json")}
+
+
+def _render(form, new_token: str | None = None):
+    db = get_session()
+    user = db.get(User, current_user.id)
+    office = content_state().by_id.get(user.office_id)
+    token_row = db.get(FeedToken, user.id)
+    response = render_template(
+        "account.html", user=user, office=office, form=form, action=ActionForm(),
+        feed_created=token_row.created_at if token_row else None,
+        feed_urls=private_feed_urls(new_token) if new_token else None,
+    )
+    return response, 200, {"Cache-Control": "no-store"}

@@ -1,0 +1,177 @@
+"""Staff sign-in: /login, /logout and one-time invites, on Flask-Login and server-side sessions.
+
+The session cookie carries "user id:random key"; the key's hash is a row in
+login_sessions. Signing out, changing the password or deactivating the user
+deletes rows, so a copied or replayed cookie stops working at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from feedapp import accounts
+from feedapp.db import get_session
+
+from .forms import LoginForm, SetPasswordForm
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+REMEMBER_FOR = timedelta(days=30)  # weeks on a phone, as staff expect of an app
+SESSION_FOR = timedelta(hours=12)  # without "remember me": one working day
+LOGIN_LIMIT_PER_IP = "20 per 5 minutes"
+LOGIN_LIMIT_PER_USERNAME = "5 per 15 minutes"  # failed attempts only
+
+
+@dataclass
+class CurrentUser(UserMixin):
+    """The signed-in reader, as views need it (plain data; no database session attached)."""
+
+    id: int
+    username: str
+    display_name: str
+    office_id: int | None
+    is_admin: bool
+    key: str  # this browser's session key
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.key}"
+
+    @classmethod
+    def of(cls, user, key: str) -> CurrentUser:
+        return cls(user.id, user.username, user.display_name, user.office_id, user.is_admin, key)
+
+
+def init_app(app) -> None:
+    """Configure Flask-Login and the sign-in throttle."""
+    app.config.setdefault("REMEMBER_COOKIE_NAME", "remember_token")
+    app.config.setdefault("REMEMBER_COOKIE_DURATION", REMEMBER_FOR)
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config["SESSION_COOKIE_SECURE"])
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["FEEDAPP_RATELIMIT_STORAGE_URL"])
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to see that page."
+    # "basic", not "strong": phones change IP address all day long.
+    login_manager.session_protection = "basic"
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> CurrentUser | None:
+    """The reader of a session or remember-me cookie, if that sign-in still stands."""
+    uid, _, key = (user_id or "").partition(":")
+    if not uid.isdigit() or not key:
+        return None
+    user = accounts.user_for_session(get_session(), int(uid), key)
+    return CurrentUser.of(user, key) if user else None
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: never another host, scheme or protocol-relative URL."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return url_for("pages.show_feed")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return url_for("pages.show_feed")
+    return target
+
+
+def _username_key() -> str:
+    return "login-user:" + (request.form.get("username") or "").strip().lower()[:50]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"],
+               error_message="Too many sign-in attempts from this network. Wait a few minutes and try again.")
+@limiter.limit(LOGIN_LIMIT_PER_USERNAME, methods=["POST"], key_func=_username_key,
+               deduct_when=lambda response: response.status_code == 401,
+               error_message="Too many wrong passwords for this username. Wait 15 minutes and try again.")
+def login():
+    """Sign in with username and password."""
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    form = LoginForm(next=request.args.get("next", ""))
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("login.html", form=form), 400
+        db = get_session()
+        user = accounts.authenticate(db, form.username.data, form.password.data)
+        if user is None:
+            form.password.errors.append("Wrong username or password.")
+            return render_template("login.html", form=form), 401
+        _sign_in(user, remember=form.remember.data)
+        db.commit()
+        return redirect(safe_next(form.next.data), code=303)
+    return render_template("login.html", form=form)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """Sign out this browser; GET asks first (a link must not sign anyone out)."""
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("pages.show_feed"))
+        return render_template("logout.html", done=False)
+    if current_user.is_authenticated:
+        db = get_session()
+        accounts.end_session(db, current_user.key)
+        db.commit()
+    logout_user()
+    session.clear()
+    response = current_app.make_response(render_template("logout.html", done=True))
+    # Drop every cached copy of staff pages in this browser (HTTP cache and the offline caches).
+    response.headers["Clear-Site-Data"] = '"cache"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept_invite(token: str):
+    """Choose a password with a one-time invite link, then go straight in."""
+    db = get_session()
+    invite, status = accounts.invite_status(db, token)
+    if status != "ok":
+        return render_template("invite_gone.html", status=status), (404 if status == "unknown" else 410)
+    user = db.get(accounts.User, invite.user_id)
+    form = SetPasswordForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                accounts.redeem_invite(db, invite, form.password.data)
+            except accounts.AccountError as exc:
+                form.password.errors.append(str(exc))
+            else:
+                _sign_in(user, remember=True)
+                db.commit()
+                flash("Your password is set. Welcome!")
+                return redirect(url_for("account.show_account"), code=303)
+        return render_template("invite.html", form=form, user=user), 400
+    return render_template("invite.html", form=form, user=user)
+
+
+def _sign_in(user, remember: bool) -> None:
+    """A fresh session id and a new server-side session row (never reuse the old ones)."""
+    session.clear()
+    key = accounts.start_session(get_session(), user, REMEMBER_FOR if remember else SESSION_FOR)
+    login_user(CurrentUser.of(user, key), remember=remember, duration=REMEMBER_FOR)
+
+
+def require_admin():
+    """401 → sign-in page for anonymous readers, 403 for staff who are not admins."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403, description="This page is for administrators.")
+    return None
