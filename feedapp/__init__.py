@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
-from . import assets, cli, db, web
+from . import assets, cli, db, redact, web
 from .config import load_config, read_secret_key
 from .web.fastpath import NotModifiedFastPath
 
@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
+    redact.install("werkzeug")  # the development server logs request lines, tokens included
 
     app.config.update(
         SESSION_COOKIE_SECURE=app.config["FEEDAPP_SECURE_COOKIES"],
