@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app feedapp
 
-.PHONY: run test browser setup bench-poll clean
+.PHONY: run test browser setup bench-poll translations clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 setup: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) assets
+	$(BIN)/pybabel compile -q -d translations
 
 run: setup
 	@if [ -z "$$FEEDAPP_X_BEARER_TOKEN$$FEEDAPP_X_CONSUMER_KEY" ]; then $(FLASK) demo; else $(FLASK) poll || true; fi
@@ -22,6 +23,7 @@ run: setup
 
 test: browser $(VENV)/.installed
 	$(FLASK) assets
+	$(BIN)/pybabel compile -q -d translations
 	$(BIN)/python -m pytest
 
 # Debian packages the tests use: headless Chromium (Playwright only drives it) and a Java
@@ -32,6 +34,11 @@ browser:
 
 bench-poll: $(VENV)/.installed
 	$(BIN)/python bench/poll_bench.py
+
+# After changing interface text: extract it, add French to tools/fr.py, rerun until nothing is missing.
+translations: $(VENV)/.installed
+	$(BIN)/python tools/update_translations.py
+	$(BIN)/pybabel compile -q -d translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -45,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     cli.init_app(app)
-    web.init_app(app)
+    web.init_app(app, translations=str(ROOT / "translations"))
 
     assets.init_app(app)
     _wrap_wsgi(app)

@@ -30,8 +30,17 @@ COMMON_PASSWORDS = {"password", "password1", "12345678", "123456789", "123456789
 _DUMMY_HASH = generate_password_hash("not a real password")
 
 
+def N_(message: str) -> str:
+    """Mark a message for translation; the web layer translates it (this module has no locale)."""
+    return message
+
+
 class AccountError(ValueError):
-    """Input that cannot be accepted; the message is fit to show."""
+    """Input that cannot be accepted: message (a marked template) % params is fit to show."""
+
+    def __init__(self, message: str, **params):
+        super().__init__(message % params if params else message)
+        self.message, self.params = message, params
 
 
 def hash_secret(secret: str) -> str:
@@ -43,18 +52,18 @@ def clean_username(raw: str) -> str:
     """A lower-case username of 2-50 letters, digits, dots, dashes or underscores."""
     name = (raw or "").strip().lower()
     if not USERNAME_RE.match(name):
-        raise AccountError("A username is 2–50 letters, digits, dots, dashes or underscores.")
+        raise AccountError(N_("A username is 2–50 letters, digits, dots, dashes or underscores."))
     return name
 
 
 def check_password_rules(password: str, username: str = "") -> None:
     """Raise AccountError unless password is acceptable."""
     if len(password) < PASSWORD_MIN:
-        raise AccountError(f"Use at least {PASSWORD_MIN} characters.")
+        raise AccountError(N_("Use at least %(count)d characters."), count=PASSWORD_MIN)
     if len(password) > PASSWORD_MAX:
-        raise AccountError(f"Use at most {PASSWORD_MAX} characters.")
+        raise AccountError(N_("Use at most %(count)d characters."), count=PASSWORD_MAX)
     if password.lower() in COMMON_PASSWORDS or (username and password.lower() == username.lower()):
-        raise AccountError("That password is too easy to guess; choose another.")
+        raise AccountError(N_("That password is too easy to guess; choose another."))
 
 
 def user_by_username(session: Session, username: str) -> User | None:
@@ -67,7 +76,7 @@ def create_user(session: Session, username: str, display_name: str = "", office:
     """A new account without a password; issue an invite next. Caller commits."""
     name = clean_username(username)
     if user_by_username(session, name) is not None:
-        raise AccountError(f"The username {name!r} is taken.")
+        raise AccountError(N_("The username %(username)s is taken."), username=name)
     user = User(username=name, display_name=(display_name or name).strip()[:100], office=office,
                 is_admin=is_admin, active=True)
     session.add(user)

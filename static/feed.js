@@ -1,20 +1,93 @@
-// Optional: shows post times as "5 min ago" in the reader's language. The page works without it.
+// Optional extras; every page works without them: relative times, the service worker
+// (offline reading, updates), the offline notice and the install hint.
 (function () {
-  if (!window.Intl || !Intl.RelativeTimeFormat) return;
-  var rtf = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: "auto" });
-  var steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"]];
-  function label(date) {
-    var diff = (date - Date.now()) / 1000;
-    for (var i = 0; i < steps.length; i++) {
-      if (Math.abs(diff) < steps[i][0]) return rtf.format(Math.round(diff), steps[i][1]);
-      diff /= steps[i][0];
-    }
-    return date.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" });
+  "use strict";
+  var lang = document.documentElement.lang || undefined;
+
+  // "5 minutes ago" in the reader's language; the exact time stays in the tooltip.
+  if (window.Intl && Intl.RelativeTimeFormat) {
+    var rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
+    var steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"]];
+    var label = function (date) {
+      var diff = (date - Date.now()) / 1000;
+      for (var i = 0; i < steps.length; i++) {
+        if (Math.abs(diff) < steps[i][0]) return rtf.format(Math.round(diff), steps[i][1]);
+        diff /= steps[i][0];
+      }
+      return date.toLocaleDateString(lang, { day: "numeric", month: "short", year: "numeric" });
+    };
+    document.querySelectorAll(".post time[datetime]").forEach(function (el) {
+      var date = new Date(el.getAttribute("datetime"));
+      if (!isNaN(date)) el.textContent = label(date);
+    });
   }
-  document.querySelectorAll("time[datetime]").forEach(function (el) {
-    var date = new Date(el.getAttribute("datetime"));
-    if (isNaN(date)) return;
-    el.title = date.toLocaleString();
-    el.textContent = label(date);
+
+  // A page the service worker served from its saved copy: say so, and from when.
+  var saved = document.body.getAttribute("data-offline-saved");
+  var offline = document.getElementById("offline-banner");
+  if (saved && offline) {
+    var at = new Date(saved);
+    var time = isNaN(at) ? "" : at.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    offline.textContent = offline.getAttribute("data-text").replace("{time}", time);
+    offline.hidden = false;
+  }
+
+  // Signed out: no staff-only page, post or image may stay on this phone.
+  if (document.querySelector('meta[name="feedapp-signed-out"]')) {
+    if (window.caches) { caches.delete("pages-staff"); caches.delete("media"); }
+    if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+      navigator.serviceWorker.controller.postMessage({ type: "LOGOUT" });
+    }
+  }
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js").then(function (registration) {
+      var offer = function (worker) {
+        var banner = document.getElementById("update-banner");
+        if (!banner) return;
+        banner.hidden = false;
+        document.getElementById("update-reload").addEventListener("click", function () {
+          navigator.serviceWorker.addEventListener("controllerchange", function () { location.reload(); });
+          worker.postMessage({ type: "SKIP_WAITING" });
+        });
+      };
+      if (registration.waiting && navigator.serviceWorker.controller) offer(registration.waiting);
+      registration.addEventListener("updatefound", function () {
+        var worker = registration.installing;
+        worker.addEventListener("statechange", function () {
+          // A new worker waiting while an old one controls the page: a new version is ready.
+          if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
+        });
+      });
+    }).catch(function () { /* no worker: the site still works online */ });
+  }
+
+  // Install hint: Chrome's prompt where it fires, instructions on iOS Safari; never again once dismissed.
+  var KEY = "feedapp.install";
+  var banner = document.getElementById("install-banner");
+  var standalone = window.matchMedia("(display-mode: standalone)").matches || navigator.standalone === true;
+  var remembered = function () { try { return localStorage.getItem(KEY); } catch (e) { return "blocked"; } };
+  var remember = function (value) { try { localStorage.setItem(KEY, value); } catch (e) { /* private mode */ } };
+  if (!banner || standalone || remembered()) return;
+  var dismiss = function () { banner.hidden = true; remember("dismissed"); };
+  document.getElementById("install-dismiss").addEventListener("click", dismiss);
+  window.addEventListener("appinstalled", function () { banner.hidden = true; remember("installed"); });
+  window.addEventListener("beforeinstallprompt", function (event) {
+    event.preventDefault();
+    var go = document.getElementById("install-go");
+    banner.querySelector(".install-prompt").hidden = false;
+    go.hidden = false;
+    banner.hidden = false;
+    go.addEventListener("click", function () {
+      event.prompt();
+      event.userChoice.then(function (choice) {
+        banner.hidden = true;
+        remember(choice.outcome === "accepted" ? "installed" : "dismissed");
+      });
+    }, { once: true });
   });
+  if (/iPhone|iPad|iPod/.test(navigator.userAgent) && !navigator.standalone) {
+    banner.querySelector(".install-ios").hidden = false;
+    banner.hidden = false;
+  }
 })();

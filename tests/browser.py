@@ -82,6 +82,9 @@ def serve(app) -> Iterator[str]:
         thread.join(5)
 
 
+MEDIA_HOSTS = {"pbs.twimg.com", "abs.twimg.com"}
+
+
 @dataclass
 class Seal:
     """Route handler: the test server passes, remote images get PIXEL, anything else is aborted."""
@@ -96,7 +99,8 @@ class Seal:
         parts = urlsplit(url)
         if f"{parts.scheme}://{parts.netloc}" == self.origin:
             route.continue_()
-        elif route.request.resource_type == "image":
+        elif route.request.resource_type == "image" or parts.netloc in MEDIA_HOSTS:
+            # The service worker fetches images itself (resource type "fetch"), for its offline cache.
             self.stubbed.append(url)
             route.fulfill(status=200, content_type="image/png", body=PIXEL)
         else:

@@ -30,6 +30,19 @@ def static_assets():
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not assets.is_current(static):
             assets.build(static)
+        _compile_translations()
+
+
+def _compile_translations() -> None:
+    """Compile translations/*/LC_MESSAGES/messages.po to .mo when stale (`make test` does it first)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in (ROOT / "translations").glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as src, mo.open("wb") as dst:
+                write_mo(dst, read_po(src))
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,9 @@ def test_cache_control_public_feeds_match_the_poll_interval(demo, make_app):
     assert rss.headers["Cache-Control"] == "public, max-age=600"
     assert b"<ttl>10</ttl>" in rss.data
     page = client.get("/")
-    assert page.headers["Vary"] == "Accept-Encoding, Cookie"
-    assert client.get("/offices/lyon").headers["Vary"] == "Accept-Encoding, Cookie"  # a signed-in reader sees more
+    assert page.headers["Vary"] == "Accept-Encoding, Cookie, Accept-Language"
+    # A signed-in reader sees more; pages are translated.
+    assert client.get("/offices/lyon").headers["Vary"] == "Accept-Encoding, Cookie, Accept-Language"
     assert client.get("/feed.rss").headers["Vary"] == "Accept-Encoding"  # public feeds ignore cookies
 
 

@@ -20,15 +20,16 @@ def lang_attr(code: str | None) -> str | None:
     return code
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import account, admin, auth, errors, feeds, health, http, pages, security, state
+    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, pwa, security, state
     from .sessions import LazySessionInterface
 
     app.session_interface = LazySessionInterface()
-    for module in (health, pages, feeds, account, admin):
+    for module in (health, pages, feeds, account, admin, pwa):
         app.register_blueprint(module.bp)
     auth.init_app(app)
+    i18n.init_app(app, translations)
     errors.init_app(app)
     security.init_app(app)
     http.init_app(app)

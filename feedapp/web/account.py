@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required, login_user
 
 from feedapp import accounts
@@ -10,7 +11,7 @@ from feedapp.db import get_session
 from feedapp.models import FeedToken, User
 
 from .auth import REMEMBER_FOR, CurrentUser
-from .forms import ActionForm, ChangePasswordForm
+from .forms import ActionForm, ChangePasswordForm, translate
 from .scope import base_url
 from .state import content_state
 
@@ -34,17 +35,17 @@ def change_password():
     if not form.validate_on_submit():
         return _render(form), 400
     if accounts.authenticate(db, user.username, form.current.data) is None:
-        form.current.errors.append("That is not your current password.")
+        form.current.errors.append(gettext("That is not your current password."))
         return _render(form), 400
     try:
         accounts.set_password(db, user, form.password.data)
     except accounts.AccountError as exc:
-        form.password.errors.append(str(exc))
+        form.password.errors.append(translate(exc))
         return _render(form), 400
     key = accounts.start_session(db, user, REMEMBER_FOR)
     db.commit()
     login_user(CurrentUser.of(user, key), remember=True, duration=REMEMBER_FOR)
-    flash("Password changed. Other phones and browsers are signed out.")
+    flash(gettext("Password changed. Other phones and browsers are signed out."))
     return redirect(url_for("account.show_account"), code=303)
 
 

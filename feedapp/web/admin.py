@@ -7,6 +7,7 @@ from datetime import timedelta
 import qrcode
 import qrcode.image.svg
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from feedapp.db import get_session
 from feedapp.models import AuditEvent, Invite, User
 
 from .auth import require_admin
-from .forms import ActionForm, OfficeForm, UserForm
+from .forms import ActionForm, OfficeForm, UserForm, translate
 from .scope import base_url
 from .state import content_state
 
@@ -52,7 +53,7 @@ def create_user():
         user = accounts.create_user(db, form.username.data, form.display_name.data,
                                     db.get(accounts.Office, office.id) if office else None, form.is_admin.data)
     except accounts.AccountError as exc:
-        form.username.errors.append(str(exc))
+        form.username.errors.append(translate(exc))
         return _render_list(form), 400
     token = accounts.issue_invite(db, user, _invite_lifetime())
     accounts.audit(db, current_user.username, "create_user", user.username,
@@ -79,7 +80,10 @@ def set_office(user_id: int):
     db = get_session()
     accounts.audit(db, current_user.username, "set_office", user.username, form.office.data or "-")
     db.commit()
-    flash(f"{user.username} now reads {office.name if office else 'company-wide posts only'}.")
+    if office:
+        flash(gettext("%(username)s now reads %(office)s.", username=user.username, office=office.name))
+    else:
+        flash(gettext("%(username)s now reads company-wide posts only.", username=user.username))
     return redirect(url_for("admin.show_user", user_id=user.id), code=303)
 
 
@@ -102,7 +106,7 @@ def reissue_invite(user_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     if not user.active:
-        flash("Reactivate the account first.")
+        flash(gettext("Reactivate the account first."))
         return redirect(url_for("admin.show_user", user_id=user.id), code=303)
     db = get_session()
     token = accounts.issue_invite(db, user, _invite_lifetime())
@@ -116,13 +120,16 @@ def _set_active(user_id: int, active: bool):
     if not ActionForm().validate_on_submit():
         abort(400)
     if user.id == current_user.id and not active:
-        flash("You cannot switch off your own account.")
+        flash(gettext("You cannot switch off your own account."))
         return redirect(url_for("admin.show_user", user_id=user.id), code=303)
     db = get_session()
     accounts.set_active(db, user, active)
     accounts.audit(db, current_user.username, "reactivate" if active else "deactivate", user.username)
     db.commit()
-    flash(f"{user.username} is {'active again' if active else 'switched off and signed out everywhere'}.")
+    if active:
+        flash(gettext("%(username)s is active again.", username=user.username))
+    else:
+        flash(gettext("%(username)s is switched off and signed out everywhere.", username=user.username))
     return redirect(url_for("admin.show_user", user_id=user.id), code=303)
 
 
@@ -143,7 +150,7 @@ def _invite_lifetime() -> timedelta:
 
 
 def _office_choices():
-    return [("", "Company-wide only")] + [(o.slug, o.name) for o in content_state().offices]
+    return [("", gettext("Company-wide only"))] + [(o.slug, o.name) for o in content_state().offices]
 
 
 def _user_form() -> UserForm:
@@ -162,7 +169,7 @@ def _office_form(user: User) -> OfficeForm:
 def _get_user_or_404(user_id: int) -> User:
     user = get_session().get(User, user_id)
     if user is None:
-        abort(404, description="There is no such account.")
+        abort(404, description=gettext("There is no such account."))
     return user
 
 

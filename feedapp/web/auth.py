@@ -12,6 +12,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -19,7 +20,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from feedapp import accounts
 from feedapp.db import get_session
 
-from .forms import LoginForm, SetPasswordForm
+from .forms import LoginForm, SetPasswordForm, translate
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -61,7 +62,7 @@ def init_app(app) -> None:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Sign in to see that page."
+    login_manager.login_message = lazy_gettext("Sign in to see that page.")
     # "basic", not "strong": phones change IP address all day long.
     login_manager.session_protection = "basic"
     limiter.init_app(app)
@@ -94,10 +95,10 @@ def _username_key() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"],
-               error_message="Too many sign-in attempts from this network. Wait a few minutes and try again.")
+               error_message=lambda: gettext("Too many sign-in attempts from this network. Wait a few minutes and try again."))
 @limiter.limit(LOGIN_LIMIT_PER_USERNAME, methods=["POST"], key_func=_username_key,
                deduct_when=lambda response: response.status_code == 401,
-               error_message="Too many wrong passwords for this username. Wait 15 minutes and try again.")
+               error_message=lambda: gettext("Too many wrong passwords for this username. Wait 15 minutes and try again."))
 def login():
     """Sign in with username and password."""
     if current_user.is_authenticated:
@@ -109,7 +110,7 @@ def login():
         db = get_session()
         user = accounts.authenticate(db, form.username.data, form.password.data)
         if user is None:
-            form.password.errors.append("Wrong username or password.")
+            form.password.errors.append(gettext("Wrong username or password."))
             return render_template("login.html", form=form), 401
         _sign_in(user, remember=form.remember.data)
         db.commit()
@@ -151,11 +152,11 @@ def accept_invite(token: str):
             try:
                 accounts.redeem_invite(db, invite, form.password.data)
             except accounts.AccountError as exc:
-                form.password.errors.append(str(exc))
+                form.password.errors.append(translate(exc))
             else:
                 _sign_in(user, remember=True)
                 db.commit()
-                flash("Your password is set. Welcome!")
+                flash(gettext("Your password is set. Welcome!"))
                 return redirect(url_for("account.show_account"), code=303)
         return render_template("invite.html", form=form, user=user), 400
     return render_template("invite.html", form=form, user=user)
@@ -173,5 +174,5 @@ def require_admin():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_admin:
-        abort(403, description="This page is for administrators.")
+        abort(403, description=gettext("This page is for administrators."))
     return None

@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask_babel import gettext, lazy_gettext
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +23,34 @@ def _wants_json() -> bool:
     return best == "application/json" or request.path.endswith(".json")
 
 
+TITLES = {
+    400: lazy_gettext("Something in that request was wrong"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Page not found"),
+    405: lazy_gettext("Not allowed"),
+    410: lazy_gettext("Gone"),
+    413: lazy_gettext("Too much data"),
+    429: lazy_gettext("Too many attempts"),
+    500: lazy_gettext("Something went wrong"),
+}
+
+
 def _http_error(exc: HTTPException):
     message = exc.description or ""
     if isinstance(exc, CSRFError):
-        message = "This form has expired or did not come from this site. Go back, reload the page and try again."
+        message = gettext("This form has expired or did not come from this site. Go back, reload the page and try again.")
+    elif exc.code == 404 and message == NotFound.description:
+        message = gettext("There is nothing at this address. Check the link, or start from the feed.")
+    elif exc.code == 413:
+        message = gettext("That was more data than this form accepts.")
     if _wants_json():
-        response = jsonify(error=exc.name, message=message)
+        response = jsonify(error=exc.name, message=str(message))
     else:
-        response = render_template("error.html", code=exc.code, name=exc.name, message=message)
+        title = TITLES.get(exc.code, exc.name)
+        response = render_template("error.html", code=exc.code, title=title, message=message)
     return response, exc.code, {"Cache-Control": "no-store"}
 
 
 def _unexpected(exc: Exception):
     log.exception("unhandled error path=%s", request.path)
-    return _http_error(InternalServerError(description="Something went wrong on our side. Please try again."))
+    return _http_error(InternalServerError(description=gettext("Something went wrong on our side. Please try again.")))

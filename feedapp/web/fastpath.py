@@ -18,7 +18,7 @@ from .state import StateCache
 
 VERSION_KEY = "feedapp.cache_version"  # set by cached_response in the WSGI environ
 KEPT = {"etag", "cache-control", "vary", "last-modified", "content-security-policy", "x-content-type-options",
-        "referrer-policy", "x-frame-options"}
+        "referrer-policy", "x-frame-options", "x-feedapp-audience", "x-feedapp-offline"}
 
 
 @dataclass(frozen=True)

@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from feedapp.accounts import PASSWORD_MAX, PASSWORD_MIN
+from feedapp.accounts import PASSWORD_MAX, PASSWORD_MIN, AccountError
+
+REQUIRED = _l("Fill this in.")
+
+
+def translate(exc: AccountError) -> str:
+    """An AccountError's message in the reader's language."""
+    return gettext(exc.message, **exc.params)
 
 
 def plain_text(_form, field) -> None:
     """Refuse text that did not arrive as valid UTF-8 (the decoder put U+FFFD in) or holds controls."""
     value = field.data or ""
     if "\ufffd" in value or any(ord(c) < 32 and c not in "\t" for c in value):
-        raise ValidationError("Use plain text only.")
+        raise ValidationError(gettext("Use plain text only."))
+
+
+def _too_long(limit: int):
+    return Length(max=limit, message=_l("Use at most %(max)d characters."))
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=50), plain_text])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=PASSWORD_MAX), plain_text])
-    remember = BooleanField("Keep me signed in on this phone", default=True)
+    username = StringField(_l("Username"), validators=[DataRequired(REQUIRED), _too_long(50), plain_text])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), _too_long(PASSWORD_MAX), plain_text])
+    remember = BooleanField(_l("Keep me signed in on this phone"), default=True)
     next = HiddenField(validators=[Optional(), Length(max=500)])
 
 
 class SetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[
-        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX), plain_text])
-    confirm = PasswordField("New password again", validators=[
-        DataRequired(), EqualTo("password", message="The two passwords differ.")])
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(REQUIRED),
+        Length(min=PASSWORD_MIN, max=PASSWORD_MAX, message=_l("Use %(min)d to %(max)d characters.")),
+        plain_text])
+    confirm = PasswordField(_l("New password again"), validators=[
+        DataRequired(REQUIRED), EqualTo("password", message=_l("The two passwords differ."))])
 
 
 class ChangePasswordForm(SetPasswordForm):
-    current = PasswordField("Current password", validators=[DataRequired(), Length(max=PASSWORD_MAX), plain_text])
+    current = PasswordField(_l("Current password"), validators=[
+        DataRequired(REQUIRED), _too_long(PASSWORD_MAX), plain_text])
 
 
 class ActionForm(FlaskForm):
@@ -39,11 +54,12 @@ class ActionForm(FlaskForm):
 
 
 class UserForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=2, max=50), plain_text])
-    display_name = StringField("Name", validators=[Optional(), Length(max=100), plain_text])
-    office = SelectField("Office", choices=[], validate_choice=True)
-    is_admin = BooleanField("Administrator")
+    username = StringField(_l("Username"), validators=[
+        DataRequired(REQUIRED), Length(min=2, max=50, message=_l("Use %(min)d to %(max)d characters.")), plain_text])
+    display_name = StringField(_l("Name"), validators=[Optional(), _too_long(100), plain_text])
+    office = SelectField(_l("Office"), choices=[], validate_choice=True)
+    is_admin = BooleanField(_l("Administrator"))
 
 
 class OfficeForm(FlaskForm):
-    office = SelectField("Office", choices=[], validate_choice=True)
+    office = SelectField(_l("Office"), choices=[], validate_choice=True)

@@ -17,6 +17,7 @@ import brotli
 from flask import Flask, Response, current_app, request
 
 from .fastpath import VERSION_KEY
+from .i18n import current_locale
 from .state import content_state
 
 COMPRESSIBLE = ("text/", "application/json", "application/feed+json", "application/rss+xml",
@@ -97,12 +98,14 @@ def cached_response(key: tuple, build: Callable[[], bytes], *, content_type: str
     state = content_state()
     version, changed_at = state.version, state.changed_at
     full_key = (version, *key)
+    if content_type.startswith("text/html"):
+        full_key += (current_locale(),)  # pages are translated; feeds are not
     etag = hashlib.sha256(repr(full_key).encode()).hexdigest()[:24]
     headers = {
         "ETag": f'W/"{etag}"',  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)
         "Last-Modified": state.last_modified,
         "Cache-Control": cache_control,
-        "Vary": ", ".join(("Accept-Encoding", *vary)),
+        "Vary": ", ".join(("Accept-Encoding", *vary)),  # pages add Cookie and Accept-Language
     }
     request.environ[VERSION_KEY] = version  # lets the fast path remember these validators
     if _not_modified(etag, changed_at):

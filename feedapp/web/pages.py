@@ -69,11 +69,13 @@ def _feed_page(office):
                                before=before, staff=staff)
         return html.encode()
 
-    return cached_response(
+    response = cached_response(
         ("page", office.slug if office else "", before, reader),
         build,
         content_type="text/html; charset=utf-8",
         cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
-        # The office cookie and the session cookie both change the body.
-        vary=("Cookie",),
+        # The office, language and session cookies and Accept-Language all change the body.
+        vary=("Cookie", "Accept-Language"),
     )
+    response.headers["X-Feedapp-Offline"] = "page"  # the service worker keeps feed pages for offline reading
+    return response

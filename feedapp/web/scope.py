@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, current_app, request
+from flask_babel import gettext
 
 from .state import OfficeInfo, content_state
 
@@ -14,7 +15,7 @@ def get_office_or_404(slug: str) -> OfficeInfo:
     """The office named by slug, or 404."""
     office = content_state().by_slug.get(slug)
     if office is None:
-        abort(404, description=f"There is no office called “{slug}”.")
+        abort(404, description=gettext("There is no office called “%(slug)s”.", slug=slug))
     return office
 
 
@@ -29,7 +30,7 @@ def cursor() -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        abort(400, description="“before” must be the id of a post.")
+        abort(400, description=gettext("“before” must be the id of a post."))
     return int(raw)
 
 

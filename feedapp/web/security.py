@@ -28,7 +28,6 @@ def init_app(app: Flask) -> None:
 
 
 HEADERS = {
-    "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Frame-Options": "DENY",
@@ -37,4 +36,5 @@ HEADERS = {
 
 def _headers(response: Response) -> Response:
     response.headers.update(HEADERS)
+    response.headers.setdefault("Content-Security-Policy", CSP)  # the service worker brings its own
     return response

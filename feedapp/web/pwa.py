@@ -1,0 +1,82 @@
+"""The installable app: web app manifest, service worker and offline page."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from flask import Blueprint, Response, current_app, render_template, url_for
+from flask_babel import gettext
+from flask_login import current_user
+
+from feedapp.assets import asset_url
+
+from .i18n import current_locale
+
+bp = Blueprint("pwa", __name__)
+
+THEME = "#0b57d0"
+BACKGROUND = "#ffffff"
+# Files every page needs, cached when the worker installs (the "app shell").
+SHELL_ASSETS = ("feed.css", "feed.js", "icons/icon-192.png", "icons/icon-512.png", "icons/maskable-512.png",
+                "icons/apple-touch-icon.png")
+
+
+@bp.get("/manifest.webmanifest")
+def show_manifest():
+    """The web app manifest (W3C Web Application Manifest), in the reader's language."""
+    manifest = {
+        "id": "/",
+        "name": gettext("Staff feed"),
+        "short_name": gettext("Staff feed"),
+        "description": gettext("News from the company for every team."),
+        "lang": current_locale(),
+        "dir": "ltr",
+        "start_url": url_for("pages.show_feed"),
+        "scope": "/",
+        "display": "standalone",
+        "theme_color": THEME,
+        "background_color": BACKGROUND,
+        "icons": [
+            {"src": asset_url("icons/icon-192.png"), "sizes": "192x192", "type": "image/png", "purpose": "any"},
+            {"src": asset_url("icons/icon-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
+            {"src": asset_url("icons/maskable-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "maskable"},
+        ],
+    }
+    body = json.dumps(manifest, ensure_ascii=False, indent=1)
+    return Response(body, mimetype="application/manifest+json",
+                    headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language, Cookie"})
+
+
+@bp.get("/sw.js")
+def show_service_worker():
+    """The service worker, from the site root so its scope is the whole site."""
+    shell = [asset_url(name) for name in SHELL_ASSETS] + [url_for("pwa.show_offline")]
+    body = render_template("sw.js", version=_version(shell), shell=shell, offline_url=url_for("pwa.show_offline"))
+    # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
+    return Response(body, mimetype="text/javascript", headers={
+        "Cache-Control": "no-cache",
+        # A worker's own CSP governs its fetch(): it caches X's images for offline reading.
+        "Content-Security-Policy": "default-src 'self'; connect-src 'self' https://pbs.twimg.com "
+                                   "https://abs.twimg.com https://video.twimg.com",
+    })
+
+
+@bp.get("/offline")
+def show_offline():
+    """What the worker shows for a page that was never opened while online."""
+    return render_template("offline.html"), 200, {"Cache-Control": "no-cache"}
+
+
+@bp.after_app_request
+def _mark_audience(response):
+    # Tells the service worker which cache an HTML page may go to, and when a reader signed out.
+    if response.mimetype == "text/html":
+        response.headers["X-Feedapp-Audience"] = "staff" if current_user.is_authenticated else "public"
+    return response
+
+
+def _version(shell: list[str]) -> str:
+    """Changes whenever a shell file or the worker itself changes: old caches then go."""
+    source = current_app.jinja_env.loader.get_source(current_app.jinja_env, "sw.js")[0]
+    return hashlib.sha256(("\n".join(shell) + source).encode()).hexdigest()[:12]

@@ -1,0 +1,110 @@
+/* feedapp service worker: app shell precache, network-first pages with an offline copy,
+   a bounded image cache, and no staff-only page for a reader who signed out. */
+"use strict";
+const VERSION = {{ version|tojson }};
+const SHELL = "shell-" + VERSION;
+const PAGES = "pages-public";
+const STAFF = "pages-staff";
+const MEDIA = "media";
+const SHELL_FILES = {{ shell|tojson }};
+const OFFLINE_URL = {{ offline_url|tojson }};
+const NETWORK_TIMEOUT_MS = 4000;
+const MAX_PAGES = 20;
+const MAX_MEDIA = 150;
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(SHELL_FILES)));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    const names = await caches.keys();
+    await Promise.all(names.filter((n) => n.startsWith("shell-") && n !== SHELL).map((n) => caches.delete(n)));
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  const type = event.data && event.data.type;
+  if (type === "SKIP_WAITING") self.skipWaiting();
+  if (type === "LOGOUT") event.waitUntil(forgetStaff());
+});
+
+function forgetStaff() {
+  return Promise.all([caches.delete(STAFF), caches.delete(MEDIA)]);
+}
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (request.mode === "navigate" && url.origin === self.location.origin) {
+    event.respondWith(page(event));
+  } else if (url.origin === self.location.origin && url.pathname.startsWith("/static/dist/")) {
+    event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+  } else if (request.destination === "image") {
+    event.respondWith(image(request));
+  }
+});
+
+async function page(event) {
+  const request = event.request;
+  const network = fetch(request).then(async (response) => {
+    const audience = response.headers.get("X-Feedapp-Audience");
+    if (audience === "public") await caches.delete(STAFF); // signed out: never show a staff page again
+    if (response.ok && response.headers.get("X-Feedapp-Offline") === "page" && audience) {
+      await remember(audience === "staff" ? STAFF : PAGES, request, response.clone(), MAX_PAGES);
+    }
+    return response;
+  });
+  event.waitUntil(network.catch(() => undefined));
+  const timeout = new Promise((resolve) => setTimeout(resolve, NETWORK_TIMEOUT_MS));
+  try {
+    const response = await Promise.race([network, timeout]);
+    if (response) return response;
+  } catch (error) { /* offline: fall through to the saved copy */ }
+  const saved = (await caches.open(STAFF).then((c) => c.match(request))) ||
+                (await caches.open(PAGES).then((c) => c.match(request)));
+  if (saved) return offlineCopy(saved);
+  try {
+    return await network; // slow but alive, and nothing saved: wait for it
+  } catch (error) {
+    return (await caches.match(OFFLINE_URL)) || Response.error();
+  }
+}
+
+async function remember(name, request, response, limit) {
+  const headers = new Headers(response.headers);
+  headers.set("X-Feedapp-Saved-At", new Date().toISOString());
+  const body = await response.blob();
+  const cache = await caches.open(name);
+  await cache.delete(request); // re-insert so the newest page is last in keys()
+  await cache.put(request, new Response(body, { status: response.status, headers }));
+  await trim(cache, limit);
+}
+
+async function trim(cache, limit) {
+  const keys = await cache.keys(); // insertion order: oldest first
+  await Promise.all(keys.slice(0, Math.max(0, keys.length - limit)).map((key) => cache.delete(key)));
+}
+
+async function offlineCopy(saved) {
+  const savedAt = saved.headers.get("X-Feedapp-Saved-At") || "";
+  const html = (await saved.text()).replace("<body>", '<body data-offline-saved="' + savedAt.replace(/[^0-9TZ:.-]/g, "") + '">');
+  const headers = new Headers(saved.headers);
+  headers.delete("Content-Length");
+  headers.delete("Content-Encoding");
+  return new Response(html, { status: 200, headers });
+}
+
+async function image(request) {
+  const cache = await caches.open(MEDIA);
+  const hit = await cache.match(request);
+  if (hit) return hit;
+  const response = await fetch(request);
+  if (response.ok || response.type === "opaque") {
+    await cache.put(request, response.clone());
+    await trim(cache, MAX_MEDIA);
+  }
+  return response;
+}
