@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 setup: $(VENV)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) assets
-	$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel -q compile -d translations
 
 run: setup
 	@if [ -z "$$FEEDAPP_X_BEARER_TOKEN$$FEEDAPP_X_CONSUMER_KEY" ]; then $(FLASK) demo; else $(FLASK) poll || true; fi
@@ -23,7 +23,7 @@ run: setup
 
 test: browser $(VENV)/.installed
 	$(FLASK) assets
-	$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel -q compile -d translations
 	$(BIN)/python -m pytest
 
 # Debian packages the tests use: headless Chromium (Playwright only drives it) and a Java
@@ -38,7 +38,7 @@ bench-poll: $(VENV)/.installed
 # After changing interface text: extract it, add French to tools/fr.py, rerun until nothing is missing.
 translations: $(VENV)/.installed
 	$(BIN)/python tools/update_translations.py
-	$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel -q compile -d translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache
@@ -47,3 +47,13 @@ clean:
 bench-http: $(VENV)/.installed
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(BIN)/python bench/http_bench.py
+
+# Lighthouse (mobile, simulated throttling) on the demo feed served by gunicorn on 127.0.0.1; installs the pinned
+# Lighthouse into bench/node_modules (npm) when missing; report in bench/out/lighthouse.json. A benchmark: exits 0.
+.PHONY: lighthouse screenshots
+lighthouse: browser $(VENV)/.installed
+	$(BIN)/python bench/lighthouse.py
+
+# Phone screenshots of the demo feed (light, dark, French) into bench/out/*.png, to look at.
+screenshots: browser $(VENV)/.installed
+	$(BIN)/python bench/screenshots.py

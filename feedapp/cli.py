@@ -224,7 +224,7 @@ def set_password_command(username: str):
     """Read a new password from standard input (for scripts); signs the user out everywhere."""
     from . import accounts
 
-    password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
     with _sessions()() as session:
         user = _user_or_fail(session, username)
         try:

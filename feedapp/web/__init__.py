@@ -44,5 +44,6 @@ def init_app(app: Flask, translations: str) -> None:
         scaled=post_render.scaled,
         smallest_mp4=post_render.smallest_mp4,
         safe_url=post_render.safe_url,
+        avatar=post_render.avatar,
         lang_attr=lang_attr,
     )

@@ -33,15 +33,15 @@ def change_password():
     db = get_session()
     user = db.get(User, current_user.id)
     if not form.validate_on_submit():
-        return _render(form), 400
+        return _render(form, status=400)
     if accounts.authenticate(db, user.username, form.current.data) is None:
         form.current.errors.append(gettext("That is not your current password."))
-        return _render(form), 400
+        return _render(form, status=400)
     try:
         accounts.set_password(db, user, form.password.data)
     except accounts.AccountError as exc:
         form.password.errors.append(translate(exc))
-        return _render(form), 400
+        return _render(form, status=400)
     key = accounts.start_session(db, user, REMEMBER_FOR)
     db.commit()
     login_user(CurrentUser.of(user, key), remember=True, duration=REMEMBER_FOR)
@@ -54,7 +54,7 @@ def change_password():
 def rotate_feed_token():
     """Make new private feed links (shown once); the old ones stop working."""
     if not ActionForm().validate_on_submit():
-        return _render(ChangePasswordForm()), 400
+        return _render(ChangePasswordForm(), status=400)
     db = get_session()
     token = accounts.rotate_feed_token(db, db.get(User, current_user.id))
     db.commit()
@@ -67,7 +67,7 @@ def private_feed_urls(token: str) -> dict[str, str]:
     return {fmt: root + url_for("feeds.show_private_feed", token=token, fmt=fmt) for fmt in ("rss", "atom", "json")}
 
 
-def _render(form, new_token: str | None = None):
+def _render(form, new_token: str | None = None, status: int = 200):
     db = get_session()
     user = db.get(User, current_user.id)
     office = content_state().by_id.get(user.office_id)
@@ -77,4 +77,4 @@ def _render(form, new_token: str | None = None):
         feed_created=token_row.created_at if token_row else None,
         feed_urls=private_feed_urls(new_token) if new_token else None,
     )
-    return response, 200, {"Cache-Control": "no-store"}
+    return response, status, {"Cache-Control": "no-store"}

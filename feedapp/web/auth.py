@@ -24,7 +24,6 @@ from .forms import LoginForm, SetPasswordForm, translate
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 REMEMBER_FOR = timedelta(days=30)  # weeks on a phone, as staff expect of an app
 SESSION_FOR = timedelta(hours=12)  # without "remember me": one working day
@@ -65,8 +64,26 @@ def init_app(app) -> None:
     login_manager.login_message = lazy_gettext("Sign in to see that page.")
     # "basic", not "strong": phones change IP address all day long.
     login_manager.session_protection = "basic"
-    limiter.init_app(app)
     app.register_blueprint(bp)
+    _throttle_login(app)
+
+
+def _throttle_login(app) -> None:
+    """Per-app limiter (its storage comes from this app's config), wrapped around the login view."""
+    limiter = Limiter(key_func=get_remote_address, default_limits=[])
+    limiter.init_app(app)
+    view = app.view_functions["auth.login"]
+    view = limiter.limit(
+        LOGIN_LIMIT_PER_USERNAME, methods=["POST"], key_func=_username_key,
+        deduct_when=lambda response: response.status_code == 401,  # only failed attempts count
+        error_message=lambda: gettext("Too many wrong passwords for this username. Wait 15 minutes and try again."),
+    )(view)
+    view = limiter.limit(
+        LOGIN_LIMIT_PER_IP, methods=["POST"],
+        error_message=lambda: gettext("Too many sign-in attempts from this network. Wait a few minutes and try again."),
+    )(view)
+    app.view_functions["auth.login"] = view
+    app.extensions["feedapp.limiter"] = limiter
 
 
 @login_manager.user_loader
@@ -94,11 +111,6 @@ def _username_key() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"],
-               error_message=lambda: gettext("Too many sign-in attempts from this network. Wait a few minutes and try again."))
-@limiter.limit(LOGIN_LIMIT_PER_USERNAME, methods=["POST"], key_func=_username_key,
-               deduct_when=lambda response: response.status_code == 401,
-               error_message=lambda: gettext("Too many wrong passwords for this username. Wait 15 minutes and try again."))
 def login():
     """Sign in with username and password."""
     if current_user.is_authenticated:
@@ -129,8 +141,8 @@ def logout():
         db = get_session()
         accounts.end_session(db, current_user.key)
         db.commit()
+    session.clear()  # first: logout_user() then leaves its note to delete the remember-me cookie
     logout_user()
-    session.clear()
     response = current_app.make_response(render_template("logout.html", done=True))
     # Drop every cached copy of staff pages in this browser (HTTP cache and the offline caches).
     response.headers["Clear-Site-Data"] = '"cache"'

@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFError
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
+from feedapp.redact import redact
+
 log = logging.getLogger(__name__)
 
 
@@ -52,5 +54,5 @@ def _http_error(exc: HTTPException):
 
 
 def _unexpected(exc: Exception):
-    log.exception("unhandled error path=%s", request.path)
+    log.exception("unhandled error path=%s", redact(request.path))
     return _http_error(InternalServerError(description=gettext("Something went wrong on our side. Please try again.")))

@@ -4,8 +4,9 @@ Feed readers poll every few minutes with If-None-Match. Once a response has
 been served, its validators are remembered under every input an anonymous
 response can depend on (path, query, host, scheme, cookies, Accept-Language).
 While the content version is unchanged, a request with a matching ETag gets
-the same 304 headers Flask would send, without routing or hooks. Requests
-with a session or remember-me cookie always go through Flask.
+the same 304 headers Flask would send, without routing or hooks. Only
+`Cache-Control: public` answers are remembered; requests with a session or
+remember-me cookie always go through Flask.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class NotModifiedFastPath:
         version = environ.get(VERSION_KEY)
         if version is not None and captured.get("status", "")[:3] in ("200", "304"):
             headers = [(k, v) for k, v in captured["headers"] if k.lower() in KEPT]
+            if not any(k.lower() == "cache-control" and v.startswith("public") for k, v in headers):
+                return result  # private answers (a feed token's, a reader's) are checked by Flask every time
             etag = next((v for k, v in headers if k.lower() == "etag"), None)
             if etag:
                 with self.lock:

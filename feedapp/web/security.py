@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, Response, abort, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -22,9 +25,22 @@ CSP = "; ".join((
 
 
 def init_app(app: Flask) -> None:
-    """Turn on CSRF checks and the headers below."""
+    """Turn on CSRF checks, the form encoding check and the headers below."""
+    app.before_request(_refuse_bad_encoding)
     csrf.init_app(app)
     app.after_request(_headers)
+
+
+def _refuse_bad_encoding():
+    # Werkzeug keeps undecodable %-escapes of a urlencoded form as literal text; refuse them
+    # outright rather than store or compare mangled input. (Multipart fields decode to U+FFFD,
+    # which the forms' plain_text validator refuses.)
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        body = request.get_data(cache=True)
+        try:
+            unquote_to_bytes(body.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400, description=gettext("Use plain text only."))
 
 
 HEADERS = {
