@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import brotli
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, session
 
 from .fastpath import VERSION_KEY
 from .i18n import current_locale
@@ -108,6 +108,12 @@ def cached_response(key: tuple, build: Callable[[], bytes], *, content_type: str
         "Vary": ", ".join(("Accept-Encoding", *vary)),  # pages add Cookie and Accept-Language
     }
     request.environ[VERSION_KEY] = version  # lets the fast path remember these validators
+    if session.get("_flashes"):
+        # A one-time message for this reader only: render it fresh, never store or share it.
+        response = Response(build(), content_type=content_type, headers=headers)
+        response.headers["Cache-Control"] = "private, no-store"
+        del response.headers["ETag"]
+        return response
     if _not_modified(etag, changed_at):
         return Response(status=304, headers=headers)
     rendered = render_cache().get(full_key, lambda: Rendered(build(), content_type))
