@@ -9,6 +9,7 @@ flags send whatever a route cannot see to a closed local port.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -164,3 +165,56 @@ def contrast(a: str, b: str) -> float:
     """WCAG contrast ratio of two computed CSS colours (1 to 21)."""
     hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+@contextmanager
+def launch_chromium() -> Iterator:
+    """One headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def demo_app(tmp_path, sqlite_template):
+    """The app with the demo company on its own SQLite copy; every write is visible at once."""
+    import shutil
+
+    from feedapp import create_app
+
+    db = tmp_path / "browser.db"
+    shutil.copy(sqlite_template, db)
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+class PageOpener:
+    """Fresh phone contexts on one site, each sealed off the network; close() checks nothing leaked."""
+
+    def __init__(self, browser, url: str, seals: list):
+        self.browser, self.url, self.seals, self.contexts = browser, url, seals, []
+
+    def __call__(self, **options):
+        """A new page in a new context; keyword options override PHONE."""
+        context = self.browser.new_context(**{**PHONE, "base_url": self.url, **options})
+        self.contexts.append(context)
+        seal = Seal(self.url)
+        self.seals.append(seal)
+        context.route("**/*", seal)
+        return context.new_page()
+
+    def close(self) -> None:
+        """Close every context, then fail if a page asked for a non-image resource elsewhere."""
+        for context in self.contexts:
+            context.close()
+        blocked = [url for seal in self.seals for url in seal.blocked]
+        assert not blocked, f"the page asked for non-image resources on other hosts: {blocked}"

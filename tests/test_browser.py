@@ -7,19 +7,16 @@ browser is kept off the network.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from feedapp import create_app
 from feedapp.db import sessions
 from feedapp.xapi.types import Link
-from tests.browser import (CHROMIUM, CHROMIUM_ARGS, PHONE, SERVER_TIME_RE, Seal, contrast, fits, luminance, serve,
-                           store_post, watch, widths)
+from tests.browser import (PHONE, SERVER_TIME_RE, PageOpener, Seal, contrast, demo_app, fits, launch_chromium,
+                           luminance, serve, store_post, watch, widths)
 
 ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
 
@@ -36,23 +33,14 @@ class Site:
 @pytest.fixture(scope="module")
 def chromium():
     """One headless Debian Chromium for the whole module."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def site(tmp_path, sqlite_template):
     """The app with the demo data on its own SQLite copy, served on 127.0.0.1."""
-    db = tmp_path / "browser.db"
-    shutil.copy(sqlite_template, db)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
-    result = app.test_cli_runner().invoke(args=["demo"])
-    assert result.exit_code == 0, result.output
+    app = demo_app(tmp_path, sqlite_template)
     with serve(app) as url:
         yield Site(app, url, [])
     sessions(app).kw["bind"].dispose()
@@ -61,21 +49,9 @@ def site(tmp_path, sqlite_template):
 @pytest.fixture
 def new_page(chromium, site):
     """Open a page in a fresh phone context (keyword options override PHONE), sealed off the network."""
-    contexts = []
-
-    def _new_page(**options):
-        context = chromium.new_context(**{**PHONE, "base_url": site.url, **options})
-        contexts.append(context)
-        seal = Seal(site.url)
-        site.seals.append(seal)
-        context.route("**/*", seal)
-        return context.new_page()
-
-    yield _new_page
-    for context in contexts:
-        context.close()
-    blocked = [url for seal in site.seals for url in seal.blocked]
-    assert not blocked, f"the page asked for non-image resources on other hosts: {blocked}"
+    opener = PageOpener(chromium, site.url, site.seals)
+    yield opener
+    opener.close()
 
 
 LOAD_ALL_IMAGES_JS = """async () => {

@@ -6,21 +6,19 @@ Like tests/test_browser.py: Debian's Chromium driven by Playwright, the app serv
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from feedapp import accounts, create_app
+from feedapp import accounts
 from feedapp.db import sessions
 from feedapp.models import Office
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, Seal, fits, serve, store_post, watch, widths
+from tests.browser import PageOpener, demo_app, launch_chromium, PHONE, Seal, fits, serve, store_post, watch, widths
 
 PASSWORD = "tugboat at dawn 9"
 FAST_HASH = "pbkdf2:sha256:1"  # users made here skip scrypt; passwords set in the browser use the real hash
@@ -40,12 +38,9 @@ class Site:
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    """One headless Debian Chromium for the whole module."""
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def _user(s, username: str, *, admin: bool = False, office: str | None = None, password: bool = True):
@@ -59,12 +54,7 @@ def _user(s, username: str, *, admin: bool = False, office: str | None = None, p
 @pytest.fixture
 def site(tmp_path, sqlite_template):
     """Demo data, a fresh staff-only post on top, an admin, a staff member and two invited users; served."""
-    db = tmp_path / "browser.db"
-    shutil.copy(sqlite_template, db)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
-    result = app.test_cli_runner().invoke(args=["demo"])
-    assert result.exit_code == 0, result.output
+    app = demo_app(tmp_path, sqlite_template)
     store_post(app, STAFF_POST_ID, STAFF_POST_TEXT, username="HPL_AllHands")  # protected on X: staff only
     with sessions(app)() as s:
         admin = _user(s, "harbourmaster", admin=True, office="lyon")
@@ -81,21 +71,9 @@ def site(tmp_path, sqlite_template):
 @pytest.fixture
 def new_page(chromium, site):
     """A page in a fresh phone context (cookies, cache), sealed off the network."""
-    contexts = []
-
-    def _new_page(**options):
-        context = chromium.new_context(**{**PHONE, "base_url": site.url, **options})
-        contexts.append(context)
-        seal = Seal(site.url)
-        site.seals.append(seal)
-        context.route("**/*", seal)
-        return context.new_page()
-
-    yield _new_page
-    for context in contexts:
-        context.close()
-    blocked = [url for seal in site.seals for url in seal.blocked]
-    assert not blocked, f"the page asked for non-image resources on other hosts: {blocked}"
+    opener = PageOpener(chromium, site.url, site.seals)
+    yield opener
+    opener.close()
 
 
 def sign_in(page, username: str, password: str = PASSWORD) -> None:
