@@ -120,7 +120,10 @@ def serve(args, procs: dict, name: str, env: dict, log: Path) -> str:
     app, chdir, ready = APPS[name]
     with socket.create_server(("127.0.0.1", 0)) as sock:  # a free port
         port = sock.getsockname()[1]
-    cmd = [str(ROOT / ".venv/bin/gunicorn"), *args.gunicorn.split(), "--no-control-socket", "-b", f"127.0.0.1:{port}",
+    # "-c /dev/null": the project's gunicorn.conf.py (access log, redaction) applies to neither server,
+    # so both run on exactly the options given here.
+    cmd = [str(ROOT / ".venv/bin/gunicorn"), "-c", "/dev/null", *args.gunicorn.split(), "--no-control-socket",
+           "-b", f"127.0.0.1:{port}",
            "--chdir", str(chdir), "--error-logfile", str(log), app]
     proc = procs[name] = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
