@@ -47,7 +47,12 @@
         if (!banner) return;
         banner.hidden = false;
         document.getElementById("update-reload").addEventListener("click", function () {
-          navigator.serviceWorker.addEventListener("controllerchange", function () { location.reload(); });
+          var reloading = false; // several controllerchange events may follow: reload once
+          navigator.serviceWorker.addEventListener("controllerchange", function () {
+            if (reloading) return;
+            reloading = true;
+            location.reload();
+          });
           worker.postMessage({ type: "SKIP_WAITING" });
         });
       };

@@ -7,7 +7,8 @@ const PAGES = "pages-public";
 const STAFF = "pages-staff";
 const MEDIA = "media";
 const SHELL_FILES = {{ shell|tojson }};
-const OFFLINE_URL = {{ offline_url|tojson }};
+const OFFLINE_URLS = {{ offline_urls|tojson }}; // language code -> offline page
+const LANG_KEY = "/__feedapp/lang"; // the language of the last page seen online, kept in the shell cache
 const NETWORK_TIMEOUT_MS = 4000;
 const MAX_PAGES = 20;
 const MAX_MEDIA = 150;
@@ -51,6 +52,8 @@ async function page(event) {
   const request = event.request;
   const network = fetch(request).then(async (response) => {
     const audience = response.headers.get("X-Feedapp-Audience");
+    const lang = response.headers.get("Content-Language");
+    if (lang && OFFLINE_URLS[lang]) await caches.open(SHELL).then((c) => c.put(LANG_KEY, new Response(lang)));
     if (audience === "public") await caches.delete(STAFF); // signed out: never show a staff page again
     if (response.ok && response.headers.get("X-Feedapp-Offline") === "page" && audience) {
       await remember(audience === "staff" ? STAFF : PAGES, request, response.clone(), MAX_PAGES);
@@ -69,7 +72,9 @@ async function page(event) {
   try {
     return await network; // slow but alive, and nothing saved: wait for it
   } catch (error) {
-    return (await caches.match(OFFLINE_URL)) || Response.error();
+    const seen = await caches.match(LANG_KEY);
+    const lang = seen ? await seen.text() : "";
+    return (await caches.match(OFFLINE_URLS[lang] || Object.values(OFFLINE_URLS)[0])) || Response.error();
   }
 }
 

@@ -26,7 +26,7 @@ PO = ROOT / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
 def main() -> None:
     POT.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l",
-                    "-k", "N_", "--no-location", "--sort-output", "--project", "feedapp", "-o", str(POT), "."],
+                    "-k", "N_", "-k", "lazy_gettext", "--no-location", "--sort-output", "--project", "feedapp", "-o", str(POT), "."],
                    cwd=ROOT, check=True)
     with POT.open("rb") as fh:
         catalog = read_po(fh, locale="fr")

@@ -21,6 +21,8 @@ LANG_COOKIE_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 def select_locale() -> str:
     """The reader's choice (cookie), else the best match of Accept-Language, else English."""
     chosen = request.cookies.get(LANG_COOKIE)
+    if request.endpoint == "pwa.show_offline" and request.args.get("lang") in SUPPORTED:
+        chosen = request.args["lang"]  # the service worker saves one offline page per language
     if chosen in SUPPORTED:
         return chosen
     return request.accept_languages.best_match(SUPPORTED, default="en")

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from feedapp.assets import asset_url
 
-from .i18n import current_locale
+from .i18n import SUPPORTED, current_locale
 
 bp = Blueprint("pwa", __name__)
 
@@ -51,8 +51,9 @@ def show_manifest():
 @bp.get("/sw.js")
 def show_service_worker():
     """The service worker, from the site root so its scope is the whole site."""
-    shell = [asset_url(name) for name in SHELL_ASSETS] + [url_for("pwa.show_offline")]
-    body = render_template("sw.js", version=_version(shell), shell=shell, offline_url=url_for("pwa.show_offline"))
+    offline = {code: url_for("pwa.show_offline", lang=code) for code in SUPPORTED}
+    shell = [asset_url(name) for name in SHELL_ASSETS] + list(offline.values())
+    body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline)
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
     return Response(body, mimetype="text/javascript", headers={
         "Cache-Control": "no-cache",
@@ -73,6 +74,7 @@ def _mark_audience(response):
     # Tells the service worker which cache an HTML page may go to, and when a reader signed out.
     if response.mimetype == "text/html":
         response.headers["X-Feedapp-Audience"] = "staff" if current_user.is_authenticated else "public"
+        response.headers["Content-Language"] = current_locale()  # the worker's offline page follows it
     return response
 
 
