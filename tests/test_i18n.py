@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from feedapp import ROOT, create_app
+from feedapp import ROOT
 from feedapp.db import sessions
+from tests.browser import demo_app
 
 PO = ROOT / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
 # The keywords tools/update_translations.py (`make translations`) extracts with, besides Babel's defaults.
@@ -115,12 +116,7 @@ def test_the_placeholder_check_sees_renamed_and_dropped_placeholders():
 def site(tmp_path_factory, sqlite_template):
     """The app with the demo data (posts from November 2026) on its own SQLite copy."""
     tmp = tmp_path_factory.mktemp("i18n")
-    db = tmp / "i18n.db"
-    shutil.copy(sqlite_template, db)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp / "instance"),
-                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
-    result = app.test_cli_runner().invoke(args=["demo"])
-    assert result.exit_code == 0, result.output
+    app = demo_app(tmp, sqlite_template)
     yield app
     sessions(app).kw["bind"].dispose()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -20,11 +19,11 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
-from feedapp import accounts, create_app
+from feedapp import accounts
 from feedapp.db import sessions
 from feedapp.models import Post, Source
 from feedapp.web import pwa
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, Seal, serve, watch
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, Seal, demo_app, serve, watch
 
 ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
 # The registration as plain data: which workers it has, in which state, and what controls the page.
@@ -86,12 +85,7 @@ def site(tmp_path_factory, sqlite_template):
     """The app with the demo data on its own SQLite copy, served on 127.0.0.1 (one per module: tests only read,
     except the staff user the sign-out test adds; each test has its own browser context)."""
     tmp = tmp_path_factory.mktemp("pwa")
-    db = tmp / "pwa.db"
-    shutil.copy(sqlite_template, db)
-    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp / "instance"),
-                      "FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_STATE_TTL": 0})
-    result = app.test_cli_runner().invoke(args=["demo"])
-    assert result.exit_code == 0, result.output
+    app = demo_app(tmp, sqlite_template)
     with serve(app) as url:
         yield Site(app, url)
     sessions(app).kw["bind"].dispose()
