@@ -137,6 +137,7 @@ def start_session(session: Session, user: User, lifetime: timedelta) -> str:
     """Record a new sign-in; returns the key the session cookie carries. Caller commits."""
     key = secrets.token_urlsafe(32)
     now = utcnow()
+    purge_expired_sessions(session, now)  # sign-ins are rare enough to tidy up here
     session.add(LoginSession(key_hash=hash_secret(key), user_id=user.id, created_at=now, expires_at=now + lifetime))
     user.last_login_at = now
     return key
