@@ -493,3 +493,11 @@ def test_no_console_errors_with_the_worker_active(new_context):
         assert run(page, CONTROLLED_JS), url
     page.wait_for_timeout(200)  # late messages (the worker's fetches of images)
     assert problems == []
+
+
+def test_an_unchanged_worker_costs_a_304(site):
+    client = site.app.test_client()
+    first = client.get("/sw.js")
+    again = client.get("/sw.js", headers={"If-None-Match": first.headers["ETag"]})
+    assert first.status_code == 200 and again.status_code == 304 and again.data == b""
+    assert again.headers["Cache-Control"] == "no-cache"

@@ -6,7 +6,7 @@ around it follows the locale chosen here.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, redirect, request
+from flask import Blueprint, Flask, current_app, redirect, request
 from flask_babel import Babel, format_date, format_datetime, get_locale
 
 bp = Blueprint("i18n", __name__)
@@ -69,5 +69,5 @@ def choose_language(code: str):
     response = redirect(safe_next(request.args.get("next")), code=303)
     if code in SUPPORTED:
         response.set_cookie(LANG_COOKIE, code, max_age=LANG_COOKIE_AGE, httponly=True, samesite="Lax",
-                            secure=request.is_secure)
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from flask import Blueprint, Response, current_app, render_template, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_babel import gettext
 from flask_login import current_user
 
@@ -55,12 +55,15 @@ def show_service_worker():
     shell = [asset_url(name) for name in SHELL_ASSETS] + list(offline.values())
     body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline)
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
-    return Response(body, mimetype="text/javascript", headers={
+    response = Response(body, mimetype="text/javascript", headers={
         "Cache-Control": "no-cache",
         # A worker's own CSP governs its fetch(): it caches X's images for offline reading.
         "Content-Security-Policy": "default-src 'self'; connect-src 'self' https://pbs.twimg.com "
                                    "https://abs.twimg.com https://video.twimg.com",
     })
+    # Browsers re-check the worker on every navigation: an unchanged one costs a 304, not its body.
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/offline")
@@ -80,5 +83,8 @@ def _mark_audience(response):
 
 def _version(shell: list[str]) -> str:
     """Changes whenever a shell file or the worker itself changes: old caches then go."""
-    source = current_app.jinja_env.loader.get_source(current_app.jinja_env, "sw.js")[0]
-    return hashlib.sha256(("\n".join(shell) + source).encode()).hexdigest()[:12]
+    digest = current_app.extensions.get("feedapp.sw_source")
+    if digest is None:  # read the worker's template once per process, not on every update check
+        source = current_app.jinja_env.loader.get_source(current_app.jinja_env, "sw.js")[0]
+        digest = current_app.extensions["feedapp.sw_source"] = hashlib.sha256(source.encode()).hexdigest()
+    return hashlib.sha256(("\n".join(shell) + digest).encode()).hexdigest()[:12]
