@@ -179,3 +179,13 @@ def test_fast_path_never_answers_for_other_content_cookies_or_sessions(demo, app
     add_post(sessions, "2900000000000000011")
     assert client.get("/", headers={"If-None-Match": etag}).status_code == 200  # new content
     assert fastpath(app).hits == hits
+
+
+def test_etags_are_keyed_by_the_secret_so_nodes_agree_and_nobody_else_can_compute_them(demo, make_app):
+    node_a, node_b = make_app(FEEDAPP_SECRET_KEY="shared key"), make_app(FEEDAPP_SECRET_KEY="shared key")
+    other = make_app(FEEDAPP_SECRET_KEY="another key")
+    for url in URLS:
+        a, b, c = (app.test_client().get(url) for app in (node_a, node_b, other))
+        assert a.data == b.data == c.data
+        assert a.headers["ETag"] == b.headers["ETag"]  # a CDN in front of both nodes stays coherent
+        assert c.headers["ETag"] != a.headers["ETag"]  # not derivable from the content version alone
