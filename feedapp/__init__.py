@@ -14,7 +14,7 @@ from whitenoise import WhiteNoise
 
 from . import assets, cli, db, redact, web
 from .config import load_config, read_secret_key
-from .web.fastpath import NotModifiedFastPath
+from .web.fastpath import FastPath
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
+    redact.install(app.logger.name)  # Flask logs a failing request's path with its traceback
 
     app.config.update(
         SESSION_COOKIE_SECURE=app.config["FEEDAPP_SECURE_COOKIES"],
@@ -53,8 +54,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _wrap_wsgi(app: Flask) -> None:
-    """The WSGI layers, outermost first: static files, proxy headers, the 304 fast path, Flask."""
-    app.wsgi_app = app.extensions["feedapp.fastpath"] = NotModifiedFastPath(
+    """The WSGI layers, outermost first: static files, proxy headers, the fast path, Flask."""
+    app.wsgi_app = app.extensions["feedapp.fastpath"] = FastPath(
         app.wsgi_app, app.extensions["feedapp.state"],
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )

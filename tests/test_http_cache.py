@@ -122,15 +122,48 @@ def fastpath(app):
     return app.extensions["feedapp.fastpath"]
 
 
-def test_repeat_conditional_gets_skip_flask_with_the_same_headers(demo, app, client):
-    first = client.get("/feed.atom")
-    by_flask = client.get("/feed.atom", headers={"If-None-Match": first.headers["ETag"]})
+def by_flask(app, client, url, **kw):
+    """The answer Flask itself gives (the fast path emptied first; the render cache stays warm)."""
+    fastpath(app).clear()
+    return client.get(url, **kw)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_repeat_conditional_gets_skip_flask_with_the_same_headers(demo, app, client, url):
+    etag = client.get(url).headers["ETag"]
+    flask_304 = by_flask(app, client, url, headers={"If-None-Match": etag})
+    client.get(url)  # remembered again
     hits = fastpath(app).hits
-    fast = client.get("/feed.atom", headers={"If-None-Match": first.headers["ETag"]})
+    fast = client.get(url, headers={"If-None-Match": etag})
     assert fastpath(app).hits == hits + 1
-    assert fast.status_code == by_flask.status_code == 304
-    assert sorted(fast.headers.items()) == sorted(by_flask.headers.items())
-    assert client.get("/feed.atom", headers={"If-None-Match": 'W/"other"'}).status_code == 200
+    assert fast.status_code == flask_304.status_code == 304 and fast.data == b""
+    assert sorted(fast.headers.items()) == sorted(flask_304.headers.items())
+    assert client.get(url, headers={"If-None-Match": 'W/"other"'}).status_code == 200
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("accept", ["br", "gzip, deflate", "identity", "", "br;q=0, gzip;q=0.5", "*"])
+def test_repeat_gets_are_answered_without_flask_exactly_as_flask_would(demo, app, client, url, accept):
+    headers = {"Accept-Encoding": accept}
+    flask_200 = by_flask(app, client, url, headers=headers)
+    renders, hits = render_cache(app).renders, fastpath(app).hits
+    fast = client.get(url, headers=headers)
+    assert fastpath(app).hits == hits + 1 and render_cache(app).renders == renders
+    assert fast.status_code == 200 and fast.data == flask_200.data
+    assert sorted(fast.headers.items()) == sorted(flask_200.headers.items())
+    head = client.head(url, headers=headers)
+    assert fastpath(app).hits == hits + 2
+    assert head.data == b"" and head.headers["Content-Length"] == str(len(fast.data))
+
+
+def test_the_fast_path_forgets_answers_when_the_content_changes(demo, app, client, sessions):
+    first = client.get("/feed.rss")
+    client.get("/feed.rss")
+    add_post(sessions, "2900000000000000012")
+    hits = fastpath(app).hits
+    fresh = client.get("/feed.rss")
+    assert fastpath(app).hits == hits
+    assert fresh.headers["ETag"] != first.headers["ETag"] and b"2900000000000000012" in fresh.data
 
 
 def test_fast_path_never_answers_for_other_content_cookies_or_sessions(demo, app, client, sessions):
@@ -146,3 +179,13 @@ def test_fast_path_never_answers_for_other_content_cookies_or_sessions(demo, app
     add_post(sessions, "2900000000000000011")
     assert client.get("/", headers={"If-None-Match": etag}).status_code == 200  # new content
     assert fastpath(app).hits == hits
+
+
+def test_etags_are_keyed_by_the_secret_so_nodes_agree_and_nobody_else_can_compute_them(demo, make_app):
+    node_a, node_b = make_app(FEEDAPP_SECRET_KEY="shared key"), make_app(FEEDAPP_SECRET_KEY="shared key")
+    other = make_app(FEEDAPP_SECRET_KEY="another key")
+    for url in URLS:
+        a, b, c = (app.test_client().get(url) for app in (node_a, node_b, other))
+        assert a.data == b.data == c.data
+        assert a.headers["ETag"] == b.headers["ETag"]  # a CDN in front of both nodes stays coherent
+        assert c.headers["ETag"] != a.headers["ETag"]  # not derivable from the content version alone

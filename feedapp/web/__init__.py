@@ -24,6 +24,7 @@ def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
     from . import account, admin, auth, errors, feeds, health, http, i18n, pages, pwa, security, state
     from .sessions import LazySessionInterface
+    from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
     for module in (health, pages, feeds, account, admin, pwa):
@@ -46,4 +47,5 @@ def init_app(app: Flask, translations: str) -> None:
         safe_url=post_render.safe_url,
         avatar=post_render.avatar,
         lang_attr=lang_attr,
+        canonical_path=canonical_path,
     )

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
-from feedapp.redact import redact
-
-log = logging.getLogger(__name__)
-
 
 def init_app(app: Flask) -> None:
-    """Answer every HTTP error in the client's format."""
+    """Answer every HTTP error in the client's format.
+
+    Unhandled exceptions reach Flask as InternalServerError (its original_exception
+    set), after Flask has logged them with their traceback; with DEBUG or TESTING on,
+    Flask re-raises them instead, so a broken view fails its test with the traceback.
+    """
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(InternalServerError, _internal_error)
 
 
 def _wants_json() -> bool:
@@ -53,6 +52,7 @@ def _http_error(exc: HTTPException):
     return response, exc.code, {"Cache-Control": "no-store"}
 
 
-def _unexpected(exc: Exception):
-    log.exception("unhandled error path=%s", redact(request.path))
-    return _http_error(InternalServerError(description=gettext("Something went wrong on our side. Please try again.")))
+def _internal_error(exc: InternalServerError):
+    if exc.original_exception is not None:  # a bug, not an abort(500): never show its text
+        exc = InternalServerError(description=gettext("Something went wrong on our side. Please try again."))
+    return _http_error(exc)

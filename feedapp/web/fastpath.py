@@ -1,12 +1,16 @@
-"""Answer repeat conditional GETs of anonymous readers with 304 before Flask runs.
+"""Answer repeat GETs of anonymous readers from the render cache before Flask runs.
 
-Feed readers poll every few minutes with If-None-Match. Once a response has
-been served, its validators are remembered under every input an anonymous
-response can depend on (path, query, host, scheme, cookies, Accept-Language).
-While the content version is unchanged, a request with a matching ETag gets
-the same 304 headers Flask would send, without routing or hooks. Only
-`Cache-Control: public` answers are remembered; requests with a session or
-remember-me cookie always go through Flask.
+Feed readers poll every few minutes and most page views are of the same few
+pages. Once Flask has served a cached body (feedapp.web.http.cached_response),
+the response is remembered under every request input an anonymous response
+can depend on: path, query string, host, scheme, script root, the whole Cookie
+header and Accept-Language (the raw inputs the Variant is resolved from, so
+two requests with equal inputs always resolve to the same Variant). While the
+content version is unchanged, a request with the same inputs gets the same
+answer without routing or hooks: 304 when its validators match, else the
+body in the content-coding it accepts. Only `Cache-Control: public` answers
+are remembered; requests with a session or remember-me cookie (signed-in
+readers, one-time messages) always go through Flask.
 """
 
 from __future__ import annotations
@@ -14,23 +18,42 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from .state import StateCache
 
-VERSION_KEY = "feedapp.cache_version"  # set by cached_response in the WSGI environ
-KEPT = {"etag", "cache-control", "vary", "last-modified", "content-security-policy", "x-content-type-options",
-        "referrer-policy", "x-frame-options", "x-feedapp-audience", "x-feedapp-offline"}
+CACHED_KEY = "feedapp.cached"  # set by cached_response in the WSGI environ
+# Never copied from a remembered answer: they describe one message, not the resource.
+PER_MESSAGE = {"content-length", "content-encoding", "set-cookie", "date", "server", "connection",
+               "transfer-encoding"}
+# What a 304 repeats: the fields RFC 9110 §15.4.5 asks for (ETag, Cache-Control, Vary), no representation
+# metadata (Werkzeug drops Last-Modified and Content-Language from Flask's own 304s alike), plus the
+# headers every response of this site carries.
+NOT_MODIFIED_KEPT = {"etag", "cache-control", "vary", "content-security-policy", "x-content-type-options",
+                     "referrer-policy", "x-frame-options", "strict-transport-security", "x-feedapp-audience",
+                     "x-feedapp-offline"}
+
+
+@dataclass(frozen=True)
+class Cached:
+    """What cached_response leaves in the environ: the content version and the rendered body."""
+
+    version: int
+    rendered: object  # feedapp.web.http.Rendered
 
 
 @dataclass(frozen=True)
 class Entry:
     version: int
     etag: str
-    headers: list[tuple[str, str]]
+    last_modified: str | None
+    rendered: object  # feedapp.web.http.Rendered
+    headers: list[tuple[str, str]]  # of the 200, without per-message fields
+    not_modified: list[tuple[str, str]]
 
 
-class NotModifiedFastPath:
-    """WSGI middleware: remembered validators → 304 without entering Flask."""
+class FastPath:
+    """WSGI middleware: remembered answers for repeat anonymous GETs, without entering Flask."""
 
     def __init__(self, wsgi_app, state: StateCache, private_cookies: tuple[str, ...], max_entries: int = 4096):
         self.wsgi_app, self.state, self.max_entries = wsgi_app, state, max_entries
@@ -38,19 +61,20 @@ class NotModifiedFastPath:
         self.entries: OrderedDict[tuple, Entry] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = 0
+        self._encodings: dict[str, str] = {}  # Accept-Encoding header -> chosen coding
+
+    def clear(self) -> None:
+        """Forget every remembered answer."""
+        with self.lock:
+            self.entries.clear()
 
     def __call__(self, environ, start_response):
         key = self._key(environ)
         if key is None:
             return self.wsgi_app(environ, start_response)
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match:
-            with self.lock:
-                entry = self.entries.get(key)
-            if entry and entry.version == self.state.get().version and _matches(if_none_match, entry.etag):
-                self.hits += 1
-                start_response("304 NOT MODIFIED", list(entry.headers))
-                return []
+        entry = self.entries.get(key)  # a dict read is atomic; the lock guards writes
+        if entry is not None and entry.version == self.state.get().version:
+            return self._answer(entry, environ, start_response)
         captured = {}
 
         def capture(status, headers, exc_info=None):
@@ -58,29 +82,68 @@ class NotModifiedFastPath:
             return start_response(status, headers, exc_info)
 
         result = self.wsgi_app(environ, capture)
-        version = environ.get(VERSION_KEY)
-        if version is not None and captured.get("status", "")[:3] in ("200", "304"):
-            headers = [(k, v) for k, v in captured["headers"] if k.lower() in KEPT]
-            if not any(k.lower() == "cache-control" and v.startswith("public") for k, v in headers):
-                return result  # private answers (a feed token's, a reader's) are checked by Flask every time
-            etag = next((v for k, v in headers if k.lower() == "etag"), None)
-            if etag:
-                with self.lock:
-                    self.entries[key] = Entry(version, etag, headers)
-                    self.entries.move_to_end(key)
-                    while len(self.entries) > self.max_entries:
-                        self.entries.popitem(last=False)
+        cached = environ.get(CACHED_KEY)
+        if cached is not None and captured.get("status", "")[:3] == "200":
+            self._remember(key, cached, captured["headers"])
         return result
+
+    def _answer(self, entry: Entry, environ, start_response):
+        with self.lock:
+            self.hits += 1
+        if _not_modified(environ, entry):
+            start_response("304 NOT MODIFIED", list(entry.not_modified))
+            return []
+        accept = environ.get("HTTP_ACCEPT_ENCODING", "")
+        encoding = self._encodings.get(accept)
+        if encoding is None:
+            encoding = self._encodings[accept] = choose_encoding(accept) if len(self._encodings) < 256 else "identity"
+        body = entry.rendered.encoded(encoding)
+        headers = list(entry.headers)
+        if encoding != "identity":
+            headers.append(("Content-Encoding", encoding))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def _remember(self, key: tuple, cached: Cached, headers: list[tuple[str, str]]) -> None:
+        names = {k.lower(): v for k, v in headers}
+        if not names.get("cache-control", "").startswith("public") or "set-cookie" in names:
+            return  # private answers (a feed token's, a reader's) are checked by Flask every time
+        entry = Entry(
+            version=cached.version, etag=names.get("etag", ""), last_modified=names.get("last-modified"),
+            rendered=cached.rendered,
+            headers=[(k, v) for k, v in headers if k.lower() not in PER_MESSAGE],
+            not_modified=[(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_KEPT],
+        )
+        with self.lock:
+            self.entries[key] = entry
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
 
     def _key(self, environ) -> tuple | None:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return None
         cookies = environ.get("HTTP_COOKIE", "")
         if any(name in cookies for name in self.private_cookies):
-            return None  # a signed-in reader: Flask decides
+            return None  # a signed-in reader, or a message waiting in the session: Flask decides
         return (environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_HOST"),
                 environ.get("wsgi.url_scheme"), environ.get("SCRIPT_NAME"), cookies,
                 environ.get("HTTP_ACCEPT_LANGUAGE"))
+
+
+def _not_modified(environ, entry: Entry) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match:
+        return _matches(if_none_match, entry.etag)
+    since = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if not since or not entry.last_modified:
+        return False
+    try:
+        return parsedate_to_datetime(entry.last_modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unparsable date is ignored (RFC 9110 §13.1.3)
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -89,3 +152,23 @@ def _matches(if_none_match: str, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def choose_encoding(accept_encoding: str) -> str:
+    """br, else gzip, else identity, by an Accept-Encoding header (q=0 refuses a coding)."""
+    offered = {}
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        offered[name.strip().lower()] = q
+    for encoding in ("br", "gzip"):
+        if offered.get(encoding, offered.get("*", 0.0)) > 0:
+            return encoding
+    return "identity"

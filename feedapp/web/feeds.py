@@ -14,6 +14,7 @@ from feedapp.assets import asset_url
 from .http import cached_response
 from .scope import base_url, get_office_or_404
 from .state import content_state
+from .variant import variant
 
 bp = Blueprint("feeds", __name__)
 
@@ -58,7 +59,7 @@ def show_opml():
                             root + url_for("pages.show_office", slug=office.slug)))
         return render.opml("Staff feeds", entries)
 
-    return cached_response(("opml", root), build, content_type="text/x-opml; charset=utf-8",
+    return cached_response(variant(translated=False), build, content_type="text/x-opml; charset=utf-8",
                            cache_control=_public_max_age())
 
 
@@ -95,8 +96,8 @@ def _feed(fmt: str, office, reader: int | None = None, token: str | None = None)
     cache_control = _public_max_age()
     if reader is not None:
         cache_control = cache_control.replace("public", "private")  # never in a shared cache
-    return cached_response(("feed", fmt, office.slug if office else "", root, reader), build,
-                           content_type=content_type, cache_control=cache_control)
+    return cached_response(variant(translated=False, office=office.slug if office else None, reader=reader, token=token),
+                           build, content_type=content_type, cache_control=cache_control)
 
 
 def _public_max_age() -> str:

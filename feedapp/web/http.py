@@ -1,13 +1,13 @@
 """HTTP caching for pages and feeds: validators, 304s, a render cache and compression.
 
-ETag and Last-Modified come from the content version (one primary-key read),
-so a conditional GET is answered before any post is queried or rendered.
+ETag and Last-Modified come from the content version (read once a second per
+worker) and the response's Variant, so a conditional GET is answered before
+any post is queried or rendered.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import brotli
 from flask import Flask, Response, current_app, request, session
+from flask_babel import force_locale
 
-from .fastpath import VERSION_KEY
-from .i18n import current_locale
+from .fastpath import CACHED_KEY, Cached, choose_encoding
 from .state import content_state
+from .variant import Variant
 
 COMPRESSIBLE = ("text/", "application/json", "application/feed+json", "application/rss+xml",
                 "application/atom+xml", "application/xml", "text/x-opml", "application/manifest+json",
@@ -54,6 +55,11 @@ class RenderCache:
         self._key_locks: dict[tuple, threading.Lock] = {}
         self.renders = 0  # how many times a body was built (tests and benchmarks read it)
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()
+
     def get(self, key: tuple, build: Callable[[], Rendered]) -> Rendered:
         """The cached entry for key, building it once if missing."""
         with self._lock:
@@ -88,35 +94,38 @@ def render_cache(app: Flask | None = None) -> RenderCache:
     return (app or current_app).extensions["feedapp.render_cache"]
 
 
-def cached_response(key: tuple, build: Callable[[], bytes], *, content_type: str, cache_control: str,
+def cached_response(variant: Variant, build: Callable[[], bytes], *, content_type: str, cache_control: str,
                     vary: tuple[str, ...] = ()) -> Response:
     """Answer from validators (304), the render cache, or by building the body once.
 
-    key names everything besides content that changes the body (route, office,
-    cursor, format, base URL, language); the content version completes it.
+    The render-cache key and the ETag are the content version plus the variant
+    (feedapp.web.variant): nothing else may change the body. A variant declared
+    untranslated is built in the default language, so the reader's cannot leak in.
     """
     state = content_state()
-    version, changed_at = state.version, state.changed_at
-    full_key = (version, *key)
-    if content_type.startswith("text/html"):
-        full_key += (current_locale(),)  # pages are translated; feeds are not
-    etag = hashlib.sha256(repr(full_key).encode()).hexdigest()[:24]
+    version = state.version
+    key = (version, variant)
+    etag = variant.etag(version)
     headers = {
-        "ETag": f'W/"{etag}"',  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)
+        "ETag": etag,  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)
         "Last-Modified": state.last_modified,
         "Cache-Control": cache_control,
         "Vary": ", ".join(("Accept-Encoding", *vary)),  # pages add Cookie and Accept-Language
     }
-    request.environ[VERSION_KEY] = version  # lets the fast path remember these validators
+    if variant.locale is None:
+        build = _in_default_language(build)
     if session.get("_flashes"):
         # A one-time message for this reader only: render it fresh, never store or share it.
         response = Response(build(), content_type=content_type, headers=headers)
         response.headers["Cache-Control"] = "private, no-store"
         del response.headers["ETag"]
         return response
-    if _not_modified(etag, changed_at):
-        return Response(status=304, headers=headers)
-    rendered = render_cache().get(full_key, lambda: Rendered(build(), content_type))
+    if _not_modified(etag, state.changed_at):
+        # The 200's content type (Werkzeug leaves it out of the 304 itself), so that after-request
+        # hooks treat both answers alike.
+        return Response(status=304, headers=headers, content_type=content_type)
+    rendered = render_cache().get(key, lambda: Rendered(build(), content_type))
+    request.environ[CACHED_KEY] = Cached(version, rendered)  # lets the fast path answer repeats of this request
     encoding = negotiate_encoding()
     response = Response(rendered.encoded(encoding), content_type=rendered.content_type, headers=headers)
     if encoding != "identity":
@@ -124,21 +133,24 @@ def cached_response(key: tuple, build: Callable[[], bytes], *, content_type: str
     return response
 
 
+def _in_default_language(build: Callable[[], bytes]) -> Callable[[], bytes]:
+    def build_in_default() -> bytes:
+        with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "en")):
+            return build()
+    return build_in_default
+
+
 def _not_modified(etag: str, changed_at) -> bool:
     # RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only when it is absent.
     if request.if_none_match:
-        return request.if_none_match.contains_weak(etag)
+        return request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"'))
     since = request.if_modified_since
     return since is not None and changed_at.replace(microsecond=0) <= since
 
 
 def negotiate_encoding() -> str:
-    """br, else gzip, else identity, by the client's Accept-Encoding."""
-    accepted = request.accept_encodings
-    for encoding in ("br", "gzip"):
-        if accepted[encoding] > 0:
-            return encoding
-    return "identity"
+    """br, else gzip, else identity, by the client's Accept-Encoding (the fast path decides alike)."""
+    return choose_encoding(request.headers.get("Accept-Encoding", ""))
 
 
 def compress(body: bytes, encoding: str) -> bytes:

@@ -9,8 +9,9 @@ from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
 
 from .http import cached_response
-from .state import content_state
 from .scope import OFFICE_COOKIE, chosen_office, cursor, get_office_or_404
+from .state import content_state
+from .variant import variant
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 20
@@ -57,8 +58,6 @@ def choose_office():
 def _feed_page(office):
     before = cursor()
     staff = current_user.is_authenticated
-    # Signed-in pages name the reader and hold staff-only posts: per user, never in shared caches.
-    reader = current_user.id if staff else None
 
     def build() -> bytes:
         session = get_session()
@@ -70,9 +69,10 @@ def _feed_page(office):
         return html.encode()
 
     response = cached_response(
-        ("page", office.slug if office else "", before, reader),
+        variant(query={"before": before}, office=office.slug if office else None),
         build,
         content_type="text/html; charset=utf-8",
+        # Signed-in pages name the reader and hold staff-only posts: per user, never in shared caches.
         cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
         # The office, language and session cookies and Accept-Language all change the body.
         vary=("Cookie", "Accept-Language"),

@@ -1,0 +1,79 @@
+"""The one place that says what a cached page or feed depends on besides the content.
+
+A view describes its response as a Variant: the route and its arguments, the
+canonical query, the office whose posts it adds, the language it is written
+in, who reads it, the private-feed token it names and the base URL of its
+links. The render-cache key and the ETag are made from every field of it, so
+an input a body uses but the key forgets cannot happen by omission: a new input
+has to become a field, and then it is in the key. Inputs a view does not
+declare cannot reach its body: unknown query parameters are dropped from the
+canonical path templates link to, and a response declared untranslated is
+built in the default language whatever the reader's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import astuple, dataclass
+from urllib.parse import urlencode
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from .i18n import current_locale
+from .scope import base_url
+
+# Per RFC 9110 §8.8.3 an entity tag is opaque; a keyed hash keeps it so: nobody can
+# compute one from public data (the content version, a route) to learn how often,
+# or when, content they cannot see has changed.
+ETAG_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Everything besides the content that a cached body depends on."""
+
+    route: str  # endpoint name
+    args: tuple[tuple[str, str], ...]  # route arguments and the canonical query, sorted
+    base: str  # absolute root of the links in the body
+    locale: str | None  # the interface language; None: built in the default language
+    office: str | None  # the office whose posts are added to the company-wide ones
+    viewer: int | None  # the signed-in reader (the page names them, and shows staff-only posts)
+    reader: int | None  # the owner of a private feed token
+    token: str | None  # SHA-256 of the private feed token the body links to (its rel=self)
+
+    def etag(self, version: int) -> str:
+        """A weak ETag for this variant at a content version (RFC 9110 §8.8.3)."""
+        message = repr((version, astuple(self))).encode()
+        digest = hmac.new(current_app.secret_key.encode(), message, hashlib.sha256).hexdigest()
+        return f'W/"{digest[:2 * ETAG_BYTES]}"'
+
+
+def variant(*, query: dict[str, object] | None = None, office: str | None = None, translated: bool = True,
+            reader: int | None = None, token: str | None = None) -> Variant:
+    """The Variant of the current request: its route, plus what the view resolved.
+
+    query holds the parameters the view reads, already validated (None values
+    are left out); everything else in the query string is ignored, and the
+    templates link to the canonical path made from this query only.
+    """
+    args = {k: str(v) for k, v in (request.view_args or {}).items() if k != "token"}
+    canonical = {k: str(v) for k, v in (query or {}).items() if v is not None}
+    g.canonical_path = request.path + (f"?{urlencode(sorted(canonical.items()))}" if canonical else "")
+    return Variant(
+        route=request.endpoint or "",
+        args=tuple(sorted(args.items())) + tuple(("?" + k, v) for k, v in sorted(canonical.items())),
+        base=base_url(),
+        locale=current_locale() if translated else None,
+        office=office,
+        viewer=current_user.id if current_user.is_authenticated else None,
+        reader=reader,
+        token=hashlib.sha256(token.encode()).hexdigest() if token else None,
+    )
+
+
+def canonical_path() -> str:
+    """This page's path with only the query parameters its view reads (for links back to it)."""
+    # Responses that are never cached may link back with their whole query (e.g. /login?next=…).
+    return g.get("canonical_path") or request.full_path.rstrip("?")
