@@ -125,6 +125,7 @@ def serve(args, procs: dict, name: str, env: dict, log: Path) -> str:
     cmd = [str(ROOT / ".venv/bin/gunicorn"), "-c", "/dev/null", *args.gunicorn.split(), "--no-control-socket",
            "-b", f"127.0.0.1:{port}",
            "--chdir", str(chdir), "--error-logfile", str(log), app]
+    env = {**env, "FEEDAPP_BASE_URL": f"http://127.0.0.1:{port}"}  # the web app needs its public address
     proc = procs[name] = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:

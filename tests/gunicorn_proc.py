@@ -30,9 +30,12 @@ class Gunicorn:
     port: int
     proc: subprocess.Popen
     log_path: Path
+    final_log: str | None = None  # kept when gunicorn stops
 
     def log(self) -> str:
-        """Everything gunicorn wrote so far (access log and errors)."""
+        """Everything gunicorn wrote so far (access log and errors); all of it once the `with` block has ended."""
+        if self.final_log is not None:
+            return self.final_log
         return self.log_path.read_text(errors="replace")
 
 
@@ -60,8 +63,9 @@ def gunicorn(env: dict[str, str], *args: str) -> Iterator[Gunicorn]:
     finally:
         listener.close()  # gunicorn holds the socket now; if it dies, connections are refused instead of waiting
         log_file.close()
+    server = Gunicorn(f"http://{host}:{port}", host, port, proc, Path(log_file.name))
     try:
-        yield Gunicorn(f"http://{host}:{port}", host, port, proc, Path(log_file.name))
+        yield server
     finally:
         proc.terminate()  # the master stops its workers
         try:
@@ -69,7 +73,8 @@ def gunicorn(env: dict[str, str], *args: str) -> Iterator[Gunicorn]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the session started for it above
             proc.wait(10)
-        Path(log_file.name).unlink(missing_ok=True)
+        server.final_log = server.log_path.read_text(errors="replace")  # a stopped gunicorn has written every line
+        server.log_path.unlink(missing_ok=True)
 
 
 def raw_request(server: Gunicorn, request: bytes, timeout: float = 120) -> bytes:
