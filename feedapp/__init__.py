@@ -59,7 +59,8 @@ def _wrap_wsgi(app: Flask) -> None:
         app.wsgi_app, app.extensions["feedapp.state"],
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )
-    app.wsgi_app = TrustedHosts(app.wsgi_app, app.config["FEEDAPP_TRUSTED_HOSTS"])
+    if app.config["FEEDAPP_TRUSTED_HOSTS"]:  # other Host headers get a plain 400 before routing or caching
+        app.wsgi_app = TrustedHosts(app.wsgi_app, app.config["FEEDAPP_TRUSTED_HOSTS"])
     # Exactly FEEDAPP_PROXY_COUNT proxies' X-Forwarded-* (client IP for throttling, https for cookies),
     # and only from the addresses those proxies connect from.
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FEEDAPP_PROXY_COUNT"],

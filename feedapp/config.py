@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from werkzeug.sansio.utils import host_is_trusted
+
 SECRET_KEY_FILE = "secret_key"
 
 
@@ -141,6 +143,9 @@ def check_public_address(config) -> list[str]:
             problems.append(f"FEEDAPP_BASE_URL={base!r} is not valid: give the address staff open, such as "
                             "https://feed.example.com (or https://example.com/feed under a path)")
     hosts = _list(config.get("FEEDAPP_TRUSTED_HOSTS"))
+    if base and hosts and not problems and not host_is_trusted(urlsplit(base).netloc, hosts):
+        problems.append(f"FEEDAPP_BASE_URL={base!r} names a host that FEEDAPP_TRUSTED_HOSTS does not list: "
+                        "add it there, since the site must answer to its own address")
     if hosts and not base and hosts[0].startswith("."):
         problems.append(f"FEEDAPP_TRUSTED_HOSTS starts with {hosts[0]!r}, a wildcard: links are built on the first "
                         "entry, so put a full host name first (or set FEEDAPP_BASE_URL)")

@@ -978,7 +978,7 @@ def test_logs_hold_no_secrets_and_no_staff_only_text(make_app, caplog):
     assert _change_password(client, "carol's secret passphrase", "another secret passphrase").status_code == 303
     secrets_seen.append("another secret passphrase")
     assert logout(client).status_code == 200
-    for _ in range(6):  # into the throttle (Flask-Limiter logs breaches)
+    for _ in range(6):  # into the throttle (its refusals must not log the guess either)
         login(app.test_client(), "carol", "a wrong secret guess")
     secrets_seen.append("a wrong secret guess")
     assert runner.invoke(args=["users", "set-password", "carol"], input="a cli secret passphrase\n").exit_code == 0

@@ -20,6 +20,7 @@ import pytest
 from feedapp import ROOT, create_app
 from feedapp.db import sessions as app_sessions
 from tests.auth_helpers import PASSWORD, csrf, login, make_staff
+from tests.test_admin import qr_modules, svg_modules
 from tests.gunicorn_proc import base_env, gunicorn, raw_request
 
 EVIL = "evil.example"
@@ -71,9 +72,7 @@ def test_a_script_name_header_never_reaches_a_page_or_feed(tmp_path, demo_db, pr
     with gunicorn(env, "-w", "1", *extra) as server:  # one worker: whatever it caches, the next request sees
         poisoned = raw_request(server, POISON).decode(errors="replace")
         assert poisoned.startswith("HTTP/1.1 "), poisoned[:200]
-        # The attacker's own answer links to no other host either.
-        assert not [u for u in links(poisoned) if u.startswith(("//", "http")) and EVIL in u]
-        for path in ("/", "/feed.rss", "/feeds.opml", "/login"):
+        for path in ("/", "/feed.rss", "/feeds.opml", "/login"):  # everyone else, afterwards
             status, body = fetch(server.url + path)
             assert status == 200, (path, status)
             assert EVIL not in body, (path, [u for u in links(body) if EVIL in u] or body[:500])
@@ -83,6 +82,8 @@ def test_a_script_name_header_never_reaches_a_page_or_feed(tmp_path, demo_db, pr
         assert "/login" in links(page)
         feed = feedparser.parse(fetch(server.url + "/feed.rss")[1])
         assert feed.entries and feed.feed.link == "http://127.0.0.1/", feed.feed.link
+    # The attacker's own answer links to no other host either.
+    assert not [u for u in links(poisoned) if u.startswith(("//", "http")) and EVIL in u], server.log()[-2000:]
 
 
 def test_gunicorn_trusts_no_forwarder_unless_a_proxy_is_configured(tmp_path, monkeypatch):
@@ -155,6 +156,8 @@ def test_invite_links_and_qr_codes_do_not_follow_the_host_an_admin_arrived_with(
     url = html.unescape(re.search(r'readonly value="([^"]+/invite/[^"]+)"', body)[1])
     assert url.startswith("http://feed.example.com/invite/"), url
     assert "feed.internal" not in body and "localhost" not in body
+    svg = re.search(r'<div class="qr">(<svg .*?</svg>)</div>', body, re.S)[1]
+    assert svg_modules(svg) == qr_modules(url, border=2)  # the QR code carries that same link
 
 
 def test_without_a_public_address_the_web_app_refuses_to_start(tmp_path):
@@ -172,6 +175,8 @@ def test_without_a_public_address_the_web_app_refuses_to_start(tmp_path):
     ({"FEEDAPP_BASE_URL": "feed.example.com"}, "FEEDAPP_BASE_URL='feed.example.com' is not valid"),
     ({"FEEDAPP_BASE_URL": "https://feed.example.com/?x=1"}, "is not valid"),
     ({"FEEDAPP_TRUSTED_HOSTS": ".example.com"}, "a wildcard"),
+    ({"FEEDAPP_BASE_URL": "https://feed.example.com", "FEEDAPP_TRUSTED_HOSTS": "other.example.com"},
+     "names a host that FEEDAPP_TRUSTED_HOSTS does not list"),
     ({"FEEDAPP_BASE_URL": "https://a.example", "FEEDAPP_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"}, "'nonsense'"),
 ])
 def test_a_malformed_public_address_is_a_clear_error(tmp_path, settings, words):
@@ -245,3 +250,13 @@ def test_a_proxy_that_is_not_configured_is_reported_once(make_app, caplog):
     warnings = [r for r in caplog.records if "FEEDAPP_PROXY_COUNT=1" in r.getMessage()]
     assert len(warnings) == 1, caplog.text
     assert "X-Forwarded-For" in warnings[0].getMessage()
+
+
+def test_the_cli_builds_invite_links_on_the_public_address(make_app):
+    app = make_app(FEEDAPP_TRUSTED_HOSTS="feed.example.com, localhost", FEEDAPP_SECURE_COOKIES=True)
+    result = app.test_cli_runner().invoke(args=["users", "add", "alice"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("https://feed.example.com/invite/")
+    staff = make_app(FEEDAPP_BASE_URL="https://example.com/staff/")
+    result = staff.test_cli_runner().invoke(args=["users", "add", "bob"])
+    assert result.output.strip().splitlines()[-1].startswith("https://example.com/staff/invite/")
