@@ -6,6 +6,7 @@ from gunicorn.glogging import Logger
 
 from feedapp.config import read_settings
 from feedapp.redact import redact
+from feedapp.web.proxy import parse_networks
 
 bind = "127.0.0.1:8000"
 worker_class = "gthread"
@@ -22,7 +23,8 @@ control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by d
 # the app pins its script root itself (feedapp/web/proxy.py).
 _settings = read_settings()
 _proxies = _settings["FEEDAPP_PROXY_COUNT"]
-forwarded_allow_ips = ",".join(_settings["FEEDAPP_TRUSTED_PROXIES"]) if _proxies else ""
+# The networks as the app reads them (gunicorn refuses "192.168.1.1/24", which the app takes as 192.168.1.0/24).
+forwarded_allow_ips = ",".join(str(n) for n in parse_networks(_settings["FEEDAPP_TRUSTED_PROXIES"])) if _proxies else ""
 forwarder_headers = ""
 
 

@@ -54,7 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _wrap_wsgi(app: Flask) -> None:
-    """The WSGI layers, outermost first: pinned script root, static files, proxy headers, host check, 304 fast path, Flask."""
+    """The WSGI layers, outermost first: script root, static files, proxies, host check, 304 fast path, Flask."""
     app.wsgi_app = app.extensions["feedapp.fastpath"] = NotModifiedFastPath(
         app.wsgi_app, app.extensions["feedapp.state"],
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),

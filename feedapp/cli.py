@@ -171,7 +171,7 @@ def remove_source_command(username: str):
 
 
 def _external_url(endpoint: str, **values) -> str:
-    """An absolute URL from the command line: FEEDAPP_BASE_URL, else the first trusted host, else the `make run` address."""
+    """An absolute URL from the command line: the public address (config.public_base_url), else `make run`'s."""
     from flask import url_for
 
     from .config import public_base_url

@@ -201,7 +201,7 @@ DEFAULT_PREFIX = "feedapp:throttle:"
 
 
 class RedisStorage:
-    """Counters in Redis, for many nodes. `?prefix=NAME` in the URL names this site's keys (default feedapp:throttle:)."""
+    """Counters in Redis, for many nodes; `?prefix=NAME` in the URL names this site's keys (feedapp:throttle:)."""
 
     def __init__(self, url: str):
         import redis

@@ -94,10 +94,11 @@ def test_gunicorn_trusts_no_forwarder_unless_a_proxy_is_configured(tmp_path, mon
     nothing = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert nothing.returncode == 0, nothing.stderr
     assert nothing.stdout.strip() == '["", ""]'
-    (tmp_path / "config.py").write_text("FEEDAPP_PROXY_COUNT = 1\nFEEDAPP_TRUSTED_PROXIES = '10.0.0.5'\n")
+    (tmp_path / "config.py").write_text("FEEDAPP_PROXY_COUNT = 1\n"
+                                        "FEEDAPP_TRUSTED_PROXIES = '192.168.1.1/24, 10.0.0.5'\n")
     one = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
-    assert one.stdout.strip() == '["10.0.0.5", ""]'
+    assert one.stdout.strip() == '["192.168.1.0/24,10.0.0.5/32", ""]'
 
 
 # --------------------------------------------------------------------------- X-Forwarded-Host / -Proto, Host
