@@ -17,9 +17,10 @@ setup: $(VENV)/.installed
 	$(FLASK) assets
 	$(BIN)/pybabel -q compile -d translations
 
+# The web app needs its public address (FEEDAPP_BASE_URL or FEEDAPP_TRUSTED_HOSTS): here, where `flask run` listens.
 run: setup
 	@if [ -z "$$FEEDAPP_X_BEARER_TOKEN$$FEEDAPP_X_CONSUMER_KEY" ]; then $(FLASK) demo; else $(FLASK) poll || true; fi
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	FEEDAPP_BASE_URL="$${FEEDAPP_BASE_URL:-http://127.0.0.1:5000}" $(FLASK) run --host 127.0.0.1 --port 5000
 
 test: browser $(VENV)/.installed
 	$(FLASK) assets

@@ -131,6 +131,7 @@ def feedapp_server(keep: bool = False) -> Iterator[str]:
     try:
         env = setup_instance(tmp)
         port = free_port()
+        env["FEEDAPP_BASE_URL"] = f"http://127.0.0.1:{port}"  # the web app needs its public address
         log = open(tmp / "gunicorn.log", "wb")
         cmd = [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

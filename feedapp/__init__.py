@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
 from . import assets, cli, db, redact, web
-from .config import load_config, read_secret_key
+from .config import check_public_address, load_config, read_secret_key, script_root
 from .web.fastpath import FastPath
+from .web.proxy import PinnedScriptRoot, TrustedHosts, TrustedProxies, parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     load_config(app, config)
     app.config["SECRET_KEY"] = _secret_key(app)
+    _check_public_address(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
     redact.install(app.logger.name)  # Flask logs a failing request's path with its traceback
@@ -54,17 +55,44 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _wrap_wsgi(app: Flask) -> None:
-    """The WSGI layers, outermost first: static files, proxy headers, the fast path, Flask."""
+    """The WSGI layers, outermost first: script root, static files, proxies, host check, fast path, Flask."""
     app.wsgi_app = app.extensions["feedapp.fastpath"] = FastPath(
         app.wsgi_app, app.extensions["feedapp.state"],
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )
-    hops = app.config["FEEDAPP_PROXY_COUNT"]
-    if hops:  # trust exactly that many proxies' X-Forwarded-* (client IP for throttling, https for cookies)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    if app.config["FEEDAPP_TRUSTED_HOSTS"]:  # other Host headers get a plain 400 before routing or caching
+        app.wsgi_app = TrustedHosts(app.wsgi_app, app.config["FEEDAPP_TRUSTED_HOSTS"])
+    # Exactly FEEDAPP_PROXY_COUNT proxies' X-Forwarded-* (client IP for throttling, https for cookies),
+    # and only from the addresses those proxies connect from.
+    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FEEDAPP_PROXY_COUNT"],
+                                  app.extensions["feedapp.trusted_proxies"])
     # WhiteNoise serves static files (and their .br/.gz siblings) before anything else runs.
     app.wsgi_app = WhiteNoise(app.wsgi_app, root=str(ROOT / "static"), prefix="static/",
                               immutable_file_test=assets.is_immutable, max_age=3600)
+    # Outermost: no server setting or request header chooses the script root that links are built on.
+    app.wsgi_app = PinnedScriptRoot(app.wsgi_app, script_root(app.config))
+
+
+def _check_public_address(app: Flask) -> None:
+    """Refuse settings that would let request headers choose the links the site sends out."""
+    problems = check_public_address(app.config)
+    try:
+        app.extensions["feedapp.trusted_proxies"] = parse_networks(app.config["FEEDAPP_TRUSTED_PROXIES"])
+    except ValueError as exc:
+        problems.append(f"FEEDAPP_TRUSTED_PROXIES: {exc}")
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    if app.config["FEEDAPP_TRUSTED_HOSTS"]:
+        app.config["TRUSTED_HOSTS"] = list(app.config["FEEDAPP_TRUSTED_HOSTS"])  # Flask answers 400 to other hosts
+    configured = app.config["FEEDAPP_BASE_URL"] or app.config["FEEDAPP_TRUSTED_HOSTS"]
+    if not configured and not (app.debug or app.testing) and not _running_cli_command():
+        raise RuntimeError(
+            "feedapp does not know its public address, and will not take it from request headers (anyone can "
+            "send those, and cached pages, feeds and invite links would carry them). Set FEEDAPP_BASE_URL to "
+            "the address staff open, e.g. FEEDAPP_BASE_URL=https://feed.example.com, or list the host names "
+            "the site answers to in FEEDAPP_TRUSTED_HOSTS=feed.example.com (links use the first), in the "
+            f"environment or in {Path(app.instance_path) / 'config.py'}."
+        )
 
 
 def _secret_key(app: Flask) -> str | None:

@@ -1,7 +1,7 @@
-"""Staff accounts: invites, passwords, sign-in sessions, feed tokens and the audit trail.
+"""Staff accounts: invites, passwords, sign-ins, feed tokens and the audit trail.
 
 No Flask here: the web views and the CLI both call these. Secrets (invite
-tokens, session keys, feed tokens) are random, shown once, and stored only as
+tokens, sign-in keys, feed tokens) are random, shown once, and stored only as
 SHA-256 hashes, so a copy of the database opens nothing.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .models import AuditEvent, FeedToken, Invite, LoginSession, Office, User, utcnow
+from .models import AuditEvent, FeedToken, Invite, Office, SignIn, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def clean_username(raw: str) -> str:
-    """A lower-case username of 2-50 letters, digits, dots, dashes or underscores."""
+def clean_staff_username(raw: str) -> str:
+    """A staff account's lower-case username of 2-50 letters, digits, dots, dashes or underscores."""
     name = (raw or "").strip().lower()
     if not USERNAME_RE.match(name):
         raise AccountError(N_("A username is 2–50 letters, digits, dots, dashes or underscores."))
@@ -74,7 +74,7 @@ def user_by_username(session: Session, username: str) -> User | None:
 def create_user(session: Session, username: str, display_name: str = "", office: Office | None = None,
                 is_admin: bool = False) -> User:
     """A new account without a password; issue an invite next. Caller commits."""
-    name = clean_username(username)
+    name = clean_staff_username(username)
     if user_by_username(session, name) is not None:
         raise AccountError(N_("The username %(username)s is taken."), username=name)
     user = User(username=name, display_name=(display_name or name).strip()[:100], office=office,
@@ -86,7 +86,7 @@ def create_user(session: Session, username: str, display_name: str = "", office:
 
 def issue_invite(session: Session, user: User, valid_for: timedelta) -> str:
     """A new one-time invite token for user (older unused ones stop working). Caller commits."""
-    session.execute(delete(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None)))
+    end_unused_invites(session, user)
     token = secrets.token_urlsafe(32)
     session.add(Invite(user_id=user.id, token_hash=hash_secret(token), expires_at=utcnow() + valid_for))
     session.flush()
@@ -108,18 +108,31 @@ def invite_status(session: Session, token: str) -> tuple[Invite | None, str]:
 
 
 def redeem_invite(session: Session, invite: Invite, password: str) -> User:
-    """Set the password and use the invite up; ends every other session of the user. Caller commits."""
+    """Set the password and use the invite up; ends every other sign-in and invite of the user. Caller commits."""
     user = session.get(User, invite.user_id)
-    set_password(session, user, password)
+    check_password_rules(password, user.username)  # a refused password leaves the invite unused
     invite.used_at = utcnow()
+    session.flush()
+    set_password(session, user, password)
     return user
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    """Check and store a new password; signs the user out everywhere. Caller commits."""
+    """Check and store a new password; signs the user out everywhere and ends their unused invites. Caller commits.
+
+    Every way of setting a password comes here (invite, `users set-password`, /account/password),
+    so an invite link never outlives the password it was made to set.
+    """
     check_password_rules(password, user.username)
     user.password_hash = generate_password_hash(password)
-    end_all_sessions(session, user)
+    end_all_sign_ins(session, user)
+    end_unused_invites(session, user)
+
+
+def end_unused_invites(session: Session, user: User) -> int:
+    """Delete the user's invites that were never used (the links stop working); returns how many. Caller commits."""
+    result = session.execute(delete(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None)))
+    return result.rowcount or 0
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -133,33 +146,46 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-def start_session(session: Session, user: User, lifetime: timedelta) -> str:
-    """Record a new sign-in; returns the key the session cookie carries. Caller commits."""
+def start_sign_in(session: Session, user: User, lifetime: timedelta, remember: bool = False) -> str:
+    """Record a new sign-in; returns the key the cookie carries. Caller commits.
+
+    The user now has a working password, so any invite still open for them is stale
+    (whoever holds that link could otherwise set a new one): it ends here.
+    """
     key = secrets.token_urlsafe(32)
     now = utcnow()
-    purge_expired_sessions(session, now)  # sign-ins are rare enough to tidy up here
-    session.add(LoginSession(key_hash=hash_secret(key), user_id=user.id, created_at=now, expires_at=now + lifetime))
+    purge_expired_sign_ins(session, now)  # sign-ins are rare enough to tidy up here
+    session.add(SignIn(key_hash=hash_secret(key), user_id=user.id, created_at=now, expires_at=now + lifetime,
+                       remember=remember))
+    end_unused_invites(session, user)
     user.last_login_at = now
     return key
 
 
-def user_for_session(session: Session, user_id: int, key: str) -> User | None:
-    """The active user a cookie's (user id, key) belongs to, if that session still stands."""
-    row = session.get(LoginSession, hash_secret(key))
+def sign_in_for_key(session: Session, user_id: int, key: str) -> SignIn | None:
+    """The sign-in a cookie's (user id, key) names, if it still stands."""
+    row = session.get(SignIn, hash_secret(key))
     if row is None or row.user_id != user_id or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def user_for_sign_in(session: Session, user_id: int, key: str) -> User | None:
+    """The active user a cookie's (user id, key) belongs to, if that sign-in still stands."""
+    if sign_in_for_key(session, user_id, key) is None:
         return None
     user = session.get(User, user_id)
     return user if user is not None and user.active else None
 
 
-def end_session(session: Session, key: str) -> None:
+def end_sign_in(session: Session, key: str) -> None:
     """Sign one browser out. Caller commits."""
-    session.execute(delete(LoginSession).where(LoginSession.key_hash == hash_secret(key)))
+    session.execute(delete(SignIn).where(SignIn.key_hash == hash_secret(key)))
 
 
-def end_all_sessions(session: Session, user: User) -> None:
+def end_all_sign_ins(session: Session, user: User) -> None:
     """Sign every browser of user out. Caller commits."""
-    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.execute(delete(SignIn).where(SignIn.user_id == user.id))
 
 
 def rotate_feed_token(session: Session, user: User) -> str:
@@ -182,12 +208,12 @@ def user_for_feed_token(session: Session, token: str) -> User | None:
 
 
 def set_active(session: Session, user: User, active: bool) -> None:
-    """Deactivate (ending every session, invite and feed token at once) or reactivate. Caller commits."""
+    """Deactivate (ending every sign-in, invite and feed token at once) or reactivate. Caller commits."""
     user.active = active
     if not active:
-        end_all_sessions(session, user)
+        end_all_sign_ins(session, user)
         session.execute(delete(FeedToken).where(FeedToken.user_id == user.id))
-        session.execute(delete(Invite).where(Invite.user_id == user.id, Invite.used_at.is_(None)))
+        end_unused_invites(session, user)
 
 
 def audit(session: Session, actor: str, action: str, target: str = "", detail: str = "") -> None:
@@ -196,7 +222,7 @@ def audit(session: Session, actor: str, action: str, target: str = "", detail: s
     log.info("audit actor=%s action=%s target=%s detail=%s", actor, action, target, detail[:200])
 
 
-def purge_expired_sessions(session: Session, now: datetime | None = None) -> int:
+def purge_expired_sign_ins(session: Session, now: datetime | None = None) -> int:
     """Delete sign-ins past their expiry; returns how many. Caller commits."""
-    result = session.execute(delete(LoginSession).where(LoginSession.expires_at <= (now or utcnow())))
+    result = session.execute(delete(SignIn).where(SignIn.expires_at <= (now or utcnow())))
     return result.rowcount or 0

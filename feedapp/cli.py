@@ -171,10 +171,12 @@ def remove_source_command(username: str):
 
 
 def _external_url(endpoint: str, **values) -> str:
-    """An absolute URL from the command line: FEEDAPP_BASE_URL, else the `make run` address."""
+    """An absolute URL from the command line: the public address (config.public_base_url), else `make run`'s."""
     from flask import url_for
 
-    base = current_app.config.get("FEEDAPP_BASE_URL") or "http://127.0.0.1:5000"
+    from .config import public_base_url
+
+    base = public_base_url(current_app.config) or "http://127.0.0.1:5000"
     with current_app.test_request_context(base_url=base):
         return url_for(endpoint, _external=True, **values)
 

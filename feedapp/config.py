@@ -12,6 +12,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from werkzeug.sansio.utils import host_is_trusted
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -30,15 +33,28 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(value) -> tuple[str, ...]:
+    """"a, b,c" (or a list, from instance/config.py) as a tuple of non-empty stripped strings."""
+    items = value.split(",") if isinstance(value, str) else (value or ())
+    return tuple(item.strip() for item in items if str(item).strip())
+
+
+# Loopback and the private ranges (RFC 1918, RFC 4193): where a reverse proxy on the same box or network connects from.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_INSTANCE_PATH", None, "folder holding config.py, secret_key and the SQLite file; environment only; default: instance/ beside the package"),
     Setting("FEEDAPP_DATABASE_URL", None, "SQLAlchemy URL of the database; default: SQLite file feedapp.db in the instance folder"),
     Setting("FEEDAPP_SECRET_KEY", None, "session signing key; default: read from instance/secret_key, which `db upgrade` generates"),
-    Setting("FEEDAPP_BASE_URL", None, "public base URL written into feeds, manifest and invite links; default: taken from the request"),
-    Setting("FEEDAPP_SECURE_COOKIES", False, "mark cookies Secure (HTTPS only); turn on whenever the site is served over https", _bool),
-    Setting("FEEDAPP_RATELIMIT_STORAGE_URL", "memory://", "where sign-in throttling counts attempts: memory:// (one web node) or redis://127.0.0.1:6379 (several)"),
+    Setting("FEEDAPP_BASE_URL", None, "public base URL written into feeds, manifest and invite links (its path is the app's script root); the web app needs it or FEEDAPP_TRUSTED_HOSTS outside debug and tests"),
+    Setting("FEEDAPP_TRUSTED_HOSTS", (), "host names the site answers to, comma-separated (other Host headers get 400); without FEEDAPP_BASE_URL links use the first", _list),
+    Setting("FEEDAPP_SECURE_COOKIES", False, "mark cookies Secure (HTTPS only) and send Strict-Transport-Security; turn on whenever the site is served over https", _bool),
+    Setting("FEEDAPP_RATELIMIT_STORAGE_URL", None, "where sign-in throttling counts attempts: unset: the app's database (every worker and node on it); redis://… for many nodes"),
     Setting("FEEDAPP_INVITE_DAYS", 7, "days an invite link stays valid", int),
-    Setting("FEEDAPP_PROXY_COUNT", 0, "reverse proxies in front of the app whose X-Forwarded-For/-Proto to trust (0: none)", int),
+    Setting("FEEDAPP_PROXY_COUNT", 0, "reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host to trust (0: none)", int),
+    Setting("FEEDAPP_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES, "addresses or networks the proxies connect from, comma-separated; X-Forwarded-* from any other peer is ignored", _list),
     Setting("FEEDAPP_X_BEARER_TOKEN", None, "X app-only bearer token, reads public accounts; unset: demo data only"),
     Setting("FEEDAPP_X_CONSUMER_KEY", None, "OAuth 1.0a consumer key of the reader account (protected accounts)"),
     Setting("FEEDAPP_X_CONSUMER_SECRET", None, "OAuth 1.0a consumer secret of the reader account"),
@@ -72,9 +88,68 @@ def load_config(app, overrides: dict | None = None) -> None:
             except ValueError as exc:
                 raise RuntimeError(f"{setting.name}={raw!r} is not valid: {exc}") from None
     app.config.update(overrides or {})
+    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES"):  # also given as strings in config.py or tests
+        app.config[name] = _list(app.config[name])
     if not app.config["FEEDAPP_DATABASE_URL"]:
         path = Path(app.instance_path) / "feedapp.db"
         app.config["FEEDAPP_DATABASE_URL"] = f"sqlite:///{path}"
+
+
+def read_settings(instance_path: str | None = None) -> dict[str, Any]:
+    """The FEEDAPP_* settings without an app (gunicorn.conf.py): defaults, instance/config.py, environment."""
+    values = {s.name: s.default for s in SETTINGS}
+    folder = Path(instance_path or os.environ.get("FEEDAPP_INSTANCE_PATH") or DEFAULT_INSTANCE)
+    path = folder / "config.py"
+    if path.is_file():
+        namespace: dict[str, Any] = {"__file__": str(path)}
+        exec(compile(path.read_bytes(), str(path), "exec"), namespace)  # what Flask's from_pyfile does
+        values.update({k: v for k, v in namespace.items() if k in BY_NAME})
+    for setting in SETTINGS:
+        raw = os.environ.get(setting.name)
+        if raw not in (None, ""):
+            values[setting.name] = setting.parse(raw)
+    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES"):
+        values[name] = _list(values[name])
+    return values
+
+
+def public_base_url(config) -> str | None:
+    """Where links sent out point: FEEDAPP_BASE_URL, else the first trusted host, else None (debug, tests).
+
+    Never a request header: a response a shared cache keeps, an invite link or its QR
+    code must not depend on the Host or X-Forwarded-* a client chose. With trusted hosts
+    only, the scheme is https when FEEDAPP_SECURE_COOKIES says the site is served over it.
+    """
+    if config.get("FEEDAPP_BASE_URL"):
+        return config["FEEDAPP_BASE_URL"].rstrip("/")
+    hosts = _list(config.get("FEEDAPP_TRUSTED_HOSTS"))
+    if hosts:
+        return f"{'https' if config.get('FEEDAPP_SECURE_COOKIES') else 'http'}://{hosts[0]}"
+    return None
+
+
+def script_root(config) -> str:
+    """The path the app is mounted at: FEEDAPP_BASE_URL's path without its trailing slash (usually empty)."""
+    return urlsplit(config.get("FEEDAPP_BASE_URL") or "").path.rstrip("/")
+
+
+def check_public_address(config) -> list[str]:
+    """What is wrong with FEEDAPP_BASE_URL / FEEDAPP_TRUSTED_HOSTS, as sentences (empty when nothing is)."""
+    problems = []
+    base = config.get("FEEDAPP_BASE_URL")
+    if base:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            problems.append(f"FEEDAPP_BASE_URL={base!r} is not valid: give the address staff open, such as "
+                            "https://feed.example.com (or https://example.com/feed under a path)")
+    hosts = _list(config.get("FEEDAPP_TRUSTED_HOSTS"))
+    if base and hosts and not problems and not host_is_trusted(urlsplit(base).netloc, hosts):
+        problems.append(f"FEEDAPP_BASE_URL={base!r} names a host that FEEDAPP_TRUSTED_HOSTS does not list: "
+                        "add it there, since the site must answer to its own address")
+    if hosts and not base and hosts[0].startswith("."):
+        problems.append(f"FEEDAPP_TRUSTED_HOSTS starts with {hosts[0]!r}, a wildcard: links are built on the first "
+                        "entry, so put a full host name first (or set FEEDAPP_BASE_URL)")
+    return problems
 
 
 def read_secret_key(instance_path: str) -> str | None:

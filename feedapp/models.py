@@ -1,4 +1,4 @@
-"""Tables: offices, sources (X accounts), posts, media, the poller lease and API reads."""
+"""Tables: offices, sources (X accounts), posts, media, the poller lease, API reads, staff accounts, throttle counts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -205,15 +207,17 @@ class User(Base):
     office: Mapped[Office | None] = relationship()
 
 
-class LoginSession(Base):
-    """One signed-in browser. The cookie holds a random key; deleting the row ends that session."""
+class SignIn(Base):
+    """One signed-in browser of a staff member. The cookie holds a random key; deleting the row signs it out."""
 
-    __tablename__ = "login_sessions"
+    __tablename__ = "sign_ins"
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the key
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The browser's "keep me signed in" choice, kept when a password change signs it in afresh.
+    remember: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Invite(Base):
@@ -227,6 +231,17 @@ class Invite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ThrottleCount(Base):
+    """Attempts counted by feedapp.throttle in one window, shared by every worker and node on this database."""
+
+    __tablename__ = "throttle_counts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. "login-client:203.0.113.9"
+    count: Mapped[int] = mapped_column(Integer)
+    # Unix time (seconds) the window ends; a plain number compares the same on every engine.
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class FeedToken(Base):

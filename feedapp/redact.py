@@ -5,14 +5,27 @@ from __future__ import annotations
 import logging
 import re
 
-# /invite/<token> and /private/<token>/… carry bearer secrets (see web/auth.py, web/feeds.py).
-SECRET_PATH_RE = re.compile(r"(/invite/|/private/)[^/\s?\"']+")
-# Referer and query strings can carry them too, as can "next" parameters.
+# A slash as it appears in a log line: itself, or percent-encoded once or more ("%2F", "%252F", …),
+# which is how a path travels inside a query string (`next=%2Fprivate%2F<token>%2Ffeed.rss`).
+_SLASH = r"(?:/|%(?:25)*2[fF])"
+# Where a token ends: a (possibly encoded) slash, "?", "&", "#" or ";", a quote, or whitespace.
+_END = r"(?:/|%(?:25)*(?:2[fF]|3[fF]|26|23|3[bB])|[\s?&#;\"'])"
+
+
+def _word(word: str) -> str:
+    """word with each letter also matched percent-encoded (the router decodes "/%69nvite/" to "/invite/")."""
+    return "".join(rf"(?:{c}|%(?:25)*(?:{ord(c.lower()):02x}|{ord(c.upper()):02x}))" for c in word)
+
+
+# /invite/<token> and /private/<token>/… carry bearer secrets (see web/auth.py, web/feeds.py); case-insensitive,
+# so an oddly written path is redacted too rather than logged.
+SECRET_PATH_RE = re.compile(rf"({_SLASH}(?:{_word('invite')}|{_word('private')}){_SLASH})(?:(?!{_END}).)+",
+                            re.IGNORECASE)
 REDACTED = r"\1[redacted]"
 
 
 def redact(text: str) -> str:
-    """text with every URL token replaced by [redacted]."""
+    """text with every URL token replaced by [redacted], plain or percent-encoded."""
     return SECRET_PATH_RE.sub(REDACTED, text)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from feedapp import accounts
-from feedapp.models import FeedToken, Invite, LoginSession, Office, User
+from feedapp.models import FeedToken, Invite, SignIn, Office, User
 
 CSRF_RE = re.compile(r'<input\b[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]+)"')
 ERR_RE = re.compile(r'<p class="err"[^>]*>(.*?)</p>', re.S)
@@ -116,11 +116,11 @@ def invite_rows(sessions, username: str) -> list[Invite]:
         return rows
 
 
-def session_rows(sessions, username: str | None = None) -> list[LoginSession]:
+def sign_in_rows(sessions, username: str | None = None) -> list[SignIn]:
     with sessions() as s:
-        stmt = select(LoginSession)
+        stmt = select(SignIn)
         if username:
-            stmt = stmt.join(User, User.id == LoginSession.user_id).where(User.username == username)
+            stmt = stmt.join(User, User.id == SignIn.user_id).where(User.username == username)
         rows = list(s.scalars(stmt))
         s.expunge_all()
         return rows

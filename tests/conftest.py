@@ -88,6 +88,36 @@ def db_url(request, tmp_path):
     return url
 
 
+# The Redis server the tests may use; each test gets its own key prefix on it (see redis_url).
+REDIS_TEST_URL = os.environ.get("FEEDAPP_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis URL whose keys belong to this test alone: a random `?prefix=` (feedapp.throttle reads it), cleared after.
+
+    Without a Redis server the test is skipped, saying why; with CI=true it fails instead, so a green CI
+    run always means the Redis paths were tested.
+    """
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        message = f"Redis not reachable at {REDIS_TEST_URL}: {type(exc).__name__}"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"{message} (CI=true: the Redis tests must run)")
+        pytest.skip(f"{message}; Redis tests skipped")
+    prefix = f"feedapp-test-{uuid.uuid4().hex}:"
+    yield f"{REDIS_TEST_URL}?prefix={prefix}"
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture
 def fake_x():
     """A fresh fake X API v2 server on 127.0.0.1."""

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from feedapp import accounts
-from feedapp.models import AuditEvent, FeedToken, Invite, LoginSession, Office, User
+from feedapp.models import AuditEvent, FeedToken, Invite, SignIn, Office, User
 
 PASSWORD = "ferry timetable 42"
 FAST_HASH = "pbkdf2:sha256:1"  # users made here skip scrypt (~0.1 s a check); the web forms still use the default
@@ -82,7 +82,7 @@ def snapshot(sessions) -> dict:
                       for u in s.scalars(select(User).order_by(User.id))],
             "invites": [(i.id, i.user_id, i.token_hash, i.used_at)
                         for i in s.scalars(select(Invite).order_by(Invite.id))],
-            "sessions": sorted(s.scalars(select(LoginSession.key_hash))),
+            "sessions": sorted(s.scalars(select(SignIn.key_hash))),
             "feed_tokens": sorted(s.scalars(select(FeedToken.token_hash))),
             "audit": s.scalar(select(func.count()).select_from(AuditEvent)),
         }
@@ -302,7 +302,7 @@ def test_switching_off_signs_the_user_out_everywhere_and_kills_private_feeds(adm
     user = user_row(sessions, "deckhand")
     assert not user.active
     with sessions() as s:
-        assert s.scalar(select(func.count()).select_from(LoginSession).where(LoginSession.user_id == uid)) == 0
+        assert s.scalar(select(func.count()).select_from(SignIn).where(SignIn.user_id == uid)) == 0
     assert audit_rows(sessions)[-1][:3] == ("boss", "deactivate", "deckhand")
 
     page = admin.get(f"/admin/users/{uid}").get_data(as_text=True)

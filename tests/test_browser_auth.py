@@ -19,6 +19,7 @@ from feedapp import accounts
 from feedapp.db import sessions
 from feedapp.models import Office
 from tests.browser import PageOpener, demo_app, launch_chromium, PHONE, Seal, fits, serve, store_post, watch, widths
+from tests.test_pwa import until
 
 PASSWORD = "tugboat at dawn 9"
 FAST_HASH = "pbkdf2:sha256:1"  # users made here skip scrypt; passwords set in the browser use the real hash
@@ -220,3 +221,34 @@ def test_tab_reaches_the_sign_in_fields_in_order(new_page):
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
     expect(page.get_by_role("link", name="Sign out")).to_be_visible()
+
+
+# --- the offline page the service worker keeps ----------------------------------------------------------------------
+
+# The body of /offline as the worker saved it in its shell cache, or null while it has not yet.
+OFFLINE_SAVED_JS = """async () => {
+  for (const name of await caches.keys()) {
+    if (!name.startsWith('shell-')) continue;
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) {
+      if (new URL(request.url).pathname === '/offline') return await (await cache.match(request)).text();
+    }
+  }
+  return null;
+}"""
+
+
+def test_the_offline_page_the_worker_keeps_names_nobody(new_page, site):
+    page = new_page()
+    # Sign in without opening a page first, so the worker installs (and saves /offline) while signed in.
+    form = page.context.request.get("/login").text()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)[1]
+    signed = page.context.request.post("/login", form={"csrf_token": token, "username": "docker",
+                                                        "password": PASSWORD, "remember": "y"}, max_redirects=0)
+    assert signed.status == 303
+    page.goto("/")
+    expect(page.get_by_role("link", name="Docker")).to_be_visible()  # the control: pages name the reader
+    saved = until(page, OFFLINE_SAVED_JS, what="/offline in the worker's shell cache")
+    assert "You are offline" in saved
+    assert "Docker" not in saved and "docker" not in saved and 'href="/logout"' not in saved
+    assert 'href="/login"' in saved  # the anonymous reader's header

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
 
 import pytest
 
-from feedapp import ROOT
 from feedapp.redact import RedactFilter, redact
+from tests.gunicorn_proc import base_env, gunicorn
 
 TOKEN = "Zx9-secretTOKENvalue_123"
 
@@ -24,6 +21,18 @@ TOKEN = "Zx9-secretTOKENvalue_123"
         (f'"GET /private/{TOKEN}/feed.rss HTTP/1.1" 200', '"GET /private/[redacted]/feed.rss HTTP/1.1" 200'),
         (f"referer=https://feed.example/invite/{TOKEN}?a=1", "referer=https://feed.example/invite/[redacted]?a=1"),
         ('"GET /feed.rss HTTP/1.1" 304', '"GET /feed.rss HTTP/1.1" 304'),
+        # Percent-encoded, as a path travels in a query string ("next="), in any case, twice encoded.
+        (f'"GET /login?next=%2Fprivate%2F{TOKEN}%2Ffeed.rss HTTP/1.1"',
+         '"GET /login?next=%2Fprivate%2F[redacted]%2Ffeed.rss HTTP/1.1"'),
+        (f"next=%2finvite%2f{TOKEN}&x=1", "next=%2finvite%2f[redacted]&x=1"),
+        (f"next=%252Fprivate%252F{TOKEN}%252Ffeed.atom", "next=%252Fprivate%252F[redacted]%252Ffeed.atom"),
+        (f"next=%25252Finvite%25252F{TOKEN}", "next=%25252Finvite%25252F[redacted]"),
+        (f"next=%2Finvite%2F{TOKEN}%3Fa%3D1", "next=%2Finvite%2F[redacted]%3Fa%3D1"),
+        # Letters of the path percent-encoded (the router decodes them), and an odd case.
+        (f'"GET /%69nvite/{TOKEN} HTTP/1.1"', '"GET /%69nvite/[redacted] HTTP/1.1"'),
+        (f'"GET /PRIVATE/{TOKEN}/feed.rss HTTP/1.1"', '"GET /PRIVATE/[redacted]/feed.rss HTTP/1.1"'),
+        # Nothing else is touched.
+        ('"GET /inviter/x?next=%2Ffeed.rss HTTP/1.1"', '"GET /inviter/x?next=%2Ffeed.rss HTTP/1.1"'),
     ],
 )
 def test_redact_replaces_url_tokens(line, expected):
@@ -43,27 +52,17 @@ def test_gunicorn_access_log_is_redacted(tmp_path, sqlite_template):
 
     db = tmp_path / "g.db"
     shutil.copy(sqlite_template, db)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_SECRET_KEY": "k" * 40,
-           "FEEDAPP_INSTANCE_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-                             "-w", "1", "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    env = base_env(tmp_path, f"sqlite:///{db}", FEEDAPP_BASE_URL="http://127.0.0.1")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        for _ in range(100):
+    paths = (f"/invite/{TOKEN}", f"/private/{TOKEN}/feed.rss", f"/login?next=%2Fprivate%2F{TOKEN}%2Ffeed.rss",
+             f"/language/fr?next=%252Finvite%252F{TOKEN}")
+    with gunicorn(env, "-w", "1") as server:
+        for path in paths:
             try:
-                opener.open(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        for path in (f"/invite/{TOKEN}", f"/private/{TOKEN}/feed.rss"):
-            with pytest.raises(urllib.error.HTTPError):  # unknown tokens: 404
-                opener.open(f"http://127.0.0.1:{port}{path}", timeout=5)
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=10)[0]
+                opener.open(server.url + path, timeout=120).close()
+            except urllib.error.HTTPError:
+                pass  # unknown tokens: 404
+    output = server.log()  # complete: gunicorn has stopped
     assert "/invite/[redacted]" in output and "/private/[redacted]/feed.rss" in output
+    assert "next=%2Fprivate%2F[redacted]%2Ffeed.rss" in output and "next=%252Finvite%252F[redacted]" in output
     assert TOKEN not in output

@@ -19,6 +19,8 @@ FR = {
     'Sign in to see that page.': "Connectez-vous pour voir cette page.",
     'Too many sign-in attempts from this network. Wait a few minutes and try again.': "Trop de tentatives de connexion depuis ce réseau. Attendez quelques minutes et réessayez.",
     'Too many wrong passwords for this username. Wait 15 minutes and try again.': "Trop de mots de passe erronés pour cet identifiant. Attendez 15 minutes et réessayez.",
+    'Too many wrong passwords for this username from different places. Sign in on a phone you used before, or wait %(minutes)d minutes.': "Trop de mots de passe erronés pour cet identifiant, depuis différents endroits. Connectez-vous sur un téléphone déjà utilisé, ou attendez %(minutes)d minutes.",
+    'Too many wrong passwords. Wait %(minutes)d minutes and try again.': "Trop de mots de passe erronés. Attendez %(minutes)d minutes et réessayez.",
     'Wrong username or password.': "Identifiant ou mot de passe incorrect.",
     'Your password is set. Welcome!': "Votre mot de passe est enregistré. Bienvenue !",
     'This page is for administrators.': "Cette page est réservée aux administrateurs.",

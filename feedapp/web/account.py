@@ -10,7 +10,8 @@ from feedapp import accounts
 from feedapp.db import get_session
 from feedapp.models import FeedToken, User
 
-from .auth import REMEMBER_FOR, CurrentUser
+from . import limits
+from .auth import REMEMBER_FOR, SESSION_FOR, CurrentUser
 from .forms import ActionForm, ChangePasswordForm, translate
 from .scope import base_url
 from .state import content_state
@@ -28,23 +29,31 @@ def show_account():
 @bp.post("/account/password")
 @login_required
 def change_password():
-    """Change the password; every other signed-in browser is signed out."""
+    """Change the password; every other signed-in browser is signed out, this one stays as it chose."""
     form = ChangePasswordForm()
     db = get_session()
     user = db.get(User, current_user.id)
     if not form.validate_on_submit():
         return _render(form, status=400)
+    attempt = limits.password_check_attempt(user.id)  # counted before the password is checked
+    if not attempt.allowed:
+        form.current.errors.append(gettext("Too many wrong passwords. Wait %(minutes)d minutes and try again.",
+                                           minutes=-(-attempt.retry_after // 60)))
+        return _render(form, status=429, headers={"Retry-After": str(attempt.retry_after)})
     if accounts.authenticate(db, user.username, form.current.data) is None:
         form.current.errors.append(gettext("That is not your current password."))
         return _render(form, status=400)
+    attempt.succeeded()
+    this_browser = accounts.sign_in_for_key(db, user.id, current_user.key)
+    remember = bool(this_browser and this_browser.remember)  # a session-only sign-in stays session-only
     try:
         accounts.set_password(db, user, form.password.data)
     except accounts.AccountError as exc:
         form.password.errors.append(translate(exc))
         return _render(form, status=400)
-    key = accounts.start_session(db, user, REMEMBER_FOR)
+    key = accounts.start_sign_in(db, user, REMEMBER_FOR if remember else SESSION_FOR, remember=remember)
     db.commit()
-    login_user(CurrentUser.of(user, key), remember=True, duration=REMEMBER_FOR)
+    login_user(CurrentUser.of(user, key), remember=remember, duration=REMEMBER_FOR)
     flash(gettext("Password changed. Other phones and browsers are signed out."))
     return redirect(url_for("account.show_account"), code=303)
 
@@ -67,7 +76,7 @@ def private_feed_urls(token: str) -> dict[str, str]:
     return {fmt: root + url_for("feeds.show_private_feed", token=token, fmt=fmt) for fmt in ("rss", "atom", "json")}
 
 
-def _render(form, new_token: str | None = None, status: int = 200):
+def _render(form, new_token: str | None = None, status: int = 200, headers: dict | None = None):
     db = get_session()
     user = db.get(User, current_user.id)
     office = content_state().by_id.get(user.office_id)
@@ -77,4 +86,4 @@ def _render(form, new_token: str | None = None, status: int = 200):
         feed_created=token_row.created_at if token_row else None,
         feed_urls=private_feed_urls(new_token) if new_token else None,
     )
-    return response, status, {"Cache-Control": "no-store"}
+    return response, status, {"Cache-Control": "no-store", **(headers or {})}

@@ -1,8 +1,9 @@
-"""Staff sign-in: /login, /logout and one-time invites, on Flask-Login and server-side sessions.
+"""Staff sign-in: /login, /logout and one-time invites, on Flask-Login and server-side sign-in records.
 
 The session cookie carries "user id:random key"; the key's hash is a row in
-login_sessions. Signing out, changing the password or deactivating the user
+sign_ins. Signing out, changing the password or deactivating the user
 deletes rows, so a copied or replayed cookie stops working at once.
+Attempts are throttled by feedapp.web.limits before any password is checked.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext, lazy_gettext
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from feedapp import accounts
 from feedapp.db import get_session
 
+from . import limits
 from .forms import LoginForm, SetPasswordForm, translate
 
 bp = Blueprint("auth", __name__)
@@ -27,8 +27,6 @@ login_manager = LoginManager()
 
 REMEMBER_FOR = timedelta(days=30)  # weeks on a phone, as staff expect of an app
 SESSION_FOR = timedelta(hours=12)  # without "remember me": one working day
-LOGIN_LIMIT_PER_IP = "20 per 5 minutes"
-LOGIN_LIMIT_PER_USERNAME = "5 per 15 minutes"  # failed attempts only
 
 
 @dataclass
@@ -40,7 +38,7 @@ class CurrentUser(UserMixin):
     display_name: str
     office_id: int | None
     is_admin: bool
-    key: str  # this browser's session key
+    key: str  # this browser's sign-in key
 
     def get_id(self) -> str:
         return f"{self.id}:{self.key}"
@@ -57,33 +55,13 @@ def init_app(app) -> None:
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config["SESSION_COOKIE_SECURE"])
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["FEEDAPP_RATELIMIT_STORAGE_URL"])
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Sign in to see that page.")
     # "basic", not "strong": phones change IP address all day long.
     login_manager.session_protection = "basic"
     app.register_blueprint(bp)
-    _throttle_login(app)
-
-
-def _throttle_login(app) -> None:
-    """Per-app limiter (its storage comes from this app's config), wrapped around the login view."""
-    limiter = Limiter(key_func=get_remote_address, default_limits=[])
-    limiter.init_app(app)
-    view = app.view_functions["auth.login"]
-    view = limiter.limit(
-        LOGIN_LIMIT_PER_USERNAME, methods=["POST"], key_func=_username_key,
-        deduct_when=lambda response: response.status_code == 401,  # only failed attempts count
-        error_message=lambda: gettext("Too many wrong passwords for this username. Wait 15 minutes and try again."),
-    )(view)
-    view = limiter.limit(
-        LOGIN_LIMIT_PER_IP, methods=["POST"],
-        error_message=lambda: gettext("Too many sign-in attempts from this network. Wait a few minutes and try again."),
-    )(view)
-    app.view_functions["auth.login"] = view
-    app.extensions["feedapp.limiter"] = limiter
+    limits.init_app(app)
 
 
 @login_manager.user_loader
@@ -92,7 +70,7 @@ def load_user(user_id: str) -> CurrentUser | None:
     uid, _, key = (user_id or "").partition(":")
     if not uid.isdigit() or not key:
         return None
-    user = accounts.user_for_session(get_session(), int(uid), key)
+    user = accounts.user_for_sign_in(get_session(), int(uid), key)
     return CurrentUser.of(user, key) if user else None
 
 
@@ -106,10 +84,6 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _username_key() -> str:
-    return "login-user:" + (request.form.get("username") or "").strip().lower()[:50]
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in with username and password."""
@@ -119,15 +93,32 @@ def login():
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("login.html", form=form), 400
+        username = form.username.data.strip().lower()
+        attempt = limits.sign_in_attempt(username)  # counted before the password is checked
+        if not attempt.allowed:
+            form.password.errors.append(_refusal(attempt))
+            return render_template("login.html", form=form), 429, {"Retry-After": str(attempt.retry_after)}
         db = get_session()
-        user = accounts.authenticate(db, form.username.data, form.password.data)
+        user = accounts.authenticate(db, username, form.password.data)
         if user is None:
             form.password.errors.append(gettext("Wrong username or password."))
             return render_template("login.html", form=form), 401
+        attempt.succeeded()
         _sign_in(user, remember=form.remember.data)
         db.commit()
-        return redirect(safe_next(form.next.data), code=303)
+        response = redirect(safe_next(form.next.data), code=303)
+        limits.remember_device(response, user.username)
+        return response
     return render_template("login.html", form=form)
+
+
+def _refusal(attempt) -> str:
+    if attempt.refused_by is limits.PER_CLIENT:
+        return gettext("Too many sign-in attempts from this network. Wait a few minutes and try again.")
+    if attempt.refused_by is limits.PER_USER:
+        return gettext("Too many wrong passwords for this username from different places. Sign in on a phone "
+                       "you used before, or wait %(minutes)d minutes.", minutes=-(-attempt.retry_after // 60))
+    return gettext("Too many wrong passwords for this username. Wait 15 minutes and try again.")
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -139,7 +130,7 @@ def logout():
         return render_template("logout.html", done=False)
     if current_user.is_authenticated:
         db = get_session()
-        accounts.end_session(db, current_user.key)
+        accounts.end_sign_in(db, current_user.key)
         db.commit()
     session.clear()  # first: logout_user() then leaves its note to delete the remember-me cookie
     logout_user()
@@ -169,15 +160,17 @@ def accept_invite(token: str):
                 _sign_in(user, remember=True)
                 db.commit()
                 flash(gettext("Your password is set. Welcome!"))
-                return redirect(url_for("account.show_account"), code=303)
+                response = redirect(url_for("account.show_account"), code=303)
+                limits.remember_device(response, user.username)
+                return response
         return render_template("invite.html", form=form, user=user), 400
     return render_template("invite.html", form=form, user=user)
 
 
 def _sign_in(user, remember: bool) -> None:
-    """A fresh session id and a new server-side session row (never reuse the old ones)."""
+    """A fresh session cookie and a new server-side sign-in row (never reuse the old ones)."""
     session.clear()
-    key = accounts.start_session(get_session(), user, REMEMBER_FOR if remember else SESSION_FOR)
+    key = accounts.start_sign_in(get_session(), user, REMEMBER_FOR if remember else SESSION_FOR, remember=remember)
     login_user(CurrentUser.of(user, key), remember=remember, duration=REMEMBER_FOR)
 
 

@@ -7,7 +7,7 @@ import json
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_babel import gettext
-from flask_login import current_user
+from flask_login import AnonymousUserMixin, current_user
 
 from feedapp.assets import asset_url
 
@@ -68,8 +68,13 @@ def show_service_worker():
 
 @bp.get("/offline")
 def show_offline():
-    """What the worker shows for a page that was never opened while online."""
-    return render_template("offline.html"), 200, {"Cache-Control": "no-cache"}
+    """What the worker shows for a page that was never opened while online.
+
+    The worker saves it when it installs, often while someone is signed in, and shows it to
+    whoever holds the phone later: it is rendered as for an anonymous reader, never naming anyone.
+    """
+    body = render_template("offline.html", current_user=AnonymousUserMixin())
+    return body, 200, {"Cache-Control": "no-cache"}
 
 
 @bp.after_app_request

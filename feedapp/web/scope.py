@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import abort, current_app, request
 from flask_babel import gettext
+
+from feedapp.config import public_base_url
 
 from .state import OfficeInfo, content_state
 
 OFFICE_COOKIE = "office"
 MAX_ID = 2**63 - 1
+MAX_ID_DIGITS = len(str(MAX_ID))
 
 
 def get_office_or_404(slug: str) -> OfficeInfo:
@@ -29,14 +34,21 @@ def cursor() -> int | None:
     raw = request.args.get("before")
     if raw is None:
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses or reads as another number.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS) or not 0 < int(raw) <= MAX_ID:
         abort(400, description=gettext("“before” must be the id of a post."))
     return int(raw)
 
 
 def base_url() -> str:
-    """FEEDAPP_BASE_URL, or the request's own root, without the trailing slash."""
-    configured = current_app.config.get("FEEDAPP_BASE_URL")
+    """The site's origin (scheme://host[:port]) for absolute URLs: base_url() + url_for(...).
+
+    From FEEDAPP_BASE_URL or the first of FEEDAPP_TRUSTED_HOSTS (config.public_base_url), never
+    from request headers; only debug and tests, which have neither, use the request's own host.
+    url_for adds the script root (the path of FEEDAPP_BASE_URL, pinned by feedapp.web.proxy).
+    """
+    configured = public_base_url(current_app.config)
     if configured:
-        return configured.rstrip("/")
-    return f"{request.scheme}://{request.host}{request.script_root}"
+        parts = urlsplit(configured)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.scheme}://{request.host}"

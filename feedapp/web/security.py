@@ -1,10 +1,10 @@
-"""Security headers on every response, and CSRF protection on every form."""
+"""Security headers on every response, CSRF protection on every form, and no shared copy of a reader's page."""
 
 from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFProtect
 
@@ -29,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_refuse_bad_encoding)
     csrf.init_app(app)
     app.after_request(_headers)
+    app.after_request(_private_for_signed_in)
 
 
 def _refuse_bad_encoding():
@@ -50,7 +51,33 @@ HEADERS = {
 }
 
 
+# RFC 6797: browsers that once saw the site over https never use plain http for it again (a year).
+# Without includeSubDomains: other hosts of the company's domain are not ours to decide for.
+HSTS = "max-age=31536000"
+
+
 def _headers(response: Response) -> Response:
     response.headers.update(HEADERS)
     response.headers.setdefault("Content-Security-Policy", CSP)  # the service worker brings its own
+    if current_app.config["FEEDAPP_SECURE_COOKIES"]:
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def _private_for_signed_in(response: Response) -> Response:
+    """A response rendered for a signed-in reader is theirs alone, whatever the view said.
+
+    Flask-Login keeps the reader it loaded in g._login_user: a view or template that looked
+    at current_user and found someone signed in made a body that may name them (the nav, the
+    office, staff-only posts). Unless the view already chose private or no-store, such a
+    response gets `private, no-cache` (RFC 9111 §5.2.2.7: no shared cache may store it) and
+    varies on the cookie that chose the reader.
+    """
+    reader = g.get("_login_user")
+    if reader is None or not reader.is_authenticated:
+        return response
+    cache = response.cache_control
+    if not (cache.private or cache.no_store):
+        response.headers["Cache-Control"] = "private, no-cache"
+    response.vary.add("Cookie")
     return response
