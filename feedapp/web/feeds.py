@@ -59,7 +59,7 @@ def show_opml():
                             root + url_for("pages.show_office", slug=office.slug)))
         return render.opml("Staff feeds", entries)
 
-    return cached_response(variant(translated=False), build, content_type="text/x-opml; charset=utf-8",
+    return cached_response(variant(page=False), build, content_type="text/x-opml; charset=utf-8",
                            cache_control=_public_max_age())
 
 
@@ -96,7 +96,7 @@ def _feed(fmt: str, office, reader: int | None = None, token: str | None = None)
     cache_control = _public_max_age()
     if reader is not None:
         cache_control = cache_control.replace("public", "private")  # never in a shared cache
-    return cached_response(variant(translated=False, office=office.slug if office else None, reader=reader, token=token),
+    return cached_response(variant(page=False, office=office.slug if office else None, reader=reader, token=token),
                            build, content_type=content_type, cache_control=cache_control)
 
 

@@ -100,7 +100,7 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
 
     The render-cache key and the ETag are the content version plus the variant
     (feedapp.web.variant): nothing else may change the body. A variant declared
-    untranslated is built in the default language, so the reader's cannot leak in.
+    that is not a page is built in the default language, so the reader's cannot leak in.
     """
     state = content_state()
     version = state.version

@@ -7,8 +7,9 @@ links. The render-cache key and the ETag are made from every field of it, so
 an input a body uses but the key forgets cannot happen by omission: a new input
 has to become a field, and then it is in the key. Inputs a view does not
 declare cannot reach its body: unknown query parameters are dropped from the
-canonical path templates link to, and a response declared untranslated is
-built in the default language whatever the reader's.
+canonical path templates link to, and a response that is not a page is
+built in the default language whatever the reader's, and a non-page never
+looks at who is signed in.
 """
 
 from __future__ import annotations
@@ -50,13 +51,16 @@ class Variant:
         return f'W/"{digest[:2 * ETAG_BYTES]}"'
 
 
-def variant(*, query: dict[str, object] | None = None, office: str | None = None, translated: bool = True,
+def variant(*, query: dict[str, object] | None = None, office: str | None = None, page: bool = True,
             reader: int | None = None, token: str | None = None) -> Variant:
     """The Variant of the current request: its route, plus what the view resolved.
 
     query holds the parameters the view reads, already validated (None values
     are left out); everything else in the query string is ignored, and the
-    templates link to the canonical path made from this query only.
+    templates link to the canonical path made from this query only. A page is
+    a template, which may use the reader's language and name; anything else
+    (feeds, OPML) is made by a pure builder from its arguments, in the default
+    language, whoever asks.
     """
     args = {k: str(v) for k, v in (request.view_args or {}).items() if k != "token"}
     canonical = {k: str(v) for k, v in (query or {}).items() if v is not None}
@@ -65,9 +69,9 @@ def variant(*, query: dict[str, object] | None = None, office: str | None = None
         route=request.endpoint or "",
         args=tuple(sorted(args.items())) + tuple(("?" + k, v) for k, v in sorted(canonical.items())),
         base=base_url(),
-        locale=current_locale() if translated else None,
+        locale=current_locale() if page else None,
         office=office,
-        viewer=current_user.id if current_user.is_authenticated else None,
+        viewer=current_user.id if page and current_user.is_authenticated else None,
         reader=reader,
         token=hashlib.sha256(token.encode()).hexdigest() if token else None,
     )
