@@ -99,8 +99,8 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
     """Answer from validators (304), the render cache, or by building the body once.
 
     The render-cache key and the ETag are the content version plus the variant
-    (feedapp.web.variant): nothing else may change the body. A variant declared
-    that is not a page is built in the default language, so the reader's cannot leak in.
+    (feedapp.web.variant): nothing else may change the body. What is not a page
+    is built in the default language, so the reader's cannot leak in.
     """
     state = content_state()
     version = state.version

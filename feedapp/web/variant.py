@@ -7,9 +7,8 @@ links. The render-cache key and the ETag are made from every field of it, so
 an input a body uses but the key forgets cannot happen by omission: a new input
 has to become a field, and then it is in the key. Inputs a view does not
 declare cannot reach its body: unknown query parameters are dropped from the
-canonical path templates link to, and a response that is not a page is
-built in the default language whatever the reader's, and a non-page never
-looks at who is signed in.
+canonical path templates link to, and what is not a page (a feed, the OPML)
+is built in the default language and never looks at who is signed in.
 """
 
 from __future__ import annotations
