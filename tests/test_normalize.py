@@ -629,3 +629,31 @@ def test_single_user_and_only_errors():
 def test_malformed_users_raise(body):
     with pytest.raises(MalformedResponse):
         normalize_users(body)
+
+
+# --- includes, once per page ------------------------------------------------------------
+
+
+def test_includes_are_indexed_once_per_page(monkeypatch):
+    from feedapp.xapi import normalize
+
+    built = []
+    original = normalize._Includes.__init__
+
+    def counting(self, includes):
+        built.append(includes)
+        original(self, includes)
+
+    monkeypatch.setattr(normalize._Includes, "__init__", counting)
+    body = load_example()
+    page = normalize_page(body)
+    assert len(page.posts) == len(body["data"]) >= 3
+    assert len(built) == 1
+
+
+def test_each_post_of_a_page_keeps_the_includes_it_used():
+    body = load_example()
+    page = normalize_page(body)
+    for t, post in zip(body["data"], page.posts):
+        alone = normalize_tweet(t, body["includes"])  # its own lookup, as every post had before
+        assert post == alone and post.raw == alone.raw

@@ -76,7 +76,7 @@ def _user(obj: dict) -> User:
 
 
 class _Includes:
-    """Lookup over a body's includes that records what one post used (for Post.raw)."""
+    """A body's includes checked and indexed once per page: tweets and users by id, media by key."""
 
     _KEYS = {"tweets": "id", "users": "id", "media": "media_key"}
 
@@ -86,7 +86,18 @@ class _Includes:
         self.counts = {kind: len(items) for kind, items in lists.items()}
         self._index = {kind: {i[key]: i for i in lists[kind] if isinstance(i.get(key), str)}
                        for kind, key in self._KEYS.items()}
-        self.used: dict[str, list[dict]] = {kind: [] for kind in self._KEYS}
+
+    def for_post(self) -> _Used:
+        """A view of the index that records what one post looks up."""
+        return _Used(self._index)
+
+
+class _Used:
+    """The includes one post used, recorded in lookup order for Post.raw."""
+
+    def __init__(self, index: dict[str, dict[str, dict]]):
+        self._index = index
+        self.used: dict[str, list[dict]] = {kind: [] for kind in index}
 
     def get(self, kind: str, key: object) -> dict | None:
         found = self._index[kind].get(key) if isinstance(key, str) else None
@@ -224,7 +235,7 @@ def _one_media(key: str, item: dict) -> Media:
                                  "content_type": "video/mp4"} for v in mp4))
 
 
-def _media(tweet: dict, inc: _Includes) -> tuple[Media, ...]:
+def _media(tweet: dict, inc: _Used) -> tuple[Media, ...]:
     where = f"tweet {tweet['id']}.attachments"
     keys = _get(_get(tweet, "attachments", dict, where, {}), "media_keys", list, where, [])
     # X leaves out of includes.media what it cannot return (deleted, withheld): skip those.
@@ -243,7 +254,7 @@ def _mentioned(tweet: dict, user_id: object) -> str | None:
     return None
 
 
-def _author(tweet: dict, inc: _Includes, source_user: User | None, own: bool,
+def _author(tweet: dict, inc: _Used, source_user: User | None, own: bool,
             hint: dict | None = None) -> User:
     """includes.users[author_id], else source_user, else a stub (author_id may not be expanded)."""
     author_id = tweet.get("author_id")
@@ -256,7 +267,7 @@ def _author(tweet: dict, inc: _Includes, source_user: User | None, own: bool,
     return User(id=author_id or "", username=username or "", name="")
 
 
-def _quoted(tweet_id: str, inc: _Includes, source_user: User | None) -> QuotedPost | None:
+def _quoted(tweet_id: str, inc: _Used, source_user: User | None) -> QuotedPost | None:
     quoted = inc.get("tweets", tweet_id)
     if quoted is None:
         return None  # deleted or withheld: X leaves it out of includes.tweets
@@ -272,8 +283,12 @@ def _quoted(tweet_id: str, inc: _Includes, source_user: User | None) -> QuotedPo
 
 def normalize_tweet(tweet: dict, includes: dict, source_user: User | None = None) -> Post:
     """Normalize one timeline tweet into a Post, resolving repost/quote/reply/media via includes."""
+    return _normalize_tweet(tweet, _Includes(includes).for_post(), source_user)
+
+
+def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
     _check_tweet(tweet, "tweet")
-    where, inc = f"tweet {tweet['id']}", _Includes(includes)
+    where = f"tweet {tweet['id']}"
     created_at = _parse_time(tweet.get("created_at"), where)
     repost_of = _refs(tweet).get("retweeted")
     original = inc.get("tweets", repost_of)
@@ -314,9 +329,9 @@ def normalize_page(payload: dict, source_user: User | None = None) -> Page:
     meta = _get(payload, "meta", dict, "body", {})
     count = _get(meta, "result_count", int, "meta", len(data))
     _require(count >= 0, "meta.result_count is negative")
-    includes = payload.get("includes", {})
-    counts = _Includes(includes).counts
-    return Page(posts=[normalize_tweet(tweet, includes, source_user) for tweet in data],
+    index = _Includes(payload.get("includes", {}))  # once per page, shared by its posts
+    counts = index.counts
+    return Page(posts=[_normalize_tweet(tweet, index.for_post(), source_user) for tweet in data],
                 newest_id=_get(meta, "newest_id", str, "meta"),
                 oldest_id=_get(meta, "oldest_id", str, "meta"),
                 next_token=_get(meta, "next_token", str, "meta"), result_count=count,
