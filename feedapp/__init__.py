@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
-from . import assets, cli, db, redact, web
+from . import assets, cli, db, redact, textclean, web
 from .config import load_config, read_secret_key
 from .web.fastpath import NotModifiedFastPath
 
@@ -35,6 +35,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
+    # Whatever a template prints ({{ … }}), characters HTML forbids never reach the page.
+    app.jinja_options = {**app.jinja_options, "finalize": textclean.scrub_value}
 
     app.config.update(
         SESSION_COOKIE_SECURE=app.config["FEEDAPP_SECURE_COOKIES"],

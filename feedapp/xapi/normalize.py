@@ -1,15 +1,19 @@
 """Turn X API v2 response bodies (already JSON-decoded) into feedapp.xapi.types values.
 
 Stdlib only. A body not shaped as the X API v2 documents raises MalformedResponse;
-unknown extra fields are ignored.
+unknown extra fields are ignored. Every text that becomes stored data goes through
+feedapp.textclean.clean here, once: characters HTML and XML forbid are gone and bidi
+embeddings, overrides and isolates end with their line.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
+from feedapp.textclean import Cleaner, clean, scrub
 from feedapp.xapi.errors import MalformedResponse
 from feedapp.xapi.types import Link, Media, Page, Post, QuotedPost, User
 
@@ -70,7 +74,7 @@ def _user(obj: dict) -> User:
     for key in ("id", "username", "name"):  # required by the User schema
         _require(isinstance(obj.get(key), str), f"user {obj.get('id')!r} has no {key}")
     avatar = obj.get("profile_image_url")
-    return User(id=obj["id"], username=obj["username"], name=obj["name"],
+    return User(id=obj["id"], username=clean(obj["username"]), name=clean(obj["name"]),
                 avatar_url=avatar if isinstance(avatar, str) else None,
                 protected=obj.get("protected") is True, verified=obj.get("verified") is True)
 
@@ -175,8 +179,8 @@ def _link_target(kind: str, ent: dict, piece: str) -> tuple[str, str, str] | Non
     expanded = ent.get("expanded_url")
     href = expanded if isinstance(expanded, str) and expanded else ent["url"]
     parts = urlsplit(href)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None  # e.g. javascript: -- only http(s) hrefs ever leave this module
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or scrub(href) != href:
+        return None  # e.g. javascript: or a control character -- only clean http(s) hrefs leave
     display = ent.get("display_url")
     if not isinstance(display, str) or not display.strip():
         display = re.sub(r"^https?://", "", href, flags=re.IGNORECASE)
@@ -184,28 +188,36 @@ def _link_target(kind: str, ent: dict, piece: str) -> tuple[str, str, str] | Non
 
 
 def _render(text: str, entities: dict, drop=None) -> tuple[str, tuple[Link, ...]]:
-    """Final text and its Links; trailing URL entities for which drop(entity) holds are cut."""
-    spans = _locate(text, entities)
+    """Final, clean text and its Links; trailing URL entities for which drop(entity) holds are cut."""
+    spans = _locate(text, entities)  # X's indices point into the text as sent: locate first
     cut = len(text)
     # X appends the media link(s) and the quote link at the end of the text: cut from the back.
     for start, end, kind, ent in reversed(spans):
-        if drop is None or kind != "urls" or not drop(ent) or text[end:cut].strip():
+        if drop is None or kind != "urls" or not drop(ent) or scrub(text[end:cut]).strip():
             break
         cut = start
+    # Then clean piece by piece, in order: each Link counts the cleaned text before it.
+    cleaner = Cleaner()
     out: list[str] = []
     links: list[Link] = []
     pos = length = 0
     for start, end, kind, ent in spans:
         target = _link_target(kind, ent, text[start:end]) if end <= cut else None
         if target is not None:
-            plain = _unescape(text[pos:start])  # plain segments only, exactly once
+            plain = cleaner.feed(_unescape(text[pos:start]))  # plain segments only, exactly once
+            display = cleaner.feed(target[2])
             length += len(plain)
-            links.append(Link(length, length + len(target[2]), *target))
-            length += len(target[2])
-            out += [plain, target[2]]
+            if display:
+                links.append(Link(length, length + len(display), target[0], target[1], display))
+            length += len(display)
+            out += [plain, display]
             pos = end
-    out.append(_unescape(text[pos:cut]))
-    return "".join(out).rstrip(), tuple(links)
+    out.append(cleaner.feed(_unescape(text[pos:cut])))
+    final = "".join(out).rstrip()
+    # rstrip can only shorten a link whose display ended in white space (a hostile display_url).
+    links = [link if link.end <= len(final) else replace(link, end=len(final), display=final[link.start:])
+             for link in links if link.start < len(final)]
+    return final + cleaner.close(), tuple(links)
 
 
 def _attachment_link(quoted_id: str | None):
@@ -229,10 +241,14 @@ def _one_media(key: str, item: dict) -> Media:
     return Media(key=key, type=kind, url=_get(item, "url", str, where) if photo else None,
                  preview_url=None if photo else _get(item, "preview_image_url", str, where),
                  width=_get(item, "width", int, where), height=_get(item, "height", int, where),
-                 alt_text=_get(item, "alt_text", str, where),
+                 alt_text=_clean_or_none(_get(item, "alt_text", str, where)),
                  duration_ms=_get(item, "duration_ms", int, where),
                  variants=tuple({"url": v["url"], "bit_rate": v.get("bit_rate") or 0,
                                  "content_type": "video/mp4"} for v in mp4))
+
+
+def _clean_or_none(text: str | None) -> str | None:
+    return None if text is None else clean(text)
 
 
 def _media(tweet: dict, inc: _Used) -> tuple[Media, ...]:
@@ -250,7 +266,7 @@ def _mentioned(tweet: dict, user_id: object) -> str | None:
             continue
         for ent in _objects(_get(source, "entities", dict, "tweet", {}), "mentions", "entities"):
             if ent.get("id") == user_id and isinstance(ent.get("username"), str):
-                return ent["username"]
+                return clean(ent["username"])
     return None
 
 
@@ -278,7 +294,7 @@ def _quoted(tweet_id: str, inc: _Used, source_user: User | None) -> QuotedPost |
     return QuotedPost(id=quoted["id"], author=_author(quoted, inc, source_user, own=False),
                       text=text, links=links, media=_media(quoted, inc),
                       created_at=None if created is None else _parse_time(created, where),
-                      lang=_get(quoted, "lang", str, where))
+                      lang=_clean_or_none(_get(quoted, "lang", str, where)))
 
 
 def normalize_tweet(tweet: dict, includes: dict, source_user: User | None = None) -> Post:
@@ -313,7 +329,7 @@ def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
         reply_username = _user(replied).username if replied else _mentioned(content, reply_user_id)
     sensitive = tweet.get("possibly_sensitive") is True or content.get("possibly_sensitive") is True
     return Post(id=tweet["id"], author=author, text=text, links=links, media=_media(content, inc),
-                created_at=created_at, lang=_get(content, "lang", str, where),
+                created_at=created_at, lang=_clean_or_none(_get(content, "lang", str, where)),
                 possibly_sensitive=sensitive,
                 conversation_id=_get(tweet, "conversation_id", str, where),
                 repost_of_id=repost_of, original_created_at=original_created_at,

@@ -1,0 +1,142 @@
+"""Characters that HTML, XML and log readers must never see, handled in one place.
+
+Stdlib only: the X layer cleans every text once at normalization, and the renderers
+clean again defensively (posts stored before).
+
+- scrub(): drops what HTML and XML forbid, turning separators into a space or a newline.
+- clean(): scrub() plus terminated bidi embeddings, overrides and isolates; for stored text.
+- Cleaner: clean() over a text given in pieces, so callers know where each piece lands.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Forbidden, from three rules that all apply to what feedapp writes:
+# XML 1.0 §2.2 Char excludes C0 controls but tab/LF/CR, surrogates and U+FFFE/U+FFFF;
+# HTML (WHATWG "Preprocessing the input stream") makes controls other than ASCII whitespace
+# (U+007F–U+009F included) and noncharacters (U+FDD0–U+FDEF, U+nFFFE, U+nFFFF) parse errors;
+# a lone surrogate has no UTF-8 encoding at all. U+2028/U+2029 are allowed by both but end
+# lines in JavaScript and many readers, so they are listed here to become plain newlines.
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF)
+                                            for plane in range(17))
+_FORBIDDEN_CLASS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff" + _NONCHARACTERS
+_FORBIDDEN = re.compile(f"[{_FORBIDDEN_CLASS}]")
+# Separators become a space or a newline so the words on both sides stay apart: VT, FF and the
+# information separators FS/GS/RS/US (Unicode bidi classes S/B, Python's str.isspace) a space;
+# NEL, LINE and PARAGRAPH SEPARATOR a line break (UAX #14 makes all three mandatory breaks).
+_REPLACEMENTS = {"\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ", "\x1e": " ", "\x1f": " ",
+                 "\x85": "\n", "\u2028": "\n", "\u2029": "\n"}
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+# UAX #9 explicit formatting characters. Embeddings/overrides: LRE RLE LRO RLO, closed by PDF;
+# isolates: LRI RLI FSI, closed by PDI.
+_EMBEDDINGS, PDF = "\u202a\u202b\u202d\u202e", "\u202c"
+_ISOLATES, PDI = "\u2066\u2067\u2068", "\u2069"
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# UAX #9 P1/X8: a paragraph separator ends every embedding and isolate; LF and CR are the ones
+# left after scrub(). Each line is therefore balanced on its own, and a first line cut out as
+# a feed title stays balanced too.
+_BIDI_OR_BREAK = re.compile("[\u202a-\u202e\u2066-\u2069\n\r]")
+_MAX_DEPTH = 125  # UAX #9 BD2 max_depth: deeper initiators are ignored by the algorithm anyway
+
+
+def _join_pair(match: re.Match) -> str:
+    high, low = (ord(c) for c in match[0])
+    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+
+def _replace(match: re.Match) -> str:
+    return _REPLACEMENTS.get(match[0], "")
+
+
+def scrub(text: str) -> str:
+    """text without the characters HTML and XML forbid; separators become a space or newline."""
+    if not _FORBIDDEN.search(text):
+        return text
+    # A surrogate pair in a str (decoded as UTF-16 halves) is one real character, not two lone ones.
+    text = _SURROGATE_PAIR.sub(_join_pair, text)
+    return _FORBIDDEN.sub(_replace, text)
+
+
+def scrub_value(value):
+    """scrub() for any str (a Markup stays Markup); other values as they are. Jinja's finalize."""
+    if isinstance(value, str) and _FORBIDDEN.search(value):
+        return type(value)(scrub(value))
+    return value
+
+
+class Cleaner:
+    """clean() over a text given piece by piece: feed() each piece in order, then close().
+
+    What feed() returns for a piece is exactly where that piece lands in the result, so a
+    caller building link spans can count offsets as it goes.
+    """
+
+    def __init__(self) -> None:
+        self._open: list[str] = []  # PDF or PDI for each initiator still open, innermost last
+        self._overflow_isolates = self._overflow_embeddings = 0
+
+    def feed(self, piece: str) -> str:
+        """The cleaned piece: scrubbed, stray closers dropped, open ones closed at each line end."""
+        piece = scrub(piece)
+        if not (self._open or self._overflow_isolates or self._overflow_embeddings or _BIDI.search(piece)):
+            return piece
+        out: list[str] = []
+        pos = 0
+        for match in _BIDI_OR_BREAK.finditer(piece):
+            out.append(piece[pos:match.start()])
+            out.append(self._step(match[0]))
+            pos = match.end()
+        out.append(piece[pos:])
+        return "".join(out)
+
+    def close(self) -> str:
+        """Closers for every embedding, override and isolate still open at the end of the text."""
+        closers = "".join(reversed(self._open))
+        self._open.clear()
+        self._overflow_isolates = self._overflow_embeddings = 0
+        return closers
+
+    def _step(self, char: str) -> str:
+        """What one bidi control or line break becomes (UAX #9 X2–X8, counting like the algorithm)."""
+        overflow = self._overflow_isolates or self._overflow_embeddings
+        if char in "\n\r":
+            return self.close() + char
+        if char in _EMBEDDINGS or char in _ISOLATES:
+            if len(self._open) < _MAX_DEPTH and not overflow:
+                self._open.append(PDF if char in _EMBEDDINGS else PDI)
+                return char
+            if char in _ISOLATES:
+                self._overflow_isolates += 1
+            elif not self._overflow_isolates:
+                self._overflow_embeddings += 1
+            return ""  # beyond max_depth: the algorithm ignores it, so dropping changes nothing
+        if char == PDF:
+            if self._overflow_isolates:
+                return ""
+            if self._overflow_embeddings:
+                self._overflow_embeddings -= 1
+                return ""
+            if self._open and self._open[-1] == PDF:
+                return self._open.pop()
+            return ""  # stray: nothing to close inside the current isolate
+        # PDI: closes its isolate and every embedding opened inside it (X6a).
+        if self._overflow_isolates:
+            self._overflow_isolates -= 1
+            return ""
+        if PDI not in self._open:
+            return ""  # stray
+        self._overflow_embeddings = 0
+        closers = []
+        while self._open[-1] == PDF:
+            closers.append(self._open.pop())
+        self._open.pop()
+        return "".join(closers) + PDI
+
+
+def clean(text: str) -> str:
+    """Stored-text form: scrub() plus every bidi embedding, override and isolate ended by its line."""
+    cleaner = Cleaner()
+    return cleaner.feed(text) + cleaner.close()
+
