@@ -239,8 +239,8 @@ def test_item_html(fmt):
     assert img.attrib == {"src": "https://pbs.twimg.com/media/GxAbc123?format=jpg&name=small",
                           "alt": "Forklift training at the depot", "width": "680", "height": "510"}
     assert "See you there" in first.text_content()  # the second line, after a <br>
-    assert 'Reposted by <a href="https://x.com/harborpine">@harborpine</a>' in html[1]
-    assert 'Replying to <a href="https://x.com/driver42">@driver42</a>' in html[2]
+    assert 'Reposted by <a href="https://x.com/harborpine"><bdi>@harborpine</bdi></a>' in html[1]
+    assert 'Replying to <a href="https://x.com/driver42"><bdi>@driver42</bdi></a>' in html[2]
     vid = lxml.html.fragment_fromstring(html[3], create_parent="div")
     anchors = [(a.get("href"), a.text_content()) for a in vid.xpath(".//a")]
     assert anchors == [("https://x.com/harborpine/status/1790000000000000002", ""),

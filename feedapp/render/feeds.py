@@ -172,14 +172,16 @@ def _media_content(media) -> dict | None:
 
 def _content_html(post, staff: bool) -> str:
     parts = []
+    # Every piece of user text sits in its own <bdi> or dir="auto" element (HTML: unicode-bidi:
+    # isolate), so no direction it sets reaches the markup around it in a feed reader.
     if post.repost_of_id:
         by = clean(post.source.username)
-        parts.append(Markup('<p>Reposted by <a href="{}">@{}</a></p>').format(profile_url(by), by))
+        parts.append(Markup('<p>Reposted by <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(by), by))
     if post.reply_to_id and post.reply_to_username:
         to = clean(post.reply_to_username)
-        parts.append(Markup('<p>Replying to <a href="{}">@{}</a></p>').format(profile_url(to), to))
+        parts.append(Markup('<p>Replying to <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(to), to))
     if post.text:
-        parts.append(Markup("<p>{}</p>").format(text_html(post)))
+        parts.append(Markup('<p dir="auto">{}</p>').format(text_html(post)))
     parts += [_media_html(media, permalink(post)) for media in post.media]
     if post.quoted:
         parts.append(_quote_html(post, staff))
@@ -195,8 +197,9 @@ def _quote_html(post, staff: bool) -> Markup:
     username = clean(author.get("username") or "")
     url = status_url(username, quoted.get("id"))
     media = Markup("").join(_media_html(_quoted_media(m), url) for m in quoted.get("media") or [])
-    return Markup('<blockquote><p>{} <a href="{}">@{}</a></p><p>{}</p>{}</blockquote>').format(
-        clean(author.get("name") or username), url, username, quoted_html(quoted), media)
+    return Markup('<blockquote><p><bdi>{}</bdi> <a href="{}"><bdi>@{}</bdi></a></p><p dir="auto">{}</p>{}'
+                  '</blockquote>').format(clean(author.get("name") or username), url, username,
+                                          quoted_html(quoted), media)
 
 
 def _media_html(media, post_url: str) -> Markup:
