@@ -3,6 +3,7 @@
 from gunicorn.glogging import Logger
 
 from feedapp.redact import redact
+from feedapp.textclean import LogSanitizer
 
 bind = "127.0.0.1:8000"
 worker_class = "gthread"
@@ -13,7 +14,13 @@ control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by d
 
 
 class RedactingLogger(Logger):
-    """Access log lines without invite or private-feed tokens."""
+    """Access log lines without invite or private-feed tokens; every line one line, without controls."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        # Request lines and headers are client text (decoded as Latin-1: C1 controls too).
+        if not any(isinstance(f, LogSanitizer) for f in self.access_log.filters):
+            self.access_log.addFilter(LogSanitizer())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

@@ -35,6 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = _secret_key(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
+    textclean.install_log_sanitizer("feedapp", "werkzeug")  # one line per record, no control characters
     # Whatever a template prints ({{ … }}), characters HTML forbids never reach the page.
     app.jinja_options = {**app.jinja_options, "finalize": textclean.scrub_value}
 

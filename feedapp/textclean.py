@@ -1,16 +1,19 @@
 """Characters that HTML, XML and log readers must never see, handled in one place.
 
-Stdlib only: the X layer cleans every text once at normalization, and the renderers
-clean again defensively (posts stored before).
+Stdlib only: the X layer cleans every text once at normalization, the renderers
+clean again defensively (posts stored before), and logging escapes what is left.
 
 - scrub(): drops what HTML and XML forbid, turning separators into a space or a newline.
 - clean(): scrub() plus terminated bidi embeddings, overrides and isolates; for stored text.
 - Cleaner: clean() over a text given in pieces, so callers know where each piece lands.
+- install_log_sanitizer() / LogSanitizer: one log record, one line, no control characters.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 
 # Forbidden, from three rules that all apply to what feedapp writes:
 # XML 1.0 §2.2 Char excludes C0 controls but tab/LF/CR, surrogates and U+FFFE/U+FFFF;
@@ -140,3 +143,96 @@ def clean(text: str) -> str:
     cleaner = Cleaner()
     return cleaner.feed(text) + cleaner.close()
 
+
+# --- log records -----------------------------------------------------------------------
+
+# In a log line even tab-free whitespace and format characters can forge or hide text:
+# line breaks start a fake record, bidi controls reorder a terminal line, ESC starts an
+# ANSI sequence. They are shown as escapes, the way werkzeug and CPython's http.server do.
+_LOG_UNSAFE = re.compile(f"[{_FORBIDDEN_CLASS}\n\r\u202a-\u202e\u2066-\u2069]")
+# werkzeug's development server colours its own request lines (after escaping the request).
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_LOG_UNSAFE_OR_SGR = re.compile(f"{_SGR.pattern}|{_LOG_UNSAFE.pattern}")
+
+
+def _escape(match: re.Match) -> str:
+    char = match[0]
+    if char == "\n":
+        return "\\n"
+    if char == "\r":
+        return "\\r"
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def _escape_keeping_sgr(match: re.Match) -> str:
+    return match[0] if len(match[0]) > 1 else _escape(match)
+
+
+def escape_log_text(text: str, keep_sgr: bool = False) -> str:
+    """text as one safe log line: line breaks, controls, noncharacters and bidi controls escaped."""
+    if keep_sgr:
+        return _LOG_UNSAFE_OR_SGR.sub(_escape_keeping_sgr, text)
+    return _LOG_UNSAFE.sub(_escape, text)
+
+
+def _escape_traceback(exc_info, keep_sgr: bool) -> str:
+    """The traceback logging would print, each exception's message kept to its own line(s)."""
+    text = "".join(traceback.format_exception(*exc_info))
+    exc, seen = exc_info[1], set()
+    while exc is not None and id(exc) not in seen:  # the chain traceback prints: causes, contexts
+        seen.add(id(exc))
+        message = "".join(traceback.format_exception_only(type(exc), exc))
+        text = text.replace(message, escape_log_text(message.rstrip("\n"), keep_sgr) + "\n")
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    # Frames and code lines keep their line structure; anything else unsafe is escaped.
+    return "\n".join(escape_log_text(line, keep_sgr) for line in text.rstrip("\n").split("\n"))
+
+
+def sanitize_record(record: logging.LogRecord, keep_sgr: bool = False) -> None:
+    """Make record's message one safe line and its traceback safe (in place)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format is logging's to report, at emit time
+        return
+    safe = escape_log_text(message, keep_sgr)
+    if safe != message:
+        record.msg, record.args = safe, None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        # logging.Formatter.format uses exc_text when set, instead of formatting exc_info again.
+        record.exc_text = _escape_traceback(record.exc_info, keep_sgr)
+
+
+class LogSanitizer(logging.Filter):
+    """A logging filter: each record's message one line, with no control or bidi characters."""
+
+    def __init__(self, keep_sgr: bool = False) -> None:
+        super().__init__()
+        self.keep_sgr = keep_sgr
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Sanitize record in place; never drops it."""
+        sanitize_record(record, self.keep_sgr)
+        return True
+
+
+def install_log_sanitizer(*names: str) -> None:
+    """Sanitize every record of these loggers and their children (e.g. "feedapp" covers feedapp.*).
+
+    A filter on a logger does not see its children's records (logging docs, "Filter
+    Objects"), so the sanitizer wraps the record factory once per process: it then
+    holds for loggers created later and whatever handlers are configured.
+    """
+    current = logging.getLogRecordFactory()
+    wanted = set(getattr(current, "feedapp_sanitized", ())) | set(names)
+    base = getattr(current, "feedapp_base", current)
+
+    def factory(*args, **kwargs):
+        record = base(*args, **kwargs)
+        name = record.name
+        if any(name == w or name.startswith(w + ".") for w in wanted):
+            sanitize_record(record, keep_sgr=name.split(".", 1)[0] == "werkzeug")
+        return record
+
+    factory.feedapp_sanitized = frozenset(wanted)
+    factory.feedapp_base = base
+    logging.setLogRecordFactory(factory)

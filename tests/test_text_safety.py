@@ -1,10 +1,18 @@
-"""Characters HTML and XML must never see: feedapp.textclean and every surface using it."""
+"""Characters HTML, XML and log readers must never see: feedapp.textclean and every surface using it."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import random
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
 from datetime import datetime, timezone
 
 import feedparser
@@ -12,10 +20,11 @@ import lxml.html
 import pytest
 from lxml import etree
 from sqlalchemy import insert, select
+from werkzeug.serving import make_server
 
-from feedapp import textclean
+from feedapp import ROOT, create_app, textclean
 from feedapp.models import Media, Post, Source
-from feedapp.textclean import Cleaner, clean, scrub
+from feedapp.textclean import Cleaner, LogSanitizer, clean, escape_log_text, scrub
 
 PDF, PDI = "\u202c", "\u2069"
 OPENERS = {"\u202a": PDF, "\u202b": PDF, "\u202d": PDF, "\u202e": PDF, "\u2066": PDI, "\u2067": PDI, "\u2068": PDI}
@@ -151,6 +160,122 @@ def test_random_texts_come_out_balanced_scrubbed_and_stable():
         cleaner = Cleaner()
         pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
         assert "".join(cleaner.feed(p) for p in pieces) + cleaner.close() == cleaned
+
+
+# --- log lines -------------------------------------------------------------------------------
+
+
+def test_log_text_is_one_line_without_controls_or_bidi():
+    forged = "post text\n2030-01-01 INFO feedapp.auth admin signed in\r\x1b[2J\u202eevil\u2028x\x85y\ud800"
+    escaped = escape_log_text(forged)
+    assert escaped == ("post text\\n2030-01-01 INFO feedapp.auth admin signed in\\r\\x1b[2J\\u202eevil"
+                       "\\u2028x\\x85y\\ud800")
+    assert escape_log_text("\x1b[33mGET /\x1b[0m", keep_sgr=True) == "\x1b[33mGET /\x1b[0m"
+    assert escape_log_text("\x1b[2J\x1b[8m", keep_sgr=True) == "\\x1b[2J\x1b[8m"
+
+
+@pytest.fixture
+def records():
+    """Every record reaching the root logger, formatted; logging's own record factory meanwhile."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)  # undo what earlier create_app calls installed
+    yield stream
+    root.removeHandler(handler)
+    logging.setLogRecordFactory(factory)
+
+
+def test_create_app_sanitizes_feedapp_loggers_created_any_time(tmp_path, records):
+    create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "FEEDAPP_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    log = logging.getLogger(f"feedapp.ingest.later_{id(records)}")  # a child created after create_app
+    log.warning("source=%s poll failed: %s", "evil", 'X said "bad"\nCRITICAL feedapp forged line\x1b[31m')
+    try:
+        raise ValueError("detail from X\nERROR feedapp another forged line\u202e")
+    except ValueError:
+        log.exception("source=%s poll crashed", "evil")
+    logging.getLogger("elsewhere").warning("not ours\nsecond line")
+    lines = records.getvalue().splitlines()
+    assert lines[0] == ('WARNING feedapp.ingest.later_%d source=evil poll failed: X said "bad"\\nCRITICAL feedapp '
+                        'forged line\\x1b[31m' % id(records))
+    assert lines[1] == f"ERROR feedapp.ingest.later_{id(records)} source=evil poll crashed"
+    assert lines[2] == "Traceback (most recent call last):"
+    # The traceback keeps its frames, and the exception's message stays on one line.
+    assert "ValueError: detail from X\\nERROR feedapp another forged line\\u202e" in lines
+    assert not any(line.startswith("ERROR feedapp another") for line in lines)
+    assert lines[-2:] == ["WARNING elsewhere not ours", "second line"]  # other libraries' records: untouched
+
+
+def test_filter_on_a_logger_sanitizes_its_records(records):
+    log = logging.getLogger("gunicorn.access.test_text_safety")
+    log.addFilter(LogSanitizer())
+    log.warning('"%s" %s', "GET /\u202eevil HTTP/1.1", "200\nforged")
+    assert records.getvalue() == 'WARNING gunicorn.access.test_text_safety "GET /\\u202eevil HTTP/1.1" 200\\nforged\n'
+
+
+def test_development_server_request_lines_are_sanitized(tmp_path, records):
+    create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "FEEDAPP_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    werkzeug_log = logging.getLogger("werkzeug")
+    level = werkzeug_log.level
+    werkzeug_log.setLevel(logging.INFO)
+
+    def app(environ, start_response):
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"no"]
+
+    server = make_server("127.0.0.1", 0, app)  # werkzeug's own request handler, which logs every request
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError):
+            # werkzeug decodes the path and escapes C0/C1 controls, but not bidi controls,
+            # LINE SEPARATOR or noncharacters.
+            opener.open(f"http://127.0.0.1:{server.server_port}/a%E2%80%AEb%E2%80%A8c%EF%BF%BFd", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        werkzeug_log.setLevel(level)
+    line = next(line for line in records.getvalue().splitlines() if "GET /a" in line)
+    assert "GET /a\\u202eb\\u2028c\\uffffd HTTP/1.1" in line
+    assert forbidden_in(line.replace("\x1b", "")) == [] and not BIDI & set(line)
+
+
+def test_gunicorn_access_log_lines_are_sanitized(tmp_path, sqlite_template):
+    db = tmp_path / "g.db"
+    shutil.copy(sqlite_template, db)
+    env = {"FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_SECRET_KEY": "k" * 40,
+           "FEEDAPP_INSTANCE_PATH": str(tmp_path), "FEEDAPP_BASE_URL": "http://127.0.0.1", "PATH": "/usr/bin:/bin"}
+    # Port 0: gunicorn binds a free port and names it in its "Listening at" line.
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0",
+                             "-w", "1", "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="backslashreplace")
+    try:
+        port = None
+        for line in proc.stdout:
+            port = port or (m := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line)) and int(m[1])
+            if "Booting worker" in line:
+                break
+        assert port, "gunicorn did not start"
+        # Header values may carry bytes 0x80-0xFF (RFC 9110 obs-text); gunicorn reads them as Latin-1,
+        # so UTF-8 for NEL, RLO and LINE SEPARATOR arrives as C1 controls.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                         b"User-Agent: evil\xc2\x85\xe2\x80\xae agent\r\nReferer: http://a.example/\xe2\x80\xa8x\r\n\r\n")
+            response = b""
+            while chunk := conn.recv(4096):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200")
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    access = next(line for line in output.split("\n") if "GET /healthz" in line)
+    assert '"evil\u00c2\\x85\u00e2\\x80\u00ae agent"' in access
+    assert forbidden_in(access) == []
 
 
 # --- posts stored before cleaning, on every surface --------------------------------------------
