@@ -170,6 +170,7 @@ def test_log_text_is_one_line_without_controls_or_bidi():
     escaped = escape_log_text(forged)
     assert escaped == ("post text\\n2030-01-01 INFO feedapp.auth admin signed in\\r\\x1b[2J\\u202eevil"
                        "\\u2028x\\x85y\\ud800")
+    assert escape_log_text("🚚 \U00020000 \U0001fffe\tok") == "🚚 \U00020000 \\U0001fffe\tok"  # tab stays
     assert escape_log_text("\x1b[33mGET /\x1b[0m", keep_sgr=True) == "\x1b[33mGET /\x1b[0m"
     assert escape_log_text("\x1b[2J\x1b[8m", keep_sgr=True) == "\\x1b[2J\x1b[8m"
 
