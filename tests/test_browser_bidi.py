@@ -19,7 +19,6 @@ from feedapp.xapi.types import Post, QuotedPost, User
 from tests.browser import PageOpener, demo_app, launch_chromium, serve, watch
 
 RLO = "\u202e"
-NOW = datetime.now(timezone.utc)
 # Where each part of a post card sits, relative to its article, and how user text is isolated.
 LAYOUT_JS = """(id) => {
   const article = document.getElementById(id);
@@ -49,26 +48,32 @@ def chromium():
 def site(tmp_path, sqlite_template):
     """The demo app on its own SQLite copy, served on 127.0.0.1, with the posts below stored."""
     app = demo_app(tmp_path, sqlite_template)
+    now = datetime.now(timezone.utc)
     store(app, [
-        card(5, override=True),  # newest: the hostile post
-        card(4, override=False, text="Next post"),  # the post after it
-        card(3, override=False),  # the same post without any override
-        card(2, override=False, text="Next post"),  # the post after that one
+        card(5, now, override=True),  # newest: the hostile post
+        card(4, now, override=False, text="Next post"),  # the post after it
+        card(3, now, override=False),  # the same post without any override
+        card(2, now, override=False, text="Next post"),  # the post after that one
     ])
     with serve(app) as url:
         yield app, url, []
     sessions(app).kw["bind"].dispose()
 
 
-def card(n: int, override: bool, text: str = "Driver bonus: 100 USD this month") -> Post:
+def card(n: int, now: datetime, override: bool, text: str = "Driver bonus: 100 USD this month") -> Post:
     """A reply with a quote by a local account; with override, an RLO left open in every text field."""
     rlo = RLO if override else ""
     author = User(id="77", username="HPL_Depot", name=f"Depot{rlo} Crew")
     quoted = QuotedPost(id="9", author=User(id="78", username="HPL_Ops", name=f"Ops{rlo} Desk"),
                         text=f"Quoted{rlo} notice", links=(), media=(), created_at=None)
     return Post(id=str(3200000000000000000 + n), author=author, text=f"{rlo}{text}", links=(), media=(),
-                created_at=NOW - timedelta(minutes=10 - n), lang="en", reply_to_id="1", reply_to_user_id="2",
+                created_at=now - timedelta(minutes=10 - n), lang="en", reply_to_id="1", reply_to_user_id="2",
                 reply_to_username=f"driver{rlo}42", quoted=quoted)
+
+
+def places(layout: dict) -> dict:
+    """Where each part starts (left, top) in a LAYOUT_JS result."""
+    return {key: (box["left"], box["top"]) for key, box in layout.items() if key != "isolation"}
 
 
 def store(app, posts: list[Post]) -> None:
@@ -102,5 +107,7 @@ def test_an_open_override_never_flips_the_layout_around_it(chromium, site):
         assert evil[key]["top"] == plain[key]["top"] and evil[key]["left"] == plain[key]["left"], key
     gap = evil["handle"]["left"] - evil["name"]["right"]
     assert gap == pytest.approx(plain["handle"]["left"] - plain["name"]["right"], abs=0.5)
-    assert after_evil == after_plain  # the next post is untouched
+    # The next post is untouched (its time reads "6 minutes ago" against "8 minutes ago": the
+    # same place, maybe not the same width).
+    assert places(after_evil) == places(after_plain)
 
