@@ -6,6 +6,7 @@ from gunicorn.glogging import Logger
 
 from feedapp.config import read_settings
 from feedapp.redact import redact
+from feedapp.textclean import LogSanitizer
 from feedapp.web.proxy import parse_networks
 
 bind = "127.0.0.1:8000"
@@ -48,7 +49,13 @@ def when_ready(server):
 
 
 class RedactingLogger(Logger):
-    """Access log lines without invite or private-feed tokens."""
+    """Access log lines without invite or private-feed tokens; every line one line, without controls."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        # Request lines and headers are client text (decoded as Latin-1: C1 controls too).
+        if not any(isinstance(f, LogSanitizer) for f in self.access_log.filters):
+            self.access_log.addFilter(LogSanitizer())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

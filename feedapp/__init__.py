@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from whitenoise import WhiteNoise
 
-from . import assets, cli, db, redact, web
+from . import assets, cli, db, redact, textclean, web
 from .config import check_public_address, load_config, read_secret_key, script_root
 from .web.fastpath import FastPath
 from .web.proxy import PinnedScriptRoot, TrustedHosts, TrustedProxies, parse_networks
@@ -37,6 +37,9 @@ def create_app(config: dict | None = None) -> Flask:
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
     redact.install(app.logger.name)  # Flask logs a failing request's path with its traceback
+    textclean.install_log_sanitizer("feedapp", "werkzeug")  # one line per record, no control characters
+    # Whatever a template prints ({{ … }}), characters HTML forbids never reach the page.
+    app.jinja_options = {**app.jinja_options, "finalize": textclean.scrub_value}
 
     app.config.update(
         SESSION_COOKIE_SECURE=app.config["FEEDAPP_SECURE_COOKIES"],

@@ -145,7 +145,7 @@ def articles(html: str) -> list[str]:
 
 def lock_on_staff_posts(html: str) -> bool:
     """Every HPL_AllHands card carries the "Staff only" lock, and there is at least one."""
-    staff = [a for a in articles(html) if "@HPL_AllHands</span>" in a]
+    staff = [a for a in articles(html) if "@HPL_AllHands</bdi>" in a]
     return bool(staff) and all('class="lock"' in a and "Staff only" in a for a in staff)
 
 
@@ -188,7 +188,7 @@ def test_end_to_end_invite_sign_in_staff_posts_and_sign_out(real_hashes, demo, r
     html = front.get_data(as_text=True)
     assert front.status_code == 200
     assert lock_on_staff_posts(html)
-    assert "@HPL_Columbus</span>" in html and "@HPL_Lyon</span>" not in html
+    assert "@HPL_Columbus</bdi>" in html and "@HPL_Lyon</bdi>" not in html
     assert front.headers["Cache-Control"] == "private, no-cache"
 
     confirm = client.get("/logout")  # a link must not sign anyone out

@@ -629,3 +629,130 @@ def test_single_user_and_only_errors():
 def test_malformed_users_raise(body):
     with pytest.raises(MalformedResponse):
         normalize_users(body)
+
+
+# --- text browsers and XML must never see ----------------------------------------------
+
+# One of each class HTML and XML forbid: C0, DEL, C1, noncharacters, lone surrogates.
+BAD = "\x00\x01\x1b\x7f\x80\x9f\ufdd0\ufffe\uffff\U0001fffe\U0010ffff\udfff\ud800"  # low, high: no pair
+
+
+def stored_strings(value):
+    """Every string of a normalized Post (or part of one) that store_posts writes, raw aside."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from stored_strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from stored_strings(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            if name != "raw":
+                yield from stored_strings(getattr(value, name))
+
+
+def test_every_stored_text_field_is_cleaned_and_links_keep_their_words():
+    from tests.test_text_safety import forbidden_in
+
+    note = f"Long{BAD} note @bob{BAD} #tag {tco(1)}{BAD} end\x0bword"
+    at, tag = note.index("@bob"), note.index("#tag")
+    ents = {"mentions": [{"start": at, "end": at + 4, "username": "bob", "id": "5"}],
+            "hashtags": [{"start": tag, "end": tag + 4, "tag": "tag"}],
+            "urls": [url_entity(note, 1, "https://example.com/x", f"exa{BAD}mple.com/x")]}
+    t = tweet(f"short {BAD}", note_tweet={"text": note, "entities": ents}, in_reply_to_user_id="42",
+              referenced_tweets=[{"type": "replied_to", "id": "900"}, {"type": "quoted", "id": "555"}],
+              attachments={"media_keys": ["3_1"]}, lang=f"en{BAD}")
+    includes = {
+        "users": [{"id": SOURCE.id, "username": f"XDev{BAD}", "name": f"Dev{BAD}elopers\u2029Team"},
+                  {"id": "42", "username": f"ali{BAD}ce", "name": "A"},
+                  {"id": "77", "username": "Q", "name": f"Quo{BAD}ter"}],
+        "media": [{"media_key": "3_1", "type": "photo", "url": "https://pbs.twimg.com/media/a.jpg",
+                   "alt_text": f"A{BAD} forklift\x0cat work"}],
+        "tweets": [{"id": "555", "author_id": "77", "text": f"Quoted{BAD} text\u2028second", "lang": "en"}],
+    }
+    post = one(t, includes)
+    assert [forbidden_in(s) for s in stored_strings(post) if forbidden_in(s)] == []
+    assert post.text == "Long note @bob #tag example.com/x end word"
+    check_links(post.text, post.links)
+    assert [(link.kind, link.display) for link in post.links] == [
+        ("mention", "@bob"), ("hashtag", "#tag"), ("url", "example.com/x")]
+    assert (post.author.username, post.author.name) == ("XDev", "Developers\nTeam")
+    assert post.reply_to_username == "alice" and post.lang == "en"
+    assert post.media[0].alt_text == "A forklift at work"
+    assert (post.quoted.text, post.quoted.author.name) == ("Quoted text\nsecond", "Quoter")
+    assert post.raw["tweet"] is t  # raw keeps what X sent
+
+
+def test_reply_and_repost_usernames_from_mentions_are_cleaned():
+    reply = tweet("@al\x85ice hi", {"mentions": [{"start": 0, "end": 7, "username": "al\x85ice", "id": "42"}]},
+                  referenced_tweets=[{"type": "replied_to", "id": "900"}], in_reply_to_user_id="42")
+    assert one(reply).reply_to_username == "al\nice"
+    rt = tweet("RT @NA\x01SA: hi", {"mentions": [{"start": 3, "end": 9, "username": "NA\x01SA", "id": "11"}]},
+               referenced_tweets=[{"type": "retweeted", "id": "7"}])
+    original = {"id": "7", "text": "hi", "author_id": "11"}
+    assert one(rt, {"tweets": [original]}).author.username == "NASA"
+
+
+@pytest.mark.parametrize(("separator", "becomes"), [
+    ("\x0b", " "), ("\x0c", " "), ("\x1f", " "), ("\x85", "\n"), ("\u2028", "\n"), ("\u2029", "\n")])
+def test_separators_never_join_two_words(separator, becomes):
+    text = f"Gate{separator}four opens @bob"
+    at = text.index("@bob")
+    post = one(tweet(text, {"mentions": [{"start": at, "end": at + 4, "username": "bob"}]}))
+    assert post.text == f"Gate{becomes}four opens @bob"
+    check_links(post.text, post.links)
+
+
+def test_a_url_with_a_control_character_is_left_as_text():
+    text = f"see {tco(1)}"
+    post = one(tweet(text, {"urls": [url_entity(text, 1, "https://example.com/a\x1bb", "example.com/ab")]}))
+    assert post.links == () and post.text == f"see {tco(1)}"
+
+
+def test_bidi_controls_end_inside_each_text_field():
+    text = "\u202c\u2069x @bob \u202eevil\u202c\u202c stray\nsecond \u2067line"
+    at = text.index("@bob")
+    t = tweet(text, {"mentions": [{"start": at, "end": at + 4, "username": "bob"}]},
+              attachments={"media_keys": ["3_1"]}, referenced_tweets=[{"type": "quoted", "id": "555"}])
+    includes = {"users": [{"id": SOURCE.id, "username": "XDevelopers", "name": "Evil\u202e Corp"}],
+                "media": [{"media_key": "3_1", "type": "photo", "url": "https://pbs.twimg.com/media/a.jpg",
+                           "alt_text": "\u2067alt"}],
+                "tweets": [{"id": "555", "text": "quoted \u202dltr", "author_id": SOURCE.id}]}
+    post = one(t, includes)
+    # Stray closers dropped, open ones closed at the end of their line (UAX #9: a paragraph ends them).
+    assert post.text == "x @bob \u202eevil\u202c stray\nsecond \u2067line\u2069"
+    check_links(post.text, post.links)
+    assert post.links[0].start == 2
+    assert post.author.name == "Evil\u202e Corp\u202c"
+    assert post.media[0].alt_text == "\u2067alt\u2069"
+    assert post.quoted.text == "quoted \u202dltr\u202c"
+
+
+# --- includes, once per page ------------------------------------------------------------
+
+
+def test_includes_are_indexed_once_per_page(monkeypatch):
+    from feedapp.xapi import normalize
+
+    built = []
+    original = normalize._Includes.__init__
+
+    def counting(self, includes):
+        built.append(includes)
+        original(self, includes)
+
+    monkeypatch.setattr(normalize._Includes, "__init__", counting)
+    body = load_example()
+    page = normalize_page(body)
+    assert len(page.posts) == len(body["data"]) >= 3
+    assert len(built) == 1
+
+
+def test_each_post_of_a_page_keeps_the_includes_it_used():
+    body = load_example()
+    page = normalize_page(body)
+    for t, post in zip(body["data"], page.posts):
+        alone = normalize_tweet(t, body["includes"])  # its own lookup, as every post had before
+        assert post == alone and post.raw == alone.raw

@@ -239,8 +239,8 @@ def test_item_html(fmt):
     assert img.attrib == {"src": "https://pbs.twimg.com/media/GxAbc123?format=jpg&name=small",
                           "alt": "Forklift training at the depot", "width": "680", "height": "510"}
     assert "See you there" in first.text_content()  # the second line, after a <br>
-    assert 'Reposted by <a href="https://x.com/harborpine">@harborpine</a>' in html[1]
-    assert 'Replying to <a href="https://x.com/driver42">@driver42</a>' in html[2]
+    assert 'Reposted by <a href="https://x.com/harborpine"><bdi>@harborpine</bdi></a>' in html[1]
+    assert 'Replying to <a href="https://x.com/driver42"><bdi>@driver42</bdi></a>' in html[2]
     vid = lxml.html.fragment_fromstring(html[3], create_parent="div")
     anchors = [(a.get("href"), a.text_content()) for a in vid.xpath(".//a")]
     assert anchors == [("https://x.com/harborpine/status/1790000000000000002", ""),
@@ -303,12 +303,14 @@ def test_minimal_feed_info():
 
 HREF = 'https://example.com/search?q="dock 4"&sort=new&x=<y>'
 HOSTILE = {  # text, its expected title, its expected plain text
-    # title() splits lines with str.splitlines, which breaks at \x0b and \x0c too.
-    "control": ("Gate\x00 4\x01 open\x0b now\x1f\x0c\x08 \ud800\ufffe\uffff ok", "Gate 4 open", "Gate 4 open now  ok"),
+    # Controls go; the separators VT, US and FF become spaces (never a line break in a title).
+    "control": ("Gate\x00 4\x01 open\x0b now\x1f\x0c\x08 \ud800\ufffe\uffff ok", "Gate 4 open  now    ok",
+                "Gate 4 open  now    ok"),
     "cdata_end": ("Trap ]]> here <![CDATA[ x ]]>",) * 3,
     "script": ("<script>alert(1)</script> & <b>bold</b>",) * 3,
     "emoji_zwj": ("Team 👩‍🔧👨‍👩‍👧 🏳️‍🌈 ready",) * 3,
-    "rtl": ("\u202eevil.exe\u200f שלום",) * 3,
+    # An unterminated override is closed (U+202C PDF) wherever the text is plain text.
+    "rtl": ("\u202eevil.exe\u200f שלום", "\u202eevil.exe\u200f שלום\u202c", "\u202eevil.exe\u200f שלום\u202c"),
 }
 
 
@@ -344,12 +346,12 @@ def test_control_characters_in_every_field(fmt):
     if fmt == "json":
         doc = json.loads(data)
         validate_json_feed(doc)
-        assert doc["title"] == "Depot" and doc["items"][0]["authors"][0]["name"] == "Harbor (@harborpine)"
+        assert doc["title"] == "Depot  " and doc["items"][0]["authors"][0]["name"] == "Harbor   (@harborpine)"
     else:
         entry = parse(data).entries[0]
-        assert entry.title == "Re: Hi" and entry.author == "Harbor (@harborpine)"
+        assert entry.title == "Re: Hi" and entry.author == "Harbor   (@harborpine)"
     html = lxml.html.fragment_fromstring(item_html(fmt, data)[0], create_parent="div")
-    assert html.xpath(".//img/@alt") == ["Truck", "Chart"] and "Numbers" in html.text_content()
+    assert html.xpath(".//img/@alt") == ["Truck  ", "Chart  "] and "Numbers  " in html.text_content()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

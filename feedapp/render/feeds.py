@@ -2,12 +2,14 @@
 
 Pure functions: no request, app or database access. The same posts always give
 the same bytes, because every date comes from the posts, never from the clock.
+Every string goes through feedapp.textclean: scrub() (characters XML forbids) on
+everything, clean() (scrub plus balanced bidi controls) on plain-text values, so a
+post stored before normalization cleaned it still cannot break or flip a feed.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -16,9 +18,12 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 from markupsafe import Markup
 
+from feedapp.textclean import clean, scrub
+
 from .post import (
     guid,
     permalink,
+    profile_url,
     quote_visible,
     quoted_html,
     safe_url,
@@ -35,9 +40,6 @@ GENERATOR = "feedapp"
 # An empty feed has no newest post; the Unix epoch keeps its bytes (and the
 # caller's Last-Modified) stable instead of changing on every request.
 EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# XML 1.0 §2.2 Char excludes C0 controls but tab/LF/CR, lone surrogates and U+FFFE/U+FFFF;
-# lxml refuses them and UTF-8 cannot encode surrogates, so they go before any output.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _PHOTO_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 _MEDIA_FIELDS = ("key", "type", "url", "preview_url", "width", "height", "alt_text", "duration_ms", "variants")
 _VIDEO_TYPES = ("video", "animated_gif")
@@ -73,13 +75,13 @@ def atom(info: FeedInfo, posts, *, staff: bool = False) -> bytes:
 
 def json_feed(info: FeedInfo, posts, *, staff: bool = False) -> bytes:
     """The posts as a JSON Feed 1.1 document, UTF-8."""
-    feed = {"version": JSON_FEED_VERSION, "title": info.title, "home_page_url": info.home_url,
-            "feed_url": info.self_url, "description": info.subtitle}
+    feed = {"version": JSON_FEED_VERSION, "title": clean(info.title), "home_page_url": info.home_url,
+            "feed_url": info.self_url, "description": clean(info.subtitle)}
     if info.icon_url:
         feed["icon"] = info.icon_url
     if info.language:
         feed["language"] = info.language
-    feed["authors"] = [{"name": info.title, "url": info.home_url}]
+    feed["authors"] = [{"name": clean(info.title), "url": info.home_url}]
     feed["items"] = [_json_item(post, staff) for post in posts]
     text = json.dumps(_clean_tree(feed), ensure_ascii=False)
     # "<", ">" and "&" only occur inside JSON strings, so \u escapes are lossless; like Go's
@@ -91,12 +93,12 @@ def opml(title: str, feeds: list[tuple[str, str, str]]) -> bytes:
     """An OPML 2.0 subscription list of (title, xml_url, html_url) for RSS reader import."""
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = _clean(title)
+    etree.SubElement(head, "title").text = clean(title)
     # No dateCreated: the list depends on configuration only, so its bytes should too.
     body = etree.SubElement(root, "body")
     for name, xml_url, html_url in feeds:
         # OPML 2.0 spec: every outline needs text; type="rss" ones need xmlUrl.
-        etree.SubElement(body, "outline", type="rss", text=_clean(name), title=_clean(name),
+        etree.SubElement(body, "outline", type="rss", text=clean(name), title=clean(name),
                          xmlUrl=_clean(xml_url), htmlUrl=_clean(html_url))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -106,9 +108,9 @@ def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenera
     fg.load_extension("dc", atom=False, rss=True)  # Atom has its own <author>
     fg.load_extension("media")
     fg.id(_clean(info.feed_id))
-    fg.title(_clean(info.title))
+    fg.title(clean(info.title))
     # RSS 2.0 requires a non-empty channel <description>; feedgen maps it to atom:subtitle.
-    fg.subtitle(_clean(info.subtitle or info.title))
+    fg.subtitle(clean(info.subtitle or info.title))
     # feedgen copies the *last* link's href into RSS <channel><link>, so rel=self goes first.
     fg.link(href=_clean(info.self_url), rel="self", type=self_type)
     fg.link(href=_clean(info.home_url), rel="alternate", type="text/html")
@@ -117,7 +119,7 @@ def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenera
     if info.icon_url:
         fg.icon(_clean(info.icon_url))  # atom:icon (RFC 4287 §4.2.5: square)
         # RSS 2.0 <image>: title and link should match the channel's; also sets atom:logo.
-        fg.image(_clean(info.icon_url), title=_clean(info.title), link=_clean(info.home_url))
+        fg.image(_clean(info.icon_url), title=clean(info.title), link=_clean(info.home_url))
     fg.ttl(info.ttl_minutes)
     fg.generator(GENERATOR)  # replaces feedgen's default name, version and uri
     # feedgen defaults atom:updated and lastBuildDate to now; the newest post keeps output stable.
@@ -130,7 +132,7 @@ def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenera
 def _add_entry(fg: FeedGenerator, post, staff: bool) -> None:
     fe = fg.add_entry(order="append")  # feedgen prepends by default, reversing newest-first
     fe.guid(_clean(guid(post)), permalink=False)  # also atom:id; stable across builds and hosts
-    fe.title(_clean(title(post)))
+    fe.title(title(post))  # clean: plain text
     # Atom entry links lose rel/type in feedgen 1.0; a bare link is rel="alternate" (RFC 4287 §4.2.7.2).
     fe.link(href=_clean(permalink(post)))
     # type="html" escapes the markup (Atom content type="html", RSS <description>) and never
@@ -139,7 +141,7 @@ def _add_entry(fg: FeedGenerator, post, staff: bool) -> None:
     fe.published(_utc(post.created_at))  # RSS <pubDate> and atom:published
     fe.updated(_utc(post.created_at))
     author = _author_label(post)
-    fe.author(name=author, uri=_profile_url(post.author_username))  # Atom only: RSS <author> needs an email
+    fe.author(name=author, uri=profile_url(post.author_username))  # Atom only: RSS <author> needs an email
     fe.dc.dc_creator(author)
     for media in post.media:
         content = _media_content(media)
@@ -170,14 +172,16 @@ def _media_content(media) -> dict | None:
 
 def _content_html(post, staff: bool) -> str:
     parts = []
+    # Every piece of user text sits in its own <bdi> or dir="auto" element (HTML: unicode-bidi:
+    # isolate), so no direction it sets reaches the markup around it in a feed reader.
     if post.repost_of_id:
-        by = post.source.username
-        parts.append(Markup('<p>Reposted by <a href="{}">@{}</a></p>').format(_profile_url(by), by))
+        by = clean(post.source.username)
+        parts.append(Markup('<p>Reposted by <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(by), by))
     if post.reply_to_id and post.reply_to_username:
-        to = post.reply_to_username
-        parts.append(Markup('<p>Replying to <a href="{}">@{}</a></p>').format(_profile_url(to), to))
+        to = clean(post.reply_to_username)
+        parts.append(Markup('<p>Replying to <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(to), to))
     if post.text:
-        parts.append(Markup("<p>{}</p>").format(text_html(post)))
+        parts.append(Markup('<p dir="auto">{}</p>').format(text_html(post)))
     parts += [_media_html(media, permalink(post)) for media in post.media]
     if post.quoted:
         parts.append(_quote_html(post, staff))
@@ -190,11 +194,12 @@ def _quote_html(post, staff: bool) -> Markup:
         return Markup("<p>Quoted post not available</p>")
     quoted = post.quoted
     author = quoted.get("author") or {}
-    username = author.get("username") or ""
+    username = clean(author.get("username") or "")
     url = status_url(username, quoted.get("id"))
     media = Markup("").join(_media_html(_quoted_media(m), url) for m in quoted.get("media") or [])
-    return Markup('<blockquote><p>{} <a href="{}">@{}</a></p><p>{}</p>{}</blockquote>').format(
-        author.get("name") or username, url, username, quoted_html(quoted), media)
+    return Markup('<blockquote><p><bdi>{}</bdi> <a href="{}"><bdi>@{}</bdi></a></p><p dir="auto">{}</p>{}'
+                  '</blockquote>').format(clean(author.get("name") or username), url, username,
+                                          quoted_html(quoted), media)
 
 
 def _media_html(media, post_url: str) -> Markup:
@@ -211,7 +216,7 @@ def _media_html(media, post_url: str) -> Markup:
 
 def _img(src: str, alt: str | None, width: int | None, height: int | None) -> Markup:
     dims = Markup(' width="{}" height="{}"').format(width, height) if width and height else Markup("")
-    return Markup('<img src="{}" alt="{}"{}>').format(src, alt or "", dims)
+    return Markup('<img src="{}" alt="{}"{}>').format(src, clean(alt or ""), dims)
 
 
 def _quoted_media(data: dict) -> SimpleNamespace:
@@ -224,9 +229,9 @@ def _json_item(post, staff: bool) -> dict:
     item = {"id": guid(post), "url": permalink(post), "title": title(post),
             "content_html": _content_html(post, staff)}
     if post.text:
-        item["content_text"] = post.text
+        item["content_text"] = clean(post.text)
     item["date_published"] = _rfc3339(post.created_at)
-    author = {"name": _author_label(post), "url": _profile_url(post.author_username)}
+    author = {"name": _author_label(post), "url": profile_url(post.author_username)}
     if safe_url(post.author_avatar):
         author["avatar"] = post.author_avatar
     item["authors"] = [author]
@@ -266,14 +271,10 @@ def _rfc3339(value: datetime) -> str:
 
 def _author_label(post) -> str:
     """"Display Name (@username)", or whichever half is known."""
-    username, name = post.author_username, post.author_name
+    username, name = clean(post.author_username or ""), clean(post.author_name or "")
     if username and name:
-        return _clean(f"{name} (@{username})")
-    return _clean(name or (f"@{username}" if username else post.source.username))
-
-
-def _profile_url(username: str | None) -> str:
-    return f"https://x.com/{username or 'i'}"
+        return f"{name} (@{username})"
+    return name or (f"@{username}" if username else clean(post.source.username))
 
 
 def _utc(value: datetime) -> datetime:
@@ -284,11 +285,12 @@ def _utc(value: datetime) -> datetime:
 
 
 def _clean(text: str | None) -> str:
-    return _XML_INVALID.sub("", text or "")
+    """Markup and URLs: without the characters XML forbids (feedapp.textclean.scrub)."""
+    return scrub(text or "")
 
 
 def _clean_tree(value):
-    """Strip XML-invalid characters from every string of a JSON document."""
+    """Strip XML-invalid characters from every string of a JSON document (a last safety net)."""
     if isinstance(value, str):
         return _clean(value)
     if isinstance(value, dict):

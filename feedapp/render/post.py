@@ -6,9 +6,11 @@ Pure functions over feedapp.models.Post (or anything with the same attributes).
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup
+
+from feedapp.textclean import clean, scrub
 
 from .text import post_html
 
@@ -38,7 +40,18 @@ def quote_visible(post, staff: bool) -> bool:
 
 def status_url(username: str, post_id) -> str:
     """The x.com page of a post."""
-    return f"https://x.com/{username or 'i'}/status/{post_id}"
+    return f"https://x.com/{_path_segment(username) or 'i'}/status/{post_id}"
+
+
+def profile_url(username: str | None) -> str:
+    """The x.com profile page of a username."""
+    return f"https://x.com/{_path_segment(username) or 'i'}"
+
+
+def _path_segment(username: str | None) -> str:
+    # X usernames are [A-Za-z0-9_]; one stored before cleaning may hold anything, even a lone
+    # surrogate (which quote() cannot encode): scrub, then percent-encode (RFC 3986 §2.1).
+    return quote(scrub(username or ""), safe="")
 
 
 def permalink(post) -> str:
@@ -52,8 +65,14 @@ def guid(post) -> str:
 
 
 def title(post, limit: int = TITLE_MAX) -> str:
-    """First line of text, cut at a word boundary, marked "RT @author:" or "Re:"."""
-    first = next((line.strip() for line in (post.text or "").splitlines() if line.strip()), "")
+    """First line of clean text, cut at a word boundary, marked "RT @author:" or "Re:"."""
+    # Plain text (RSS/Atom titles, JSON Feed): clean() again after the cut, which can separate
+    # a bidi override from its closer; clean text is unchanged by it.
+    return clean(_title(post, limit))
+
+
+def _title(post, limit: int) -> str:
+    first = next((line.strip() for line in clean(post.text or "").splitlines() if line.strip()), "")
     if not first:
         kinds = {m.type for m in post.media}
         first = "Video" if kinds & {"video", "animated_gif"} else "Photo" if kinds else "Post"

@@ -1,15 +1,19 @@
 """Turn X API v2 response bodies (already JSON-decoded) into feedapp.xapi.types values.
 
 Stdlib only. A body not shaped as the X API v2 documents raises MalformedResponse;
-unknown extra fields are ignored.
+unknown extra fields are ignored. Every text that becomes stored data goes through
+feedapp.textclean.clean here, once: characters HTML and XML forbid are gone and bidi
+embeddings, overrides and isolates end with their line.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
+from feedapp.textclean import Cleaner, clean, scrub
 from feedapp.xapi.errors import MalformedResponse
 from feedapp.xapi.types import Link, Media, Page, Post, QuotedPost, User
 
@@ -70,13 +74,13 @@ def _user(obj: dict) -> User:
     for key in ("id", "username", "name"):  # required by the User schema
         _require(isinstance(obj.get(key), str), f"user {obj.get('id')!r} has no {key}")
     avatar = obj.get("profile_image_url")
-    return User(id=obj["id"], username=obj["username"], name=obj["name"],
+    return User(id=obj["id"], username=clean(obj["username"]), name=clean(obj["name"]),
                 avatar_url=avatar if isinstance(avatar, str) else None,
                 protected=obj.get("protected") is True, verified=obj.get("verified") is True)
 
 
 class _Includes:
-    """Lookup over a body's includes that records what one post used (for Post.raw)."""
+    """A body's includes checked and indexed once per page: tweets and users by id, media by key."""
 
     _KEYS = {"tweets": "id", "users": "id", "media": "media_key"}
 
@@ -86,7 +90,18 @@ class _Includes:
         self.counts = {kind: len(items) for kind, items in lists.items()}
         self._index = {kind: {i[key]: i for i in lists[kind] if isinstance(i.get(key), str)}
                        for kind, key in self._KEYS.items()}
-        self.used: dict[str, list[dict]] = {kind: [] for kind in self._KEYS}
+
+    def for_post(self) -> _Used:
+        """A view of the index that records what one post looks up."""
+        return _Used(self._index)
+
+
+class _Used:
+    """The includes one post used, recorded in lookup order for Post.raw."""
+
+    def __init__(self, index: dict[str, dict[str, dict]]):
+        self._index = index
+        self.used: dict[str, list[dict]] = {kind: [] for kind in index}
 
     def get(self, kind: str, key: object) -> dict | None:
         found = self._index[kind].get(key) if isinstance(key, str) else None
@@ -164,8 +179,8 @@ def _link_target(kind: str, ent: dict, piece: str) -> tuple[str, str, str] | Non
     expanded = ent.get("expanded_url")
     href = expanded if isinstance(expanded, str) and expanded else ent["url"]
     parts = urlsplit(href)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None  # e.g. javascript: -- only http(s) hrefs ever leave this module
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or scrub(href) != href:
+        return None  # e.g. javascript: or a control character -- only clean http(s) hrefs leave
     display = ent.get("display_url")
     if not isinstance(display, str) or not display.strip():
         display = re.sub(r"^https?://", "", href, flags=re.IGNORECASE)
@@ -173,28 +188,36 @@ def _link_target(kind: str, ent: dict, piece: str) -> tuple[str, str, str] | Non
 
 
 def _render(text: str, entities: dict, drop=None) -> tuple[str, tuple[Link, ...]]:
-    """Final text and its Links; trailing URL entities for which drop(entity) holds are cut."""
-    spans = _locate(text, entities)
+    """Final, clean text and its Links; trailing URL entities for which drop(entity) holds are cut."""
+    spans = _locate(text, entities)  # X's indices point into the text as sent: locate first
     cut = len(text)
     # X appends the media link(s) and the quote link at the end of the text: cut from the back.
     for start, end, kind, ent in reversed(spans):
-        if drop is None or kind != "urls" or not drop(ent) or text[end:cut].strip():
+        if drop is None or kind != "urls" or not drop(ent) or scrub(text[end:cut]).strip():
             break
         cut = start
+    # Then clean piece by piece, in order: each Link counts the cleaned text before it.
+    cleaner = Cleaner()
     out: list[str] = []
     links: list[Link] = []
     pos = length = 0
     for start, end, kind, ent in spans:
         target = _link_target(kind, ent, text[start:end]) if end <= cut else None
         if target is not None:
-            plain = _unescape(text[pos:start])  # plain segments only, exactly once
+            plain = cleaner.feed(_unescape(text[pos:start]))  # plain segments only, exactly once
+            display = cleaner.feed(target[2])
             length += len(plain)
-            links.append(Link(length, length + len(target[2]), *target))
-            length += len(target[2])
-            out += [plain, target[2]]
+            if display:
+                links.append(Link(length, length + len(display), target[0], target[1], display))
+            length += len(display)
+            out += [plain, display]
             pos = end
-    out.append(_unescape(text[pos:cut]))
-    return "".join(out).rstrip(), tuple(links)
+    out.append(cleaner.feed(_unescape(text[pos:cut])))
+    final = "".join(out).rstrip()
+    # rstrip can only shorten a link whose display ended in white space (a hostile display_url).
+    links = [link if link.end <= len(final) else replace(link, end=len(final), display=final[link.start:])
+             for link in links if link.start < len(final)]
+    return final + cleaner.close(), tuple(links)
 
 
 def _attachment_link(quoted_id: str | None):
@@ -218,13 +241,17 @@ def _one_media(key: str, item: dict) -> Media:
     return Media(key=key, type=kind, url=_get(item, "url", str, where) if photo else None,
                  preview_url=None if photo else _get(item, "preview_image_url", str, where),
                  width=_get(item, "width", int, where), height=_get(item, "height", int, where),
-                 alt_text=_get(item, "alt_text", str, where),
+                 alt_text=_clean_or_none(_get(item, "alt_text", str, where)),
                  duration_ms=_get(item, "duration_ms", int, where),
                  variants=tuple({"url": v["url"], "bit_rate": v.get("bit_rate") or 0,
                                  "content_type": "video/mp4"} for v in mp4))
 
 
-def _media(tweet: dict, inc: _Includes) -> tuple[Media, ...]:
+def _clean_or_none(text: str | None) -> str | None:
+    return None if text is None else clean(text)
+
+
+def _media(tweet: dict, inc: _Used) -> tuple[Media, ...]:
     where = f"tweet {tweet['id']}.attachments"
     keys = _get(_get(tweet, "attachments", dict, where, {}), "media_keys", list, where, [])
     # X leaves out of includes.media what it cannot return (deleted, withheld): skip those.
@@ -239,11 +266,11 @@ def _mentioned(tweet: dict, user_id: object) -> str | None:
             continue
         for ent in _objects(_get(source, "entities", dict, "tweet", {}), "mentions", "entities"):
             if ent.get("id") == user_id and isinstance(ent.get("username"), str):
-                return ent["username"]
+                return clean(ent["username"])
     return None
 
 
-def _author(tweet: dict, inc: _Includes, source_user: User | None, own: bool,
+def _author(tweet: dict, inc: _Used, source_user: User | None, own: bool,
             hint: dict | None = None) -> User:
     """includes.users[author_id], else source_user, else a stub (author_id may not be expanded)."""
     author_id = tweet.get("author_id")
@@ -256,7 +283,7 @@ def _author(tweet: dict, inc: _Includes, source_user: User | None, own: bool,
     return User(id=author_id or "", username=username or "", name="")
 
 
-def _quoted(tweet_id: str, inc: _Includes, source_user: User | None) -> QuotedPost | None:
+def _quoted(tweet_id: str, inc: _Used, source_user: User | None) -> QuotedPost | None:
     quoted = inc.get("tweets", tweet_id)
     if quoted is None:
         return None  # deleted or withheld: X leaves it out of includes.tweets
@@ -267,13 +294,17 @@ def _quoted(tweet_id: str, inc: _Includes, source_user: User | None) -> QuotedPo
     return QuotedPost(id=quoted["id"], author=_author(quoted, inc, source_user, own=False),
                       text=text, links=links, media=_media(quoted, inc),
                       created_at=None if created is None else _parse_time(created, where),
-                      lang=_get(quoted, "lang", str, where))
+                      lang=_clean_or_none(_get(quoted, "lang", str, where)))
 
 
 def normalize_tweet(tweet: dict, includes: dict, source_user: User | None = None) -> Post:
     """Normalize one timeline tweet into a Post, resolving repost/quote/reply/media via includes."""
+    return _normalize_tweet(tweet, _Includes(includes).for_post(), source_user)
+
+
+def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
     _check_tweet(tweet, "tweet")
-    where, inc = f"tweet {tweet['id']}", _Includes(includes)
+    where = f"tweet {tweet['id']}"
     created_at = _parse_time(tweet.get("created_at"), where)
     repost_of = _refs(tweet).get("retweeted")
     original = inc.get("tweets", repost_of)
@@ -298,7 +329,7 @@ def normalize_tweet(tweet: dict, includes: dict, source_user: User | None = None
         reply_username = _user(replied).username if replied else _mentioned(content, reply_user_id)
     sensitive = tweet.get("possibly_sensitive") is True or content.get("possibly_sensitive") is True
     return Post(id=tweet["id"], author=author, text=text, links=links, media=_media(content, inc),
-                created_at=created_at, lang=_get(content, "lang", str, where),
+                created_at=created_at, lang=_clean_or_none(_get(content, "lang", str, where)),
                 possibly_sensitive=sensitive,
                 conversation_id=_get(tweet, "conversation_id", str, where),
                 repost_of_id=repost_of, original_created_at=original_created_at,
@@ -314,9 +345,9 @@ def normalize_page(payload: dict, source_user: User | None = None) -> Page:
     meta = _get(payload, "meta", dict, "body", {})
     count = _get(meta, "result_count", int, "meta", len(data))
     _require(count >= 0, "meta.result_count is negative")
-    includes = payload.get("includes", {})
-    counts = _Includes(includes).counts
-    return Page(posts=[normalize_tweet(tweet, includes, source_user) for tweet in data],
+    index = _Includes(payload.get("includes", {}))  # once per page, shared by its posts
+    counts = index.counts
+    return Page(posts=[_normalize_tweet(tweet, index.for_post(), source_user) for tweet in data],
                 newest_id=_get(meta, "newest_id", str, "meta"),
                 oldest_id=_get(meta, "oldest_id", str, "meta"),
                 next_token=_get(meta, "next_token", str, "meta"), result_count=count,
