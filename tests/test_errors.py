@@ -58,3 +58,10 @@ def test_an_explicit_500_keeps_its_message(make_app):
 
     response = app.test_client().get("/teapot-down")
     assert response.status_code == 500 and "The kettle is being serviced." in response.get_data(as_text=True)
+
+
+def test_a_json_error_never_echoes_characters_html_and_xml_forbid(app):
+    response = app.test_client().get("/offices/a%01%C2%85b%EF%BF%BEc", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    message = json.loads(response.data)["message"]
+    assert "a" in message and not any(c in message for c in "\x01\x85\ufffe")

@@ -7,6 +7,8 @@ from flask_wtf.csrf import CSRFError
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
+from feedapp.textclean import scrub
+
 
 def init_app(app: Flask) -> None:
     """Answer every HTTP error in the client's format.
@@ -45,7 +47,8 @@ def _http_error(exc: HTTPException):
     elif exc.code == 413:
         message = gettext("That was more data than this form accepts.")
     if _wants_json():
-        response = jsonify(error=exc.name, message=str(message))
+        # The message may quote the URL (an office slug): no character JSON consumers' HTML or XML forbids.
+        response = jsonify(error=exc.name, message=scrub(str(message)))
     else:
         title = TITLES.get(exc.code, exc.name)
         response = render_template("error.html", code=exc.code, title=title, message=message)
