@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from feedapp import create_app  # noqa: E402
 from feedapp.db import sessions as app_sessions  # noqa: E402
 from feedapp.ingest.poll import PollSettings, poll_cycle  # noqa: E402
-from feedapp.ingest.sources import add_source  # noqa: E402
+from feedapp.ingest.sources import add_sources  # noqa: E402
 from feedapp.migrate import upgrade  # noqa: E402
 from feedapp.models import Post  # noqa: E402
 from feedapp.xapi import XClient, XSettings  # noqa: E402
@@ -72,7 +72,7 @@ def run(args, db_url: str, instance: str) -> int:
                 fake.add_user(name)
                 for n in range(args.posts):
                     fake.post(name, f"{name} post {n} https://example.com/{name}/{n} #bench")
-                add_source(session, client, name)
+                add_sources(session, client, [name])
             session.commit()
 
         fake.latency = args.latency
