@@ -499,3 +499,223 @@ def test_a_stored_window_is_never_shortened_by_an_older_answer(sessions):
     mine.record(key, RateInfo(later, remaining=899, limit=900))  # the next window has begun
     assert DbRateLimits(sessions).blocked_until(key) is None
     assert [(r.remaining, r.reset_at) for r in window_rows(sessions)] == [(899, later)]
+
+
+# ---------------------------------------------------------------- fetching and scheduling apart
+
+
+def test_fetching_returns_an_outcome_and_leaves_the_schedule_alone(fake_x, app, runner, sessions):
+    from feedapp.ingest.fetch import FAILED, OK, RATE_LIMITED, TURNED_PROTECTED, fetch_source
+
+    fake_x.add_user("alpha_news")
+    ids = post_many(fake_x, "alpha_news", 7)
+    follow(runner, "alpha_news")
+    src = source(sessions, "alpha_news")
+    client = XClient(XSettings.from_config(app.config))
+
+    def fetch():
+        before = source(sessions, "alpha_news")
+        outcome = fetch_source(sessions, client, src.id, backfill=50)
+        after = source(sessions, "alpha_news")
+        fields = ("error_count", "last_error", "last_error_at", "last_success_at", "next_check_at", "protected")
+        assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
+        return outcome
+
+    ok = fetch()
+    assert (ok.status, ok.new_posts, ok.requests, ok.post_reads) == (OK, 7, 1, 7)
+    assert stored_ids(sessions) == ids and source(sessions, "alpha_news").since_id == ids[0]
+    fake_x.fail("/2/users/*/tweets", "503")
+    failed = fetch()
+    assert (failed.status, failed.reason, failed.backoff) == (FAILED, "X server error (503)", True)
+    fake_x.fail("/2/users/*/tweets", "429", reset_in=300)
+    limited = fetch()
+    assert limited.status == RATE_LIMITED and not limited.skipped
+    assert utcnow() + timedelta(seconds=290) < limited.retry_at < utcnow() + timedelta(seconds=310)
+    client.limits = type(client.limits)()  # forget the window (a fresh process without the database store)
+    fake_x.user("alpha_news")["protected"] = True
+    turned = fetch()
+    assert (turned.status, turned.requests) == (TURNED_PROTECTED, 1)
+
+
+def test_scheduling_is_the_one_writer_of_the_poll_state(fake_x, app, runner, sessions):
+    from feedapp.ingest.fetch import FAILED, OK, RATE_LIMITED, Outcome
+    from feedapp.ingest.schedule import Backoff, record_outcome
+
+    fake_x.add_user("alpha_news")
+    follow(runner, "alpha_news")
+    src_id = source(sessions, "alpha_news").id
+    now, backoff = utcnow(), Backoff(interval=60, cap=600)
+
+    record_outcome(sessions, src_id, Outcome().end(FAILED, "X server error (500)"), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.last_error_at, src.last_success_at) == (1, "X server error (500)", now, None)
+    assert 45 <= (src.next_check_at - now).total_seconds() <= 75
+    reset = now + timedelta(minutes=9)
+    record_outcome(sessions, src_id, Outcome().end(RATE_LIMITED, "rate-limited", retry_at=reset), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.next_check_at) == (1, "X server error (500)", reset)
+    record_outcome(sessions, src_id, Outcome().end(FAILED, "protected", backoff=False), now, backoff)
+    assert (source(sessions, "alpha_news").next_check_at - now).total_seconds() == 60  # no exponential backoff
+    record_outcome(sessions, src_id, Outcome(status=OK), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.last_success_at, src.next_check_at) == (0, None, now, now + timedelta(seconds=60))
+
+
+# ---------------------------------------------------------------- one cycle among many pollers and threads
+
+
+def _refuse_success_bookkeeping(sessions, username: str) -> list[str]:
+    """A real database error: a trigger that refuses to mark username's poll a success. Returns the undo SQL."""
+    from sqlalchemy import text
+
+    with sessions() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.execute(text(f"""CREATE TRIGGER refuse_success BEFORE UPDATE ON sources
+                WHEN NEW.username = '{username}' AND NEW.last_success_at IS NOT NULL
+                BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"""))
+            undo = ["DROP TRIGGER refuse_success"]
+        else:
+            s.execute(text("""CREATE FUNCTION refuse_success() RETURNS trigger LANGUAGE plpgsql AS
+                $$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$"""))
+            s.execute(text(f"""CREATE TRIGGER refuse_success BEFORE UPDATE ON sources FOR EACH ROW
+                WHEN (NEW.username = '{username}' AND NEW.last_success_at IS NOT NULL)
+                EXECUTE FUNCTION refuse_success()"""))
+            undo = ["DROP TRIGGER refuse_success ON sources", "DROP FUNCTION refuse_success()"]
+        s.commit()
+    return undo
+
+
+def test_a_database_error_in_one_sources_bookkeeping_is_its_failure_only(fake_x, runner, sessions):
+    from sqlalchemy import text
+
+    for name in ("alpha_news", "bravo_news", "charlie_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 4)
+        follow(runner, name)
+    undo = _refuse_success_bookkeeping(sessions, "bravo_news")
+    try:
+        result = poll(runner)
+    finally:
+        with sessions() as s:
+            for sql in undo:
+                s.execute(text(sql))
+            s.commit()
+
+    assert result.exit_code == 0, result.output
+    assert "@bravo_news: 4 new, 1 requests, 4 post reads, 0 user reads; error: database error while recording this poll" in result.output
+    assert "@alpha_news: 4 new" in result.output and "@charlie_news: 4 new" in result.output
+    assert "total: 3 sources, 12 new posts" in result.output
+    bravo = source(sessions, "bravo_news")
+    assert bravo.error_count == 1 and bravo.last_error.startswith("database error while recording this poll")
+    assert len(stored_ids(sessions, "bravo_news")) == 4  # its stored page stays, with its position
+    assert bravo.since_id == stored_ids(sessions, "bravo_news")[0]
+    assert source(sessions, "alpha_news").last_success_at is not None
+
+
+def test_each_poll_thread_has_an_http_session_of_its_own(fake_x, make_app, monkeypatch):
+    """Four sources polled four at a time; the fake answers only once two timeline calls are in flight."""
+    import threading
+    from collections import Counter
+
+    from feedapp.xapi.client import RewritingSession
+
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=4)
+    runner = app.test_cli_runner()
+    for n in range(4):
+        fake_x.add_user(f"news_{n}")
+        post_many(fake_x, f"news_{n}", 2)
+        follow(runner, f"news_{n}")
+    in_flight, shared, used, lock = Counter(), [], set(), threading.Lock()
+    real_request = RewritingSession.request
+
+    def watched(self, *args, **kwargs):
+        with lock:
+            if in_flight[id(self)]:
+                shared.append(id(self))  # one requests.Session used by two threads at once
+            in_flight[id(self)] += 1
+            used.add((id(self), threading.get_ident()))
+        try:
+            return real_request(self, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[id(self)] -= 1
+
+    monkeypatch.setattr(RewritingSession, "request", watched)
+    go = threading.Event()
+    fake_x.reset_requests()
+    fake_x.fail("/2/users/*/tweets", "hold", count=2, event=go)
+    releaser = threading.Thread(target=lambda: (fake_x.wait_for(lambda f: len(timeline_requests(f)) >= 2), go.set()))
+    releaser.start()
+    result = poll(runner)
+    releaser.join()
+
+    assert result.exit_code == 0, result.output
+    assert "total: 4 sources, 8 new posts" in result.output
+    assert shared == []
+    sessions_by_thread = {}
+    for session_id, thread_id in used:
+        sessions_by_thread.setdefault(session_id, set()).add(thread_id)
+    assert len(sessions_by_thread) >= 2 and all(len(t) == 1 for t in sessions_by_thread.values())
+
+
+def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, runner, sessions, monkeypatch):
+    import threading
+
+    from feedapp.ingest import lease
+    from feedapp.models import Lease
+
+    monkeypatch.setattr(lease, "TTL", timedelta(seconds=1))
+    fake_x.add_user("alpha_news")
+    post_many(fake_x, "alpha_news", 3)
+    follow(runner, "alpha_news")
+    go = threading.Event()
+    fake_x.fail("/2/users/*/tweets", "hold", event=go)
+    done = {}
+    poller = threading.Thread(target=lambda: done.update(result=poll(runner)))
+    poller.start()
+    try:
+        fake_x.wait_for(lambda f: len(timeline_requests(f)) == 1)  # the cycle is under way, its call held
+        with sessions() as s:
+            first = s.get(Lease, lease.POLLER)
+            holder, first_expiry = first.holder, first.expires_at
+        wait_until(lambda: utcnow() > first_expiry + timedelta(seconds=1))  # the lease as first taken is over
+        second = lease.acquire(sessions, "second-machine:2", timedelta(minutes=5))
+    finally:
+        go.set()
+        poller.join()
+
+    assert second is not None and second.holder == holder
+    assert done["result"].exit_code == 0, done["result"].output
+    assert "@alpha_news: 3 new" in done["result"].output
+    assert lease.acquire(sessions, "second-machine:2", timedelta(minutes=5)) is None  # released at the end
+
+
+def test_a_poller_that_lost_its_lease_stops_calling(fake_x, app, runner, sessions):
+    import threading
+
+    from feedapp.ingest.poll import poll_cycle
+
+    for name in ("alpha_news", "bravo_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 2)
+        follow(runner, name)
+    lost = threading.Event()
+    lost.set()
+    fake_x.reset_requests()
+
+    summary = poll_cycle(sessions, XClient(XSettings.from_config(app.config)), PollSettings.from_config(app.config),
+                         stop=lost)
+
+    assert timeline_requests(fake_x) == []
+    assert [r.skipped for r in summary.results] == ["not polled: this poller lost its lease"] * 2
+
+
+def wait_until(condition, timeout: float = 30.0, every: float = 0.02) -> None:
+    """Wait for condition() to hold (checked every `every` s), or fail the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(every)
