@@ -45,7 +45,7 @@ def sqlite_file(url: str) -> Path | None:
 def backup_sqlite(db_file: Path, target: Path, *, overwrite: bool = False) -> BackupInfo:
     """Copy db_file to target (mode 0600) as one consistent snapshot, checked before it is put in place."""
     if not db_file.is_file():
-        raise BackupError(f"no SQLite database at {db_file}")
+        raise BackupError(f"cannot reach the database at {db_file}: no such file; check FEEDAPP_DATABASE_URL")
     if target.exists() and target.resolve() == db_file.resolve():
         raise BackupError("the backup path is the database itself; choose another path")
     if target.exists() and not overwrite:
@@ -76,8 +76,8 @@ def _copy(db_file: Path, tmp: Path) -> tuple[str, int]:
         except sqlite3.OperationalError:
             revision = None
         if revision is None:
-            raise BackupError(f"{db_file} has no feedapp schema: nothing to back up "
-                              "(run `flask --app feedapp db upgrade` to create one)")
+            raise BackupError(f"the database at {db_file} has no feedapp schema, nothing to back up "
+                              "(run `flask --app feedapp db upgrade` first to create one)")
         dst = sqlite3.connect(tmp)
         try:
             # pages=-1: the whole database in one step, inside one read transaction: a snapshot.

@@ -135,11 +135,11 @@ def _client():
 
 @db_cli.command("upgrade")
 def upgrade_command():
-    """Create or migrate the schema to the current version (safe on every start)."""
-    if ensure_secret_key(current_app.instance_path):
-        click.echo(f"wrote a new secret key to {current_app.instance_path}/secret_key")
+    """Create or migrate the schema to the current version (safe on every start); writes the secret key once."""
     url = current_app.config["FEEDAPP_DATABASE_URL"]
     migrate.upgrade(url)
+    if ensure_secret_key(current_app.instance_path):
+        click.echo(f"wrote a new secret key to {current_app.instance_path}/secret_key")
     click.echo(f"database at revision {migrate.current_revision(url)}")
 
 

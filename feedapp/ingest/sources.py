@@ -18,6 +18,7 @@ from .store import bump_content_version, record_reads
 
 # X usernames: 1-15 letters, digits or underscores (X help center, "username rules").
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+NOT_A_USERNAME = "not an X username (1-15 letters, digits or _)"
 
 
 class SourceInputError(ValueError):
@@ -29,7 +30,7 @@ def clean_x_username(raw: str) -> str:
     name = raw.strip()
     name = re.sub(r"^(https?://)?(www\.)?(x|twitter)\.com/", "", name, flags=re.I).lstrip("@").rstrip("/")
     if not USERNAME_RE.match(name):
-        raise SourceInputError(f"{raw!r} is not an X username (1-15 letters, digits or _)")
+        raise SourceInputError(f"{raw!r} is {NOT_A_USERNAME}")
     return name
 
 
@@ -55,8 +56,8 @@ def add_sources(session: Session, client: XClient, raw_usernames: list[str], off
     for raw in raw_usernames:
         try:
             name = clean_x_username(raw)
-        except SourceInputError as exc:
-            report.refused.append((raw, str(exc)))
+        except SourceInputError:
+            report.refused.append((repr(raw), NOT_A_USERNAME))
             continue
         wanted.setdefault(name.lower(), name)  # @a, x.com/A and a are one account
     names = list(wanted.values())
