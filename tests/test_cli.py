@@ -423,7 +423,7 @@ def test_a_backup_taken_during_a_poll_restores_with_every_committed_post(fake_x,
     from feedapp.ingest.poll import PollSettings, poll_cycle
     from feedapp.xapi import XClient, XSettings
 
-    app = make_app(FEEDAPP_POLL_CONCURRENCY=4)
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=4, FEEDAPP_X_TIMEOUT=60)  # the held call waits for the backup
     runner, sessions = app.test_cli_runner(), app_sessions(app)
     names = [f"store_{i:02d}" for i in range(40)]
     for name in names:

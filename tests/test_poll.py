@@ -619,7 +619,7 @@ def test_each_poll_thread_has_an_http_session_of_its_own(fake_x, make_app, monke
 
     from feedapp.xapi.client import RewritingSession
 
-    app = make_app(FEEDAPP_POLL_CONCURRENCY=4)
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=4, FEEDAPP_X_TIMEOUT=60)  # held calls wait, not time out
     runner = app.test_cli_runner()
     for n in range(4):
         fake_x.add_user(f"news_{n}")
@@ -658,12 +658,14 @@ def test_each_poll_thread_has_an_http_session_of_its_own(fake_x, make_app, monke
     assert len(sessions_by_thread) >= 2 and all(len(t) == 1 for t in sessions_by_thread.values())
 
 
-def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, runner, sessions, monkeypatch):
+def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, make_app, monkeypatch):
     import threading
 
     from feedapp.ingest import lease
     from feedapp.models import Lease
 
+    app = make_app(FEEDAPP_X_TIMEOUT=60)  # the held call must outlive the lease, not time out
+    runner, sessions = app.test_cli_runner(), app_sessions(app)
     monkeypatch.setattr(lease, "TTL", timedelta(seconds=1))
     fake_x.add_user("alpha_news")
     post_many(fake_x, "alpha_news", 3)
@@ -678,7 +680,7 @@ def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, runner, sessions
         with sessions() as s:
             first = s.get(Lease, lease.POLLER)
             holder, first_expiry = first.holder, first.expires_at
-        wait_until(lambda: utcnow() > first_expiry + timedelta(seconds=1))  # the lease as first taken is over
+        wait_until(lambda: utcnow() > first_expiry + timedelta(seconds=0.5))  # the lease as first taken is over
         second = lease.acquire(sessions, "second-machine:2", timedelta(minutes=5))
     finally:
         go.set()
