@@ -24,6 +24,7 @@ from feedapp.xapi import XClient
 
 from .fetch import FAILED, RATE_LIMITED, READER_MISSING, TURNED_PROTECTED, Outcome, fetch_source
 from .profiles import refresh_profiles
+from .ratelimits import DbRateLimits
 from .report import CycleSummary, SourceResult
 from .schedule import Backoff, record_outcome
 from .sources import mark_protected
@@ -83,6 +84,12 @@ def poll_cycle(
     started = time.monotonic()
     now = now or utcnow()
     summary = CycleSummary()
+    if not isinstance(client.limits, DbRateLimits):  # windows are always shared through the database
+        shared = client.clone(DbRateLimits(sessions))
+        try:
+            return poll_cycle(sessions, shared, settings, everything=everything, now=now, stop=stop)
+        finally:
+            shared.close()
     try:
         refresh_profiles(sessions, client, settings.profile_refresh, now, summary)
     except SQLAlchemyError as exc:
@@ -96,7 +103,11 @@ def poll_cycle(
     def run(source_id: int) -> SourceResult:
         if stop is not None and stop.is_set():
             return SourceResult(f"#{source_id}", skipped="not polled: this poller lost its lease")
-        return poll_source(PollJob(job.sessions, clients.mine(), job.settings, job.now), source_id)
+        try:
+            return poll_source(PollJob(job.sessions, clients.mine(), job.settings, job.now), source_id)
+        except Exception as exc:  # noqa: BLE001 - a bug in the bookkeeping itself: still never the whole cycle
+            log.exception("source_id=%s poll crashed", source_id)
+            return SourceResult(f"#{source_id}", error=f"internal error: {type(exc).__name__} (see the log)")
 
     try:
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="poll") as pool:
@@ -109,20 +120,21 @@ def poll_cycle(
 
 def poll_source(job: PollJob, source_id: int) -> SourceResult:
     """Fetch one source and schedule its next check; failures become data on the source, never exceptions."""
-    try:
-        outcome = fetch_source(job.sessions, job.client, source_id, job.settings.backfill)
-        if outcome.status == TURNED_PROTECTED:
+    outcome = fetch_source(job.sessions, job.client, source_id, job.settings.backfill)
+    if outcome.status == TURNED_PROTECTED:
+        try:
             # A public account that turned protected: staff-only at once, posts already stored included.
             mark_protected(job.sessions, source_id)
             log.warning("source=%s turned protected on X; now staff-only", outcome.username)
+        except SQLAlchemyError as exc:
+            log.exception("source=%s could not be marked protected", outcome.username)
+            outcome.end(FAILED, f"database error while marking it protected: {type(exc).__name__} (see the log)")
+        else:
             if job.client.settings.has_user_auth:
                 outcome = outcome.then(fetch_source(job.sessions, job.client, source_id, job.settings.backfill))
             else:
                 outcome.end(FAILED, READER_MISSING, backoff=False)
-        outcome = record_outcome(job.sessions, source_id, outcome, job.now, job.settings.backoff)
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one source never ends the cycle
-        log.exception("source_id=%s poll crashed", source_id)
-        outcome = Outcome().end(FAILED, f"internal error: {type(exc).__name__} (see the log)")
+    outcome = record_outcome(job.sessions, source_id, outcome, job.now, job.settings.backoff)
     return _result(source_id, outcome)
 
 

@@ -154,9 +154,9 @@ class XClient:
         self._lock = threading.Lock()
         self.requests_made = 0
 
-    def clone(self) -> XClient:
-        """The same settings and rate-limit store with a session of its own, for another thread."""
-        return XClient(self.settings, self.limits)
+    def clone(self, limits: RateLimits | None = None) -> XClient:
+        """The same settings (and rate-limit store, unless given another) with a session of its own."""
+        return XClient(self.settings, limits if limits is not None else self.limits)
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""
