@@ -69,34 +69,33 @@ class Outcome:
 
 def fetch_source(sessions: sessionmaker[Session], client: XClient, source_id: int, backfill: int) -> Outcome:
     """Read one source's new posts into the database; never raises, the outcome says what happened."""
-    outcome = Outcome()
-    with sessions() as session:
-        source = session.get(Source, source_id)
-        if source is None:
-            return outcome.end(GONE, "removed while the cycle ran", skipped=True)
-        outcome.username = source.username
-        if source.protected and not client.settings.has_user_auth:
-            return outcome.end(FAILED, READER_MISSING, backoff=False, skipped=True)
-        reader = TimelineReader(session, client, source, backfill, outcome)
-        try:
-            reader.catch_up()
-        except RateLimited as exc:
-            session.rollback()
-            outcome.end(RATE_LIMITED, str(exc), retry_at=exc.reset_at, skipped=not exc.called)
-        except SourceError as exc:
-            session.rollback()
-            if exc.kind == "not-authorized" and not source.protected:
-                outcome.end(TURNED_PROTECTED, str(exc))
-            else:
-                outcome.end(FAILED, str(exc))
-        except XError as exc:
-            session.rollback()
-            log.warning("source=%s poll failed: %s", source.username, exc)
+    outcome, protected = Outcome(), False
+    try:
+        with sessions() as session:
+            source = session.get(Source, source_id)
+            if source is None:
+                return outcome.end(GONE, "removed while the cycle ran", skipped=True)
+            outcome.username, protected = source.username, source.protected
+            if protected and not client.settings.has_user_auth:
+                return outcome.end(FAILED, READER_MISSING, backoff=False, skipped=True)
+            try:
+                TimelineReader(session, client, source, backfill, outcome).catch_up()
+            except BaseException:
+                session.rollback()  # the unfinished page only: finished ones are committed with their position
+                raise
+    except RateLimited as exc:
+        outcome.end(RATE_LIMITED, str(exc), retry_at=exc.reset_at, skipped=not exc.called)
+    except SourceError as exc:
+        if exc.kind == "not-authorized" and not protected:
+            outcome.end(TURNED_PROTECTED, str(exc))
+        else:
             outcome.end(FAILED, str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug or a database fault must not stop other sources
-            log.exception("source=%s poll crashed", source.username)
-            session.rollback()
-            outcome.end(FAILED, f"internal error: {type(exc).__name__} (see the log)")
+    except XError as exc:
+        log.warning("source=%s poll failed: %s", outcome.username, exc)
+        outcome.end(FAILED, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug or a database fault must not stop other sources
+        log.exception("source=%s poll crashed", outcome.username or f"#{source_id}")
+        outcome.end(FAILED, f"internal error: {type(exc).__name__} (see the log)")
     return outcome
 
 
@@ -118,14 +117,15 @@ class TimelineReader:
             if limit != 0:
                 self._walk(until=source.gap_until_id, limit=limit)
             self._close_gap()
+            self.session.commit()
         self._walk(until=None, limit=None if source.since_id else self.backfill)
-        self._close_gap()
 
     def _walk(self, *, until: int | None, limit: int | None) -> None:
         """Page back from the newest post after since_id (or before until), storing each page.
 
         After each stored page the oldest stored id is saved, in the same
         transaction, as gap_until_id: a failure on the next page loses nothing.
+        The last page's transaction also closes the gap (one write, not two).
         """
         source, outcome = self.source, self.outcome
         owner = User(id=source.x_id, username=source.username, name=source.display_name,
@@ -150,20 +150,24 @@ class TimelineReader:
                 if source.gap_newest_id is None:
                     source.gap_newest_id = max(ids)
                 source.gap_until_id = until = min(ids)
-            self.session.commit()
             seen += len(page.posts)
-            if not page.next_token or not page.posts or (limit is not None and seen >= limit):
+            last = not page.next_token or not page.posts or (limit is not None and seen >= limit)
+            if last:
+                self._close_gap()
+            self.session.commit()
+            if last:
                 return
             token = page.next_token
         log.warning("source=%s catch-up stopped after %d pages", source.username, MAX_PAGES)
+        self._close_gap()
+        self.session.commit()
 
     def _close_gap(self) -> None:
-        """The catch-up finished: everything up to gap_newest_id is stored."""
+        """The catch-up finished: everything up to gap_newest_id is stored (the caller commits)."""
         source = self.source
         if source.gap_newest_id is not None:
             source.since_id = max(source.since_id or 0, source.gap_newest_id)
         source.gap_until_id = source.gap_newest_id = None
-        self.session.commit()
 
     def _backfill_left(self) -> int:
         stored = self.session.scalar(select(func.count()).select_from(Post).where(Post.source_id == self.source.id))
