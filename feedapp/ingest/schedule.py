@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -52,8 +52,9 @@ def record_outcome(sessions: sessionmaker[Session], source_id: int, outcome: Out
         return outcome
     except SQLAlchemyError as exc:
         log.exception("source_id=%s: the poll's bookkeeping failed", source_id)
-        failed = Outcome().then(outcome).end(
-            FAILED, f"database error while recording this poll: {type(exc).__name__} (see the log)")
+        failed = replace(outcome).end(  # what was fetched is kept; the source is marked failed
+            FAILED, f"database error while recording this poll: {type(exc).__name__} (see the log)",
+            skipped=False, backoff=True)
     try:
         with sessions() as session:
             source = session.get(Source, source_id)
