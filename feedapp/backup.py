@@ -99,7 +99,7 @@ def _copy(db_file: Path, tmp: Path) -> tuple[str, int]:
 
 def postgres_instructions(url: str, target: str) -> list[str]:
     """The pg_dump and pg_restore commands for this database, without its password."""
-    parsed = make_url(url).set(drivername="postgresql", password=None)
+    parsed = make_url(url).set(drivername="postgresql")._replace(password=None)  # set() ignores None
     libpq = shlex.quote(parsed.render_as_string(hide_password=False))
     path = shlex.quote(target)
     return [

@@ -532,3 +532,13 @@ def test_backup_on_postgresql_explains_pg_dump_and_its_restore(fake_x, runner, s
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_pg_dump_instructions_never_show_the_password():
+    from feedapp.backup import postgres_instructions
+
+    lines = postgres_instructions("postgresql+psycopg://feedapp:s3cr%40t@db.internal:5433/feedapp", "/backups/x y.dump")
+    text = "\n".join(lines)
+    assert "s3cr" not in text and "+psycopg" not in text
+    assert "pg_dump --format=custom --file='/backups/x y.dump' postgresql://feedapp@db.internal:5433/feedapp" in text
+    assert "pg_restore --no-owner --dbname=postgresql://feedapp@db.internal:5433/feedapp '/backups/x y.dump'" in text
