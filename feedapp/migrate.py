@@ -24,6 +24,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str:
+    """The newest revision in migrations/ (the one `db upgrade` goes to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database at url is on, or None when it has no schema."""
     from alembic.runtime.migration import MigrationContext

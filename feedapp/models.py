@@ -1,4 +1,5 @@
-"""Tables: offices, sources (X accounts), posts, media, the poller lease, API reads, staff accounts, throttle counts."""
+"""Tables: offices, sources (X accounts), posts, media, the poller lease, API reads, rate windows, staff accounts,
+throttle counts."""
 
 from __future__ import annotations
 
@@ -173,6 +174,24 @@ class ApiRead(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     kind: Mapped[str] = mapped_column(String(4), primary_key=True)  # "post" | "user"
     object_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class RateWindow(Base):
+    """An X rate-limit window, shared by every poller and command: per credential and endpoint.
+
+    X counts calls per credential (the app's bearer token, or the reader account's
+    access token) and per endpoint; `remaining` = 0 means no call until `reset_at`.
+    The credential is named by a short hash, never stored.
+    """
+
+    __tablename__ = "rate_windows"
+
+    credential: Mapped[str] = mapped_column(String(40), primary_key=True)  # "bearer:<hash>" | "reader:<hash>"
+    endpoint: Mapped[str] = mapped_column(String(100), primary_key=True)  # X's template, e.g. /2/users/:id/tweets
+    reset_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    limit: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ContentVersion(Base):

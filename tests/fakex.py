@@ -5,7 +5,9 @@ speaks the X API v2 wire format for the few GET endpoints feedapp uses:
 users lookup and the user timeline. Tweets are built with ``post()`` the way
 X builds them: HTML-escaped text, t.co links, entity indices in code points of
 the escaped text, media keys, note tweets, retweets, quotes and replies.
-Faults (429, 5xx, slow, malformed JSON, ...) are queued with ``fail()``.
+Faults (429, 5xx, slow, malformed JSON, ...) are queued with ``fail()``; "hold" keeps
+requests waiting until the test sets an event, and ``wait_for()`` waits until the
+fake has received or answered what a test needs (no sleeping in tests).
 Only stdlib + oauthlib; it never talks to anything but 127.0.0.1.
 """
 
@@ -64,7 +66,7 @@ TIMELINE_PARAMS = ["end_time", "exclude", "expansions", "max_results", "media.fi
                    "place.fields", "poll.fields", "since_id", "start_time", "tweet.fields", "until_id",
                    "user.fields"]
 MEDIA_KEY_PREFIX = {"photo": 3, "video": 7, "animated_gif": 16}
-FAULT_KINDS = {"429", "500", "503", "slow", "malformed", "truncated", "errors", "401", "403", "remaining0"}
+FAULT_KINDS = {"429", "500", "503", "slow", "hold", "malformed", "truncated", "errors", "401", "403", "remaining0"}
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 URL_RE = re.compile(r"https?://[^\s<>\"]+")
@@ -129,6 +131,8 @@ class FakeX:
         self.problem_host = "https://api.twitter.com"
         self.requests: list[Req] = []
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified when a request arrives or is answered
+        self.answered = 0  # responses fully written
         self._rng = random.Random(seed)
         self._users: dict[str, dict] = {}  # id -> live user record
         self._by_name: dict[str, str] = {}  # lower username -> id
@@ -268,6 +272,12 @@ class FakeX:
         with self._lock:
             self._faults.clear()
 
+    def wait_for(self, predicate, timeout: float = 30.0) -> None:
+        """Block until predicate(fake) is true (checked on every request received or answered)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: predicate(self), timeout):
+                raise TimeoutError(f"fakex: condition not met within {timeout} s")
+
     def reset_requests(self) -> None:
         """Forget the recorded requests."""
         with self._lock:
@@ -354,6 +364,7 @@ class FakeX:
         kind, ok = self._check_auth(h, path, split.query)
         with self._lock:
             self.requests.append(Req(h.command, path, params, kind))
+            self._changed.notify_all()
             fault = next((f for f in self._faults if fnmatch.fnmatchcase(path, f["glob"])), None)
             if fault and fault["skip"] > 0:
                 fault["skip"] -= 1
@@ -365,8 +376,11 @@ class FakeX:
         route = next(((key, meth, m) for rx, key, meth in ROUTES if (m := rx.fullmatch(path))), None)
         limit, remaining, reset, over = self._count(route[0] if route else "other")
         time.sleep(self.latency + (fault["opts"].get("delay", 1.0) if fault and fault["kind"] == "slow" else 0))
+        if fault and fault["kind"] == "hold":  # answered normally once the test sets the event
+            if not fault["opts"]["event"].wait(fault["opts"].get("timeout", 30.0)):
+                raise TimeoutError("fakex: a held request was never released")
         status, body = None, None
-        if fault and fault["kind"] not in ("slow", "remaining0"):
+        if fault and fault["kind"] not in ("slow", "hold", "remaining0"):
             status, body, remaining, reset = self._fault_response(fault, path, remaining, reset)
         elif fault and fault["kind"] == "remaining0":
             remaining = 0
@@ -389,6 +403,10 @@ class FakeX:
         h.send_header("x-rate-limit-reset", str(reset))
         h.end_headers()
         h.wfile.write(raw)
+        h.wfile.flush()
+        with self._lock:
+            self.answered += 1
+            self._changed.notify_all()
 
     def _check_auth(self, h, path: str, query: str) -> tuple[str, bool]:
         header = h.headers.get("Authorization", "")

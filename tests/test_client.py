@@ -107,3 +107,90 @@ def test_tweepy_debug_logging_is_off_so_tokens_never_reach_logs(fake_x, caplog):
         logging.getLogger("tweepy").setLevel(logging.WARNING)  # what importing the client did
         client.lookup_users(["northwind"])
     assert "test-bearer" not in caplog.text
+
+
+class RecordingLimits:
+    """A RateLimits store that remembers what the client told it and blocks what the test says."""
+
+    def __init__(self):
+        self.recorded, self.blocked = [], {}
+
+    def blocked_until(self, key):
+        return self.blocked.get(key)
+
+    def record(self, key, info):
+        self.recorded.append((key, info))
+
+
+def test_the_client_checks_every_call_and_records_every_response(fake_x):
+    from datetime import datetime, timedelta, timezone
+
+    from feedapp.xapi import RateLimited
+
+    fake_x.add_user("northwind")
+    limits = RecordingLimits()
+    client = XClient(XSettings(bearer_token="test-bearer", api_url=fake_x.url), limits)
+    client.lookup_users(["northwind"])
+    uid = fake_x.user("northwind")["id"]
+    client.lookup_ids([uid])
+    fake_x.fail("/2/users/*/tweets", "500")
+    with pytest.raises(Exception, match="X server error"):
+        client.timeline_page(uid)
+
+    keys = [key for key, _ in limits.recorded]
+    assert [k.endpoint for k in keys] == ["/2/users/by", "/2/users", "/2/users/:id/tweets"]
+    assert {k.kind for k in keys} == {"bearer"} and all("test-bearer" not in k.credential for k in keys)
+    assert [(i.limit, i.remaining) for _, i in limits.recorded] == [(900, 899), (900, 899), (900, 899)]
+
+    until = datetime.now(timezone.utc) + timedelta(minutes=7)
+    limits.blocked[client.rate_key("/2/users/:id/tweets")] = until
+    fake_x.reset_requests()
+    with pytest.raises(RateLimited) as caught:
+        client.timeline_page(uid)
+    assert caught.value.reset_at == until and not caught.value.called
+    assert "(bearer token, timelines)" in str(caught.value)
+    assert fake_x.requests == []  # a known window: nothing was sent
+    client.lookup_users(["northwind"])  # another endpoint has a window of its own
+    assert [r.path for r in fake_x.requests] == ["/2/users/by"]
+
+
+def test_a_429_records_an_exhausted_window_at_xs_reset(fake_x):
+    from feedapp.xapi import RateLimited
+
+    fake_x.add_user("northwind")
+    limits = RecordingLimits()
+    client = XClient(XSettings(bearer_token="test-bearer", api_url=fake_x.url), limits)
+    fake_x.fail("/2/users/by", "429", reset_in=600)
+    with pytest.raises(RateLimited) as caught:
+        client.lookup_users(["northwind"])
+    key, info = limits.recorded[-1]
+    assert (key.endpoint, info.remaining) == ("/2/users/by", 0) and info.reset_at == caught.value.reset_at
+    assert caught.value.called and str(caught.value).startswith("X answered 429 Too Many Requests; rate-limited until")
+
+
+def test_rate_info_reads_x_headers_and_a_24_hour_cap():
+    import time
+    from datetime import datetime, timezone
+
+    from feedapp.xapi.limits import DEFAULT_WINDOW, rate_info
+
+    now = int(time.time())
+    info = rate_info({"x-rate-limit-limit": "900", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(now + 60)})
+    assert (info.limit, info.remaining, info.exhausted) == (900, 0, True)
+    assert info.reset_at == datetime.fromtimestamp(now + 60, timezone.utc)
+    assert rate_info({}) is None  # no headers, nothing learned
+    # X documents 24-hour caps beside the 15-minute window: a 429 caused by one lasts until its reset.
+    capped = rate_info({"x-rate-limit-remaining": "12", "x-rate-limit-reset": str(now + 60),
+                        "x-user-limit-24hour-remaining": "0", "x-user-limit-24hour-reset": str(now + 7200)},
+                       refused=True)
+    assert capped.remaining == 0 and capped.reset_at == datetime.fromtimestamp(now + 7200, timezone.utc)
+    garbled = rate_info({"x-rate-limit-remaining": "0", "x-rate-limit-reset": "soon"})
+    assert DEFAULT_WINDOW - (garbled.reset_at - datetime.now(timezone.utc)) < DEFAULT_WINDOW / 10
+
+
+def test_credentials_are_named_by_a_hash_that_changes_with_the_token():
+    from feedapp.xapi.limits import credential_id
+
+    a, b = credential_id("bearer", "token-a"), credential_id("bearer", "token-b")
+    assert a.startswith("bearer:") and a != b and "token" not in a
+    assert credential_id("reader", "ck", "at") != credential_id("reader", "ck", "at2")

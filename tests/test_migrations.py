@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from feedapp.db import normalize_url
-from feedapp.migrate import current_revision
+from feedapp.migrate import current_revision, head_revision
 from feedapp.models import Base
 
 
@@ -17,7 +17,20 @@ def test_migrated_schema_matches_the_models(db_url):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
-    assert current_revision(db_url) == "0004_auth"
+    assert current_revision(db_url) == head_revision()
+
+
+def test_migrations_form_one_line():
+    """Every revision has one parent and one child: branches merged from parallel work were re-chained."""
+    from alembic.script import ScriptDirectory
+
+    from feedapp.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1 and len(script.get_bases()) == 1
+    chain = [rev.revision for rev in script.walk_revisions()]
+    assert chain[-1] == "0001" and chain[0] == head_revision()
+    assert all(len(rev.nextrev) <= 1 for rev in script.walk_revisions())
 
 
 def test_sqlite_readers_are_not_blocked_by_a_running_write(tmp_path):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from feedapp.db import sessions as app_sessions
-from feedapp.ingest.poll import PollSettings, RateGate, poll_source
-from feedapp.models import Post, utcnow
+from feedapp.ingest.poll import PollJob, PollSettings, poll_source
+from feedapp.models import Post, RateWindow, utcnow
 from feedapp.xapi import XClient, XSettings
 from tests.helpers import follow, media_count, poll, post_many, source, stored_ids, timeline_requests
 
@@ -154,7 +156,7 @@ def test_rate_limit_schedules_after_reset_and_spares_other_sources(fake_x, make_
 
     assert result.exit_code == 0, result.output
     assert len(timeline_requests(fake_x)) == 1  # no retry storm: the others wait for the window
-    assert result.output.count("rate limited") == 3
+    assert result.output.count("rate-limited until") == 3
     now = utcnow()
     for name in ("alpha_news", "bravo_news", "charlie_news"):
         next_check = source(sessions, name).next_check_at
@@ -176,7 +178,7 @@ def test_last_request_of_the_window_stops_the_cycle(fake_x, make_app):
 
     assert len(timeline_requests(fake_x)) == 1
     assert len(stored_ids(sessions)) == 2  # the answered call is stored
-    assert "skipped: rate limited" in result.output
+    assert "@bravo_news: 0 new, 0 requests, 0 post reads, 0 user reads; skipped: rate-limited until" in result.output
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped(fake_x, app, runner, sessions):
@@ -189,14 +191,14 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped(fake_x, app, runn
     for _ in range(6):
         fake_x.fail("/2/users/*/tweets", "500")
         now = utcnow()
-        result = poll_source(sessions, client, src_id, settings, RateGate(), now)
+        result = poll_source(PollJob(sessions, client, settings, now), src_id)
         assert "X server error (500)" in result.error
         delays.append((source(sessions, "northwind_crew").next_check_at - now).total_seconds())
     for n, delay in enumerate(delays, start=1):
         expected = min(600, 60 * 2 ** (n - 1))
         assert 0.75 * expected <= delay <= 1.25 * expected, (n, delay)
     assert source(sessions, "northwind_crew").error_count == 6
-    poll_source(sessions, client, src_id, settings, RateGate(), utcnow())
+    poll_source(PollJob(sessions, client, settings, utcnow()), src_id)
     assert source(sessions, "northwind_crew").error_count == 0
 
 
@@ -317,23 +319,405 @@ def test_billable_reads_count_each_object_once_per_day(sessions):
 
 
 def test_a_crash_inside_one_source_is_stored_and_the_others_go_on(fake_x, runner, sessions, monkeypatch):
-    import feedapp.ingest.poll as poll_module
+    import feedapp.ingest.fetch as fetch_module
 
     for name in ("alpha_news", "bravo_news"):
         fake_x.add_user(name)
         post_many(fake_x, name, 2)
         follow(runner, name)
-    real_store = poll_module.store_posts
+    real_store = fetch_module.store_posts
 
     def store_or_crash(session, src, posts):
         if src.username == "alpha_news":
             raise ZeroDivisionError("bug")
         return real_store(session, src, posts)
 
-    monkeypatch.setattr(poll_module, "store_posts", store_or_crash)
+    monkeypatch.setattr(fetch_module, "store_posts", store_or_crash)
     result = poll(runner)
 
     assert result.exit_code == 0, result.output
     assert "@alpha_news: 0 new, 1 requests, 0 post reads, 0 user reads; error: internal error: ZeroDivisionError" in result.output
     assert len(stored_ids(sessions, "bravo_news")) == 2 and stored_ids(sessions, "alpha_news") == []
     assert source(sessions, "alpha_news").error_count == 1
+
+
+# ---------------------------------------------------------------- rate limits are a shared fact
+
+
+def timeline_users(fake) -> list[str]:
+    """Ids of the users whose timelines were requested, in order."""
+    return [r.path.split("/")[3] for r in timeline_requests(fake)]
+
+
+def window_rows(sessions) -> list[RateWindow]:
+    with sessions() as s:
+        return list(s.scalars(select(RateWindow).order_by(RateWindow.credential, RateWindow.endpoint)))
+
+
+@pytest.mark.parametrize("kind", ["429", "remaining0"])
+def test_a_learned_window_holds_for_every_later_poll_until_its_reset(fake_x, make_app, kind):
+    first_app = make_app(FEEDAPP_POLL_CONCURRENCY=1)
+    runner = first_app.test_cli_runner()
+    for name in ("alpha_news", "bravo_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 3)
+        follow(runner, name)
+    fake_x.reset_requests()
+    fake_x.fail("/2/users/*/tweets", kind, reset_in=600)  # "remaining0" keeps the fake's own window reset
+
+    first = poll(runner)
+    assert first.exit_code == 0, first.output
+    assert len(timeline_requests(fake_x)) == 1
+
+    # A new process (a restarted `poll --loop`, another machine): nothing in memory, the database remembers.
+    later = make_app()
+    fake_x.reset_requests()
+    due = poll(later.test_cli_runner())
+    assert due.exit_code == 0 and "total: 0 sources" in due.output  # both wait for the reset
+    everything = poll(later.test_cli_runner(), "--all")
+    assert everything.exit_code == 0, everything.output
+    assert everything.output.count("skipped: rate-limited until") == 2
+    assert "(bearer token, timelines)" in everything.output
+    assert timeline_requests(fake_x) == []
+    listing = later.test_cli_runner().invoke(args=["sources", "list"]).output
+    assert listing.count("rate-limited until") == 3  # both sources and the window line
+    assert "X rate limit: rate-limited until" in listing and "(bearer token, timelines)" in listing
+
+
+def test_a_window_from_another_process_stops_a_running_poller_before_its_next_call(fake_x, make_app, tmp_path):
+    """The second poll is a real `flask poll` process; the first app learns nothing in memory."""
+    import subprocess
+    import sys
+
+    from feedapp import ROOT
+    from tests.conftest import x_config
+
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=1)
+    runner, sessions = app.test_cli_runner(), app_sessions(app)
+    fake_x.add_user("alpha_news")
+    post_many(fake_x, "alpha_news", 3)
+    follow(runner, "alpha_news")
+    fake_x.fail("/2/users/*/tweets", "429", reset_in=900)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDAPP_")}
+    env.update({k: str(v) for k, v in x_config(fake_x).items()},
+               FEEDAPP_INSTANCE_PATH=str(tmp_path / "other"), FEEDAPP_DATABASE_URL=app.config["FEEDAPP_DATABASE_URL"])
+    other = subprocess.run([sys.executable, "-m", "flask", "--app", "feedapp", "poll"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 0, other.stderr
+    assert "X answered 429 Too Many Requests; rate-limited until" in other.stdout
+    fake_x.reset_requests()
+
+    result = poll(runner, "--all")
+
+    assert timeline_requests(fake_x) == []
+    assert "skipped: rate-limited until" in result.output
+    src = source(sessions, "alpha_news")
+    assert src.error_count == 0 and src.last_error is None  # a rate limit is not the source's failure
+    assert utcnow() + timedelta(seconds=880) < src.next_check_at < utcnow() + timedelta(seconds=910)
+
+
+def test_windows_are_kept_per_credential_and_endpoint_and_name_no_secret(fake_x, make_app):
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=1)
+    runner, sessions = app.test_cli_runner(), app_sessions(app)
+    fake_x.add_user("alpha_news")
+    staff = fake_x.add_user("depot7_hr", protected=True)
+    for name in ("alpha_news", "depot7_hr"):
+        post_many(fake_x, name, 3)
+        follow(runner, name)
+    fake_x.fail(f"/2/users/{fake_x.user('alpha_news')['id']}/tweets", "429", reset_in=600)
+    poll(runner)
+    fake_x.reset_requests()
+
+    result = poll(runner, "--all")
+
+    # The reader account's timelines and the bearer token's username look-ups have windows of their own.
+    assert timeline_users(fake_x) == [staff["id"]]
+    assert "@alpha_news: 0 new, 0 requests, 0 post reads, 0 user reads; skipped: rate-limited until" in result.output
+    fake_x.add_user("bravo_news")
+    follow(runner, "bravo_news")
+    rows = window_rows(sessions)
+    blocked = [(r.credential.split(":")[0], r.endpoint) for r in rows if r.remaining == 0]
+    assert blocked == [("bearer", "/2/users/:id/tweets")]
+    assert {(r.credential.split(":")[0], r.endpoint) for r in rows} >= {
+        ("bearer", "/2/users/:id/tweets"), ("reader", "/2/users/:id/tweets"), ("bearer", "/2/users/by")}
+    for secret in (fake_x.bearer_token, fake_x.consumer_key, fake_x.access_token):
+        assert all(secret not in r.credential for r in rows)
+
+    # A rotated bearer token is another credential: its window is X's to tell, not the old one's.
+    fake_x.bearer_token = "rotated-bearer"
+    rotated = make_app(FEEDAPP_X_BEARER_TOKEN="rotated-bearer")
+    fake_x.reset_requests()
+    again = poll(rotated.test_cli_runner(), "--all")
+    assert again.exit_code == 0, again.output
+    assert fake_x.user("alpha_news")["id"] in timeline_users(fake_x)
+    assert len(stored_ids(sessions, "alpha_news")) == 3
+
+
+def test_a_window_ends_at_its_reset(fake_x, make_app):
+    app = make_app()
+    runner = app.test_cli_runner()
+    fake_x.add_user("alpha_news")
+    post_many(fake_x, "alpha_news", 3)
+    follow(runner, "alpha_news")
+    fake_x.fail("/2/users/*/tweets", "429", reset_in=-5)  # X says the window already reset
+    assert "X answered 429" in poll(runner).output
+    fake_x.reset_requests()
+
+    result = poll(runner, "--all")
+
+    assert len(timeline_requests(fake_x)) == 1 and "3 new" in result.output
+
+
+def test_profile_look_ups_are_checked_against_their_window(crew, fake_x, make_app):
+    app = make_app(FEEDAPP_PROFILE_REFRESH=0)
+    runner = app.test_cli_runner()
+    fake_x.fail("/2/users", "429", reset_in=600)
+    first = poll(runner, "--all")
+    assert "profile check skipped: X answered 429 Too Many Requests; rate-limited until" in first.output
+    assert "(bearer token, profile look-ups)" in first.output
+    fake_x.reset_requests()
+
+    second = poll(runner, "--all")
+
+    assert [r.path for r in fake_x.requests if r.path == "/2/users"] == []
+    assert "profile check skipped: rate-limited until" in second.output
+    assert len(timeline_requests(fake_x)) == 1  # timelines have their own window
+
+
+def test_a_stored_window_is_never_shortened_by_an_older_answer(sessions):
+    from feedapp.ingest.ratelimits import DbRateLimits
+    from feedapp.xapi.limits import RateInfo, RateKey
+
+    key = RateKey("bearer:0123456789abcdef", "/2/users/:id/tweets")
+    reset = (utcnow() + timedelta(minutes=10)).replace(microsecond=0)
+    mine, theirs = DbRateLimits(sessions), DbRateLimits(sessions)
+    theirs.record(key, RateInfo(reset, remaining=0, limit=900))
+    mine.record(key, RateInfo(reset, remaining=12, limit=900))  # a response from before the window ran out
+
+    assert mine.blocked_until(key) == reset and DbRateLimits(sessions).blocked_until(key) == reset
+    later = reset + timedelta(minutes=15)
+    mine.record(key, RateInfo(later, remaining=899, limit=900))  # the next window has begun
+    assert DbRateLimits(sessions).blocked_until(key) is None
+    assert [(r.remaining, r.reset_at) for r in window_rows(sessions)] == [(899, later)]
+
+
+# ---------------------------------------------------------------- fetching and scheduling apart
+
+
+def test_fetching_returns_an_outcome_and_leaves_the_schedule_alone(fake_x, app, runner, sessions):
+    from feedapp.ingest.fetch import FAILED, OK, RATE_LIMITED, TURNED_PROTECTED, fetch_source
+
+    fake_x.add_user("alpha_news")
+    ids = post_many(fake_x, "alpha_news", 7)
+    follow(runner, "alpha_news")
+    src = source(sessions, "alpha_news")
+    client = XClient(XSettings.from_config(app.config))
+
+    def fetch():
+        before = source(sessions, "alpha_news")
+        outcome = fetch_source(sessions, client, src.id, backfill=50)
+        after = source(sessions, "alpha_news")
+        fields = ("error_count", "last_error", "last_error_at", "last_success_at", "next_check_at", "protected")
+        assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
+        return outcome
+
+    ok = fetch()
+    assert (ok.status, ok.new_posts, ok.requests, ok.post_reads) == (OK, 7, 1, 7)
+    assert stored_ids(sessions) == ids and source(sessions, "alpha_news").since_id == ids[0]
+    fake_x.fail("/2/users/*/tweets", "503")
+    failed = fetch()
+    assert (failed.status, failed.reason, failed.backoff) == (FAILED, "X server error (503)", True)
+    fake_x.fail("/2/users/*/tweets", "429", reset_in=300)
+    limited = fetch()
+    assert limited.status == RATE_LIMITED and not limited.skipped
+    assert utcnow() + timedelta(seconds=290) < limited.retry_at < utcnow() + timedelta(seconds=310)
+    client.limits = type(client.limits)()  # forget the window (a fresh process without the database store)
+    fake_x.user("alpha_news")["protected"] = True
+    turned = fetch()
+    assert (turned.status, turned.requests) == (TURNED_PROTECTED, 1)
+
+
+def test_scheduling_is_the_one_writer_of_the_poll_state(fake_x, app, runner, sessions):
+    from feedapp.ingest.fetch import FAILED, OK, RATE_LIMITED, Outcome
+    from feedapp.ingest.schedule import Backoff, record_outcome
+
+    fake_x.add_user("alpha_news")
+    follow(runner, "alpha_news")
+    src_id = source(sessions, "alpha_news").id
+    now, backoff = utcnow(), Backoff(interval=60, cap=600)
+
+    record_outcome(sessions, src_id, Outcome().end(FAILED, "X server error (500)"), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.last_error_at, src.last_success_at) == (1, "X server error (500)", now, None)
+    assert 45 <= (src.next_check_at - now).total_seconds() <= 75
+    reset = now + timedelta(minutes=9)
+    record_outcome(sessions, src_id, Outcome().end(RATE_LIMITED, "rate-limited", retry_at=reset), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.next_check_at) == (1, "X server error (500)", reset)
+    record_outcome(sessions, src_id, Outcome().end(FAILED, "protected", backoff=False), now, backoff)
+    assert (source(sessions, "alpha_news").next_check_at - now).total_seconds() == 60  # no exponential backoff
+    record_outcome(sessions, src_id, Outcome(status=OK), now, backoff)
+    src = source(sessions, "alpha_news")
+    assert (src.error_count, src.last_error, src.last_success_at, src.next_check_at) == (0, None, now, now + timedelta(seconds=60))
+
+
+# ---------------------------------------------------------------- one cycle among many pollers and threads
+
+
+def _refuse_success_bookkeeping(sessions, username: str) -> list[str]:
+    """A real database error: a trigger that refuses to mark username's poll a success. Returns the undo SQL."""
+    from sqlalchemy import text
+
+    with sessions() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.execute(text(f"""CREATE TRIGGER refuse_success BEFORE UPDATE ON sources
+                WHEN NEW.username = '{username}' AND NEW.last_success_at IS NOT NULL
+                BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"""))
+            undo = ["DROP TRIGGER refuse_success"]
+        else:
+            s.execute(text("""CREATE FUNCTION refuse_success() RETURNS trigger LANGUAGE plpgsql AS
+                $$ BEGIN RAISE EXCEPTION 'refused by a test trigger'; END $$"""))
+            s.execute(text(f"""CREATE TRIGGER refuse_success BEFORE UPDATE ON sources FOR EACH ROW
+                WHEN (NEW.username = '{username}' AND NEW.last_success_at IS NOT NULL)
+                EXECUTE FUNCTION refuse_success()"""))
+            undo = ["DROP TRIGGER refuse_success ON sources", "DROP FUNCTION refuse_success()"]
+        s.commit()
+    return undo
+
+
+def test_a_database_error_in_one_sources_bookkeeping_is_its_failure_only(fake_x, runner, sessions):
+    from sqlalchemy import text
+
+    for name in ("alpha_news", "bravo_news", "charlie_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 4)
+        follow(runner, name)
+    undo = _refuse_success_bookkeeping(sessions, "bravo_news")
+    try:
+        result = poll(runner)
+    finally:
+        with sessions() as s:
+            for sql in undo:
+                s.execute(text(sql))
+            s.commit()
+
+    assert result.exit_code == 0, result.output
+    assert "@bravo_news: 4 new, 1 requests, 4 post reads, 0 user reads; error: database error while recording this poll" in result.output
+    assert "@alpha_news: 4 new" in result.output and "@charlie_news: 4 new" in result.output
+    assert "total: 3 sources, 12 new posts" in result.output
+    bravo = source(sessions, "bravo_news")
+    assert bravo.error_count == 1 and bravo.last_error.startswith("database error while recording this poll")
+    assert len(stored_ids(sessions, "bravo_news")) == 4  # its stored page stays, with its position
+    assert bravo.since_id == stored_ids(sessions, "bravo_news")[0]
+    assert source(sessions, "alpha_news").last_success_at is not None
+
+
+def test_each_poll_thread_has_an_http_session_of_its_own(fake_x, make_app, monkeypatch):
+    """Four sources polled four at a time; the fake answers only once two timeline calls are in flight."""
+    import threading
+    from collections import Counter
+
+    from feedapp.xapi.client import RewritingSession
+
+    app = make_app(FEEDAPP_POLL_CONCURRENCY=4, FEEDAPP_X_TIMEOUT=60)  # held calls wait, not time out
+    runner = app.test_cli_runner()
+    for n in range(4):
+        fake_x.add_user(f"news_{n}")
+        post_many(fake_x, f"news_{n}", 2)
+        follow(runner, f"news_{n}")
+    in_flight, shared, used, lock = Counter(), [], set(), threading.Lock()
+    real_request = RewritingSession.request
+
+    def watched(self, *args, **kwargs):
+        with lock:
+            if in_flight[id(self)]:
+                shared.append(id(self))  # one requests.Session used by two threads at once
+            in_flight[id(self)] += 1
+            used.add((id(self), threading.get_ident()))
+        try:
+            return real_request(self, *args, **kwargs)
+        finally:
+            with lock:
+                in_flight[id(self)] -= 1
+
+    monkeypatch.setattr(RewritingSession, "request", watched)
+    go = threading.Event()
+    fake_x.reset_requests()
+    fake_x.fail("/2/users/*/tweets", "hold", count=2, event=go)
+    releaser = threading.Thread(target=lambda: (fake_x.wait_for(lambda f: len(timeline_requests(f)) >= 2), go.set()))
+    releaser.start()
+    result = poll(runner)
+    releaser.join()
+
+    assert result.exit_code == 0, result.output
+    assert "total: 4 sources, 8 new posts" in result.output
+    assert shared == []
+    sessions_by_thread = {}
+    for session_id, thread_id in used:
+        sessions_by_thread.setdefault(session_id, set()).add(thread_id)
+    assert len(sessions_by_thread) >= 2 and all(len(t) == 1 for t in sessions_by_thread.values())
+
+
+def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, make_app, monkeypatch):
+    import threading
+
+    from feedapp.ingest import lease
+    from feedapp.models import Lease
+
+    app = make_app(FEEDAPP_X_TIMEOUT=60)  # the held call must outlive the lease, not time out
+    runner, sessions = app.test_cli_runner(), app_sessions(app)
+    monkeypatch.setattr(lease, "TTL", timedelta(seconds=1))
+    fake_x.add_user("alpha_news")
+    post_many(fake_x, "alpha_news", 3)
+    follow(runner, "alpha_news")
+    go = threading.Event()
+    fake_x.fail("/2/users/*/tweets", "hold", event=go)
+    done = {}
+    poller = threading.Thread(target=lambda: done.update(result=poll(runner)))
+    poller.start()
+    try:
+        fake_x.wait_for(lambda f: len(timeline_requests(f)) == 1)  # the cycle is under way, its call held
+        with sessions() as s:
+            first = s.get(Lease, lease.POLLER)
+            holder, first_expiry = first.holder, first.expires_at
+        wait_until(lambda: utcnow() > first_expiry + timedelta(seconds=0.5))  # the lease as first taken is over
+        second = lease.acquire(sessions, "second-machine:2", timedelta(minutes=5))
+    finally:
+        go.set()
+        poller.join()
+
+    assert second is not None and second.holder == holder
+    assert done["result"].exit_code == 0, done["result"].output
+    assert "@alpha_news: 3 new" in done["result"].output
+    assert lease.acquire(sessions, "second-machine:2", timedelta(minutes=5)) is None  # released at the end
+
+
+def test_a_poller_that_lost_its_lease_stops_calling(fake_x, app, runner, sessions):
+    import threading
+
+    from feedapp.ingest.poll import poll_cycle
+
+    for name in ("alpha_news", "bravo_news"):
+        fake_x.add_user(name)
+        post_many(fake_x, name, 2)
+        follow(runner, name)
+    lost = threading.Event()
+    lost.set()
+    fake_x.reset_requests()
+
+    summary = poll_cycle(sessions, XClient(XSettings.from_config(app.config)), PollSettings.from_config(app.config),
+                         stop=lost)
+
+    assert timeline_requests(fake_x) == []
+    assert [r.skipped for r in summary.results] == ["not polled: this poller lost its lease"] * 2
+
+
+def wait_until(condition, timeout: float = 30.0, every: float = 0.02) -> None:
+    """Wait for condition() to hold (checked every `every` s), or fail the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(every)

@@ -41,8 +41,9 @@ def refresh_profiles(sessions: sessionmaker[Session], client: XClient, every: in
         for source in stale:
             user = by_id.get(source.x_id)
             if user is None:
-                source.last_error = lookup.problems.get(source.x_id, "X returned no such user")
-                source.last_error_at = now
+                # Reported here; the timeline read meets the same refusal and records it on the source.
+                reason = lookup.problems.get(source.x_id, "X returned no such user")
+                summary.notes.append(f"@{source.username}: profile check: {reason}")
                 source.profile_checked_at = now
                 continue
             if user.protected and not source.protected:

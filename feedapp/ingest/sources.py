@@ -3,45 +3,81 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import update
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from feedapp.models import Office, Source, utcnow
 from feedapp.queries import office_by_slug, source_by_username
-from feedapp.xapi import SourceError, XClient
+from feedapp.xapi import XClient, XError
+from feedapp.xapi.client import LOOKUP_BATCH
 from feedapp.xapi.types import User
 
 from .store import bump_content_version, record_reads
 
 # X usernames: 1-15 letters, digits or underscores (X help center, "username rules").
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+NOT_A_USERNAME = "not an X username (1-15 letters, digits or _)"
 
 
 class SourceInputError(ValueError):
     """Input that names no valid account or office; nothing was changed."""
 
 
-def clean_username(raw: str) -> str:
-    """A username without @ or x.com/ prefix, or SourceInputError."""
+def clean_x_username(raw: str) -> str:
+    """An X username without @ or x.com/ prefix, or SourceInputError."""
     name = raw.strip()
     name = re.sub(r"^(https?://)?(www\.)?(x|twitter)\.com/", "", name, flags=re.I).lstrip("@").rstrip("/")
     if not USERNAME_RE.match(name):
-        raise SourceInputError(f"{raw!r} is not an X username (1-15 letters, digits or _)")
+        raise SourceInputError(f"{raw!r} is {NOT_A_USERNAME}")
     return name
 
 
-def add_source(session: Session, client: XClient, raw_username: str, office_slug: str | None = None,
-               staff_only: bool = False) -> tuple[Source, bool]:
-    """Look the account up on X and follow it (or update it); returns (source, created). Caller commits."""
-    username = clean_username(raw_username)
+@dataclass
+class AddReport:
+    """What `add_sources` did: sources added or updated, and each name that was not, with why."""
+
+    added: list[Source] = field(default_factory=list)
+    updated: list[Source] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (name as given or cleaned, reason)
+
+
+def add_sources(session: Session, client: XClient, raw_usernames: list[str], office_slug: str | None = None,
+                staff_only: bool = False) -> AddReport:
+    """Look accounts up on X, 100 per call, and follow (or update) each one found. Caller commits.
+
+    Names that are not X usernames, or that X cannot resolve (not found,
+    suspended …), are listed in the report with the reason and change nothing;
+    an unknown office refuses everything before any call.
+    """
     office = _office(session, office_slug)
-    lookup = client.lookup_users([username])
-    record_reads(session, "user", lookup.user_ids)
-    match = next((u for u in lookup.users if u.username.lower() == username.lower()), None)
-    if match is None:
-        reason = lookup.problems.get(username.lower(), "X returned no such user")
-        raise SourceError(f"@{username}: {reason}")
-    return upsert_source(session, match, office, staff_only)
+    report, wanted = AddReport(), {}
+    for raw in raw_usernames:
+        try:
+            name = clean_x_username(raw)
+        except SourceInputError:
+            report.refused.append((repr(raw), NOT_A_USERNAME))
+            continue
+        wanted.setdefault(name.lower(), name)  # @a, x.com/A and a are one account
+    names = list(wanted.values())
+    for i in range(0, len(names), LOOKUP_BATCH):
+        batch = names[i : i + LOOKUP_BATCH]
+        try:
+            lookup = client.lookup_users(batch)
+        except XError as exc:  # this batch is not added; the ones X answered for are
+            report.refused.extend((f"@{n}", f"not looked up: {exc}") for n in batch)
+            continue
+        record_reads(session, "user", lookup.user_ids)
+        found = {u.username.lower(): u for u in lookup.users}
+        for name in batch:
+            user = found.get(name.lower())
+            if user is None:
+                report.refused.append((f"@{name}", lookup.problems.get(name.lower(), "X returned no such user")))
+                continue
+            source, created = upsert_source(session, user, office, staff_only)
+            (report.added if created else report.updated).append(source)
+    return report
 
 
 def upsert_source(session: Session, user: User, office: Office | None, staff_only: bool) -> tuple[Source, bool]:
@@ -71,9 +107,17 @@ def apply_profile(source: Source, user: User) -> None:
     source.profile_checked_at = utcnow()
 
 
+def mark_protected(sessions: sessionmaker[Session], source_id: int) -> None:
+    """X refused a public account's timeline: it is protected now, staff-only from this commit on."""
+    with sessions() as session:
+        session.execute(update(Source).where(Source.id == source_id).values(protected=True))
+        bump_content_version(session)
+        session.commit()
+
+
 def remove_source(session: Session, raw_username: str) -> Source:
     """Stop following the account and delete its stored posts. Caller commits."""
-    username = clean_username(raw_username)
+    username = clean_x_username(raw_username)
     source = source_by_username(session, username)
     if source is None:
         raise SourceInputError(f"@{username} is not followed")

@@ -1,7 +1,9 @@
-"""The one wrapper around tweepy.Client: requests, fields, host rewrite and error mapping.
+"""The one wrapper around tweepy.Client: requests, fields, host rewrite, rate limits and error mapping.
 
-Nothing here imports Flask or touches the database; callers pass settings in
-and get feedapp.xapi types (or feedapp.xapi.errors) back.
+Nothing here imports Flask or touches the database; callers pass settings (and
+a RateLimits store) in and get feedapp.xapi types (or feedapp.xapi.errors) back.
+One XClient holds one requests.Session, which is not safe to share between
+threads: give each thread its own with clone().
 """
 
 from __future__ import annotations
@@ -10,13 +12,22 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import tweepy
 
 from .errors import AuthError, MalformedResponse, RateLimited, SourceError, TransientError, XError
+from .limits import (
+    TIMELINES,
+    USERS_BY_ID,
+    USERS_BY_NAME,
+    MemoryRateLimits,
+    RateKey,
+    RateLimits,
+    credential_id,
+    rate_info,
+)
 from .normalize import normalize_page, normalize_users
 from .types import Page, User
 
@@ -39,7 +50,6 @@ EXPANSIONS = [
 MEDIA_FIELDS = ["url", "preview_image_url", "type", "width", "height", "alt_text", "variants", "duration_ms"]
 USER_FIELDS = ["name", "username", "protected", "profile_image_url", "verified"]
 LOOKUP_BATCH = 100  # /2/users/by accepts at most 100 usernames
-DEFAULT_RESET = timedelta(minutes=15)  # X rate-limit windows are 15 minutes
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,6 @@ class Fetched:
     page: Page
     post_ids: list[str] = field(default_factory=list)  # billable post objects returned
     user_ids: list[str] = field(default_factory=list)  # billable user objects returned
-    rate_reset_at: datetime | None = None  # set when this call used the last request of the window
 
 
 @dataclass
@@ -117,10 +126,21 @@ class Lookup:
 
 
 class XClient:
-    """Timeline and user reads over tweepy, returning feedapp types and raising XError."""
+    """Timeline and user reads over tweepy, returning feedapp types and raising XError.
 
-    def __init__(self, settings: XSettings):
+    Before every call the client asks `limits` whether the window of that credential
+    and endpoint is used up (then RateLimited is raised and nothing is sent); after
+    every response it tells `limits` what the response said about the window.
+    """
+
+    def __init__(self, settings: XSettings, limits: RateLimits | None = None):
         self.settings = settings
+        self.limits = limits if limits is not None else MemoryRateLimits()
+        # X counts a bearer token's calls per app and OAuth 1.0a calls per access token.
+        self._credentials = {
+            False: credential_id("bearer", settings.bearer_token),
+            True: credential_id("reader", settings.consumer_key, settings.access_token),
+        }
         self._tweepy = tweepy.Client(
             bearer_token=settings.bearer_token,
             consumer_key=settings.consumer_key,
@@ -134,19 +154,31 @@ class XClient:
         self._lock = threading.Lock()
         self.requests_made = 0
 
+    def clone(self, limits: RateLimits | None = None) -> XClient:
+        """The same settings (and rate-limit store, unless given another) with a session of its own."""
+        return XClient(self.settings, limits if limits is not None else self.limits)
+
+    def close(self) -> None:
+        """Close the HTTP session's pooled connections."""
+        self._tweepy.session.close()
+
+    def rate_key(self, endpoint: str, user_auth: bool = False) -> RateKey:
+        """The window that a call to endpoint (X's path template) counts against."""
+        return RateKey(self._credentials[self._auth(user_auth)], endpoint)
+
     def lookup_users(self, usernames: list[str], *, user_auth: bool = False) -> Lookup:
         """Resolve usernames in batches of 100 (GET /2/users/by)."""
-        return self._lookup("usernames", usernames, user_auth)
+        return self._lookup("usernames", USERS_BY_NAME, usernames, user_auth)
 
     def lookup_ids(self, ids: list[str], *, user_auth: bool = False) -> Lookup:
         """Read accounts by id in batches of 100 (GET /2/users), following renames."""
-        return self._lookup("ids", ids, user_auth)
+        return self._lookup("ids", USERS_BY_ID, ids, user_auth)
 
-    def _lookup(self, key: str, values: list[str], user_auth: bool) -> Lookup:
+    def _lookup(self, key: str, endpoint: str, values: list[str], user_auth: bool) -> Lookup:
         result = Lookup(users=[], problems={})
         for i in range(0, len(values), LOOKUP_BATCH):
             batch = {key: values[i : i + LOOKUP_BATCH]}
-            body, _ = self._call(self._tweepy.get_users, **batch, user_fields=USER_FIELDS,
+            body, _ = self._call(self._tweepy.get_users, endpoint, **batch, user_fields=USER_FIELDS,
                                  user_auth=self._auth(user_auth))
             users, errors = _parse(normalize_users, body)
             result.users.extend(users)
@@ -181,22 +213,18 @@ class XClient:
             params["until_id"] = until_id
         if pagination_token:
             params["pagination_token"] = pagination_token
-        body, response = self._call(
-            self._tweepy.get_users_tweets, user_id, user_auth=self._auth(user_auth), **params
-        )
+        body, _ = self._call(self._tweepy.get_users_tweets, TIMELINES, user_id,
+                             user_auth=self._auth(user_auth), **params)
         if "data" not in body and body.get("errors"):
             # X answers 200 with only an errors list for protected, suspended or missing accounts.
             raise source_error(body["errors"][0])
         page = _parse(lambda b: normalize_page(b, source_user=owner), body)
         includes = body.get("includes") or {}
-        fetched = Fetched(
+        return Fetched(
             page=page,
             post_ids=[str(t.get("id")) for t in (body.get("data") or []) + (includes.get("tweets") or [])],
             user_ids=[str(u.get("id")) for u in includes.get("users") or []],
         )
-        if response.headers.get("x-rate-limit-remaining") == "0":
-            fetched.rate_reset_at = _reset_at(response.headers)
-        return fetched
 
     def _auth(self, user_auth: bool) -> bool:
         if user_auth and not self.settings.has_user_auth:
@@ -210,28 +238,28 @@ class XClient:
             raise AuthError("no X credentials: set FEEDAPP_X_BEARER_TOKEN")
         return user_auth
 
-    def _call(self, method, *args, user_auth: bool, **kwargs) -> tuple[dict, requests.Response]:
+    def _call(self, method, endpoint: str, *args, user_auth: bool, **kwargs) -> tuple[dict, requests.Response]:
+        key = RateKey(self._credentials[user_auth], endpoint)
+        blocked = self.limits.blocked_until(key)
+        if blocked is not None:
+            raise RateLimited(blocked, key.words())  # a window known to be used up: send nothing
         with self._lock:
             self.requests_made += 1
         cred = "the OAuth 1.0a reader account (FEEDAPP_X_CONSUMER_KEY …)" if user_auth else "FEEDAPP_X_BEARER_TOKEN"
         try:
             response = method(*args, user_auth=user_auth, **kwargs)
         except tweepy.TooManyRequests as exc:
-            raise RateLimited(_reset_at(exc.response.headers), "rate limited by X (429)") from None
-        except tweepy.Unauthorized as exc:
-            raise AuthError(f"X rejected {cred} (401 Unauthorized): {_detail(exc)}") from None
-        except tweepy.Forbidden as exc:
-            raise AuthError(f"X refused access with {cred} (403 Forbidden): {_detail(exc)}") from None
-        except tweepy.NotFound as exc:
-            raise SourceError(f"not found on X (404): {_detail(exc)}", kind="not-found") from None
-        except tweepy.TwitterServerError as exc:
-            raise TransientError(f"X server error ({exc.response.status_code})") from None
+            info = rate_info(exc.response.headers, refused=True)
+            self.limits.record(key, info)
+            raise RateLimited(info.reset_at, key.words(), called=True) from None
         except tweepy.HTTPException as exc:
-            raise XError(f"X API error ({exc.response.status_code}): {_detail(exc)}") from None
+            self._record(key, exc.response)
+            raise _http_error(exc, cred) from None
         except requests.Timeout:
             raise TransientError(f"X API timed out after {self.settings.timeout:g} s") from None
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach the X API: {type(exc).__name__}") from None
+        self._record(key, response)
         try:
             body = response.json()
         except (ValueError, json.JSONDecodeError):
@@ -239,6 +267,25 @@ class XClient:
         if not isinstance(body, dict):
             raise MalformedResponse("X API answered with JSON that is not an object")
         return body, response
+
+    def _record(self, key: RateKey, response: requests.Response) -> None:
+        info = rate_info(response.headers)
+        if info is not None:
+            self.limits.record(key, info)
+
+
+def _http_error(exc: tweepy.HTTPException, cred: str) -> XError:
+    """Our error for an answer that is neither 2xx nor 429."""
+    status = exc.response.status_code
+    if isinstance(exc, tweepy.Unauthorized):
+        return AuthError(f"X rejected {cred} (401 Unauthorized): {_detail(exc)}")
+    if isinstance(exc, tweepy.Forbidden):
+        return AuthError(f"X refused access with {cred} (403 Forbidden): {_detail(exc)}")
+    if isinstance(exc, tweepy.NotFound):
+        return SourceError(f"not found on X (404): {_detail(exc)}", kind="not-found")
+    if isinstance(exc, tweepy.TwitterServerError):
+        return TransientError(f"X server error ({status})")
+    return XError(f"X API error ({status}): {_detail(exc)}")
 
 
 def _parse(fn, body):
@@ -248,14 +295,6 @@ def _parse(fn, body):
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedResponse(f"unexpected X API response shape: {type(exc).__name__}: {exc}") from None
-
-
-def _reset_at(headers) -> datetime:
-    """When the rate-limit window ends (x-rate-limit-reset is epoch seconds)."""
-    try:
-        return datetime.fromtimestamp(int(headers["x-rate-limit-reset"]), timezone.utc)
-    except (KeyError, ValueError, OverflowError):
-        return datetime.now(timezone.utc) + DEFAULT_RESET
 
 
 def _detail(exc: tweepy.HTTPException) -> str:
