@@ -17,7 +17,7 @@ def test_migrated_schema_matches_the_models(db_url):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
-    assert current_revision(db_url) == "0003"
+    assert current_revision(db_url) == "0004_visibility"
 
 
 def test_sqlite_readers_are_not_blocked_by_a_running_write(tmp_path):

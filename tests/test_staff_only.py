@@ -387,7 +387,10 @@ def test_signed_in_staff_see_staff_only_posts_with_the_lock(world):
     missing = [t for t in world.allhands + world.lyon if t not in seen]
     assert missing == []
     assert QUOTE_SECRET in seen and "@HPL_AllHands" in seen
-    assert raw.count(LOCK) == len(world.allhands) + len(world.lyon)
+    # A lock on each staff-only post, and one on the quote of @HPL_AllHands inside the public post.
+    assert raw.count(LOCK) == len(world.allhands) + len(world.lyon) + 1
+    quote_card = raw[raw.index(f'id="p{QUOTING_ID}"'):].split("</article>", 1)[0]
+    assert quote_card.count(LOCK) == 1 and QUOTE_SECRET in html.unescape(quote_card)
     assert "Staff only" in seen
     # A reader of another office sees the company-wide staff-only posts, not Lyon's.
     columbus = "".join(readable(p) for p in walk(world.staff("columbus.reader"), "/"))

@@ -1,7 +1,9 @@
 """store_posts: the only code that writes posts.
 
 A post is unique by its X id in the schema (primary key), and the insert
-skips ids already stored, so a page read twice stores nothing twice.
+skips ids already stored, so a page read twice stores nothing twice. Every
+user object a page carries updates what we know of that account (x_accounts),
+which is how an account nobody follows turning protected reaches the readers.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import ApiRead, ContentVersion, Media, Post, Source, utcnow
+from feedapp.models import ApiRead, ContentVersion, Media, Post, Source, XAccount, utcnow
 from feedapp.xapi.types import Media as MediaData
 from feedapp.xapi.types import Post as PostData
+from feedapp.xapi.types import User as UserData
 
 
 def store_posts(session: Session, source: Source, posts: list[PostData]) -> list[int]:
@@ -26,7 +29,8 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     rows = {int(p.id): _post_row(source, p, now) for p in posts}  # a page never repeats an id, but be sure
     stmt = _insert_ignore(session, Post, ["id"]).values(list(rows.values())).returning(Post.id)
     new_ids = set(session.execute(stmt).scalars())
-    if new_ids:
+    flipped = record_accounts(session, source, posts, now)
+    if new_ids or flipped:
         bump_content_version(session)
     media_rows = [
         _media_row(int(p.id), position, m)
@@ -37,6 +41,37 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     if media_rows:
         session.execute(insert(Media), media_rows)
     return sorted(new_ids, reverse=True)
+
+
+def record_accounts(session: Session, source: Source, posts: list[PostData], now=None) -> bool:
+    """Keep what X just said of every account these posts touch; True when one turned protected or public.
+
+    The authors (a repost's original author) and quoted authors X sent as user objects are kept;
+    stubs (no user object in the includes, so no name) and the source itself (its row is the
+    truth) are not. Within one page the same account is the same object, but if two disagree
+    the protected one wins.
+    """
+    seen: dict[str, UserData] = {}
+    for post in posts:
+        for user in (post.author, post.quoted.author if post.quoted else None):
+            if user is None or not user.id or not user.name or user.id == source.x_id:
+                continue
+            if user.id not in seen or user.protected:
+                seen[user.id] = user
+    if not seen:
+        return False
+    known = {row.id: row for row in session.execute(
+        select(XAccount.id, XAccount.username, XAccount.protected).where(XAccount.id.in_(list(seen))))}
+    rows = [{"id": u.id, "username": _text(u.username)[:50], "protected": u.protected, "updated_at": now or utcnow()}
+            for _, u in sorted(seen.items())  # one lock order for concurrent poll threads (PostgreSQL)
+            if u.id not in known or (known[u.id].protected, known[u.id].username) != (u.protected, u.username)]
+    if rows:
+        stmt = _insert(session, XAccount)
+        session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+            "username": stmt.excluded.username, "protected": stmt.excluded.protected,
+            "updated_at": stmt.excluded.updated_at}), rows)
+    # A new account matters too: stored posts may name it (stored before it was tracked).
+    return any(r["protected"] != (known[r["id"]].protected if r["id"] in known else False) for r in rows)
 
 
 def bump_content_version(session: Session) -> None:
@@ -62,9 +97,13 @@ def record_reads(session: Session, kind: str, object_ids: list[str], day: date |
 
 def _insert_ignore(session: Session, table, keys: list[str]):
     """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    return _insert(session, table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _insert(session: Session, table):
+    """The dialect's INSERT, which has ON CONFLICT clauses (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _text(value: str | None) -> str | None:
@@ -97,6 +136,7 @@ def _post_row(source: Source, p: PostData, now) -> dict:
         "reply_to_user_id": p.reply_to_user_id,
         "reply_to_username": p.reply_to_username,
         "quoted": _quoted_json(p.quoted),
+        "quoted_author_id": (p.quoted.author.id or None) if p.quoted else None,
         "raw": p.raw,
         "fetched_at": now,
     }
