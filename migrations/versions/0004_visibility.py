@@ -4,9 +4,10 @@ Revision ID: 0004_visibility
 Revises: 0003
 Create Date: 2026-11-28
 
-Backfills both from the JSON already stored: posts.quoted_author_id from quoted.author.id, and
-x_accounts from every quoted author and every repost's original author (its user object in the
-post's raw includes), the newest fetch winning, as store_posts would have kept them.
+Backfills both from the JSON already stored: posts.quoted_author_id from quoted.author.id (in SQL),
+and x_accounts from every quoted author and every repost's original author (its user object in
+the post's raw includes), the newest fetch winning, as store_posts would have kept them. Only
+quotes and reposts are read back, not every post.
 """
 
 from datetime import datetime, timezone
@@ -52,34 +53,38 @@ def upgrade() -> None:
     _backfill(op.get_bind())
 
 
+# The quoted author's id, straight from the JSON (a post without a quote holds JSON null there).
+QUOTED_AUTHOR_ID = {
+    "sqlite": "UPDATE posts SET quoted_author_id = NULLIF(json_extract(quoted, '$.author.id'), '') "
+              "WHERE json_type(quoted) = 'object'",
+    "postgresql": "UPDATE posts SET quoted_author_id = NULLIF(quoted -> 'author' ->> 'id', '') "
+                  "WHERE json_typeof(quoted) = 'object'",
+}
+
+
 def _backfill(conn) -> None:
+    conn.execute(sa.text(QUOTED_AUTHOR_ID[conn.dialect.name]))
     owners = dict(conn.execute(sa.select(sources.c.id, sources.c.x_id)).all())
     accounts: dict[str, dict] = {}
-    quoted_by: list[dict] = []
-    stmt = (sa.select(posts.c.id, posts.c.source_id, posts.c.author_id, posts.c.author_username,
-                      posts.c.author_name, posts.c.repost_of_id, posts.c.quoted, posts.c.raw)
-            .where(sa.or_(posts.c.quoted.is_not(None), posts.c.repost_of_id.is_not(None)))
+    stmt = (sa.select(posts.c.source_id, posts.c.author_id, posts.c.author_username, posts.c.author_name,
+                      posts.c.repost_of_id, posts.c.quoted, posts.c.raw)
+            .where(sa.or_(posts.c.quoted_author_id.is_not(None), posts.c.repost_of_id.is_not(None)))
             .order_by(posts.c.fetched_at, posts.c.id))  # oldest fetch first: the newest one wins below
     for row in conn.execute(stmt.execution_options(stream_results=True, yield_per=CHUNK)):
-        users = {u.get("id"): u for u in ((row.raw or {}).get("includes") or {}).get("users") or []
-                 if isinstance(u, dict)}
         seen = []
-        quoted = row.quoted if isinstance(row.quoted, dict) else None
-        if quoted and isinstance(quoted.get("author"), dict) and quoted["author"].get("id"):
-            author = quoted["author"]
-            quoted_by.append({"pid": row.id, "qa_id": str(author["id"])})
+        quoted = row.quoted if isinstance(row.quoted, dict) else {}
+        author = quoted.get("author") if isinstance(quoted.get("author"), dict) else {}
+        if author.get("id"):
             seen.append((str(author["id"]), author.get("username") or "", author.get("name"),
                          author.get("protected") is True))
         if row.repost_of_id and row.author_id:
-            found = users.get(row.author_id) or {}
+            includes = (row.raw or {}).get("includes") or {}
+            users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
             seen.append((row.author_id, row.author_username or "", row.author_name,
-                         found.get("protected") is True))
+                         (users.get(row.author_id) or {}).get("protected") is True))
         for account_id, username, name, protected in seen:
             if name and account_id != owners.get(row.source_id):  # store_posts skips stubs and the source itself
                 accounts[account_id] = {"id": account_id, "username": username[:50], "protected": protected}
-    for start in range(0, len(quoted_by), CHUNK):
-        conn.execute(posts.update().where(posts.c.id == sa.bindparam("pid"))
-                     .values(quoted_author_id=sa.bindparam("qa_id")), quoted_by[start:start + CHUNK])
     now = datetime.now(timezone.utc)
     if conn.dialect.name == "sqlite":
         now = now.replace(tzinfo=None)  # models.UTCDateTime stores naive UTC on SQLite
