@@ -8,15 +8,19 @@ from functools import lru_cache
 from itertools import islice
 
 from sqlalchemy import Boolean, ColumnElement, Integer, bindparam, false, func, or_, select, true, union_all
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, defer, selectinload, with_expression
 
 from feedapp.models import Office, Post, Source, XAccount
 
-# Sources read per statement. SQLite refuses a compound SELECT of more than 500 terms
-# (SQLITE_MAX_COMPOUND_SELECT), and a statement that grows with the source count grows its
-# parse, plan and parameter cost with it. On SQLite a batch is padded to the next of these
-# sizes, so a handful of statement shapes serve every scope (each built once per process).
+# A page is first looked for among the RECENT_PAGES × page-size newest posts of all sources
+# (one small statement); only when they hold less than a page of the scope are the scope's
+# per-source index ranges read (0: always the ranges).
+RECENT_PAGES = 4
+# Sources whose ranges one statement reads. SQLite refuses a compound SELECT of more than 500
+# terms (SQLITE_MAX_COMPOUND_SELECT), and a statement that grows with the source count grows its
+# parse, plan and parameter cost with it. On SQLite a batch is padded to the next of these sizes,
+# so a handful of statement shapes serve every scope, each built once per process.
 BATCH_SIZES = (16, 128)
 SOURCE_BATCH = BATCH_SIZES[-1]
 
@@ -66,23 +70,22 @@ def posts_for_feed(
     """Newest posts of company-wide sources plus office_id's, older than `before` (keyset).
 
     Public readers (staff False) never get a post whose source, or whose original author (a
-    repost), is staff-only now; each post comes with `author_hidden` and `quote_hidden` set from
-    the current state of the accounts it touches, for the renderers (see account_hidden).
+    repost), is staff-only now, and the page still has `limit` posts when enough remain. Each
+    post comes with `author_hidden` and `quote_hidden` set from the current state of the accounts
+    it touches (account_hidden), which is what the renderers go by.
+
+    The ids come from the newest posts of all sources when those hold a page of the scope (the
+    usual case, whatever the number of sources), else from one index range per source of the
+    scope, read in batches: the cost grows with the page size and the number of sources, never
+    with the number of posts.
     """
     public = not staff
-    ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit, public)
+    ids = _recent_ids(session, office_id, before, limit, public)
+    if ids is None:
+        ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit, public)
     if not ids:
         return []
-    stmt = select(Post).where(Post.id.in_(ids))
-    if public:  # again, in case a source or account turned staff-only between the two statements
-        stmt = stmt.where(_public_source(Post.source_id), ~account_hidden(Post.author_id))
-    stmt = stmt.order_by(Post.id.desc()).options(
-        selectinload(Post.media), selectinload(Post.source), defer(Post.raw),  # raw JSON is for re-rendering only
-        with_expression(Post.author_hidden, account_hidden(Post.author_id)),
-        with_expression(Post.quote_hidden, account_hidden(Post.quoted_author_id)),
-    )
-    # populate_existing: the flags describe this read, not an earlier one of the same rows in this session.
-    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+    return list(session.scalars(_page_statement(public), {"ids": ids}))
 
 
 def account_hidden(account_id) -> ColumnElement[bool]:
@@ -113,19 +116,64 @@ def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) ->
     return list(session.scalars(stmt))
 
 
+@lru_cache(maxsize=None)
+def _page_statement(public: bool):
+    """The posts with ids :ids, newest first, with what rendering needs and the visibility flags."""
+    stmt = select(Post).where(Post.id.in_(bindparam("ids", expanding=True)))
+    if public:  # again, in case a source or account turned staff-only since the ids were read
+        stmt = stmt.where(_public_source(Post.source_id), ~account_hidden(Post.author_id))
+    stmt = stmt.order_by(Post.id.desc()).options(
+        selectinload(Post.media), selectinload(Post.source), defer(Post.raw),  # raw JSON is for re-rendering only
+        with_expression(Post.author_hidden, account_hidden(Post.author_id)),
+        with_expression(Post.quote_hidden, account_hidden(Post.quoted_author_id)),
+    )
+    # populate_existing: the flags describe this read, not an earlier one of the same rows in this session.
+    return stmt.execution_options(populate_existing=True)
+
+
 def _public_source(source_id) -> ColumnElement[bool]:
     """SQL: the source is neither protected on X nor staff-only."""
     return select(Source.id).where(Source.id == source_id, Source.protected.is_(False),
                                    Source.staff_only.is_(False)).exists()
 
 
+def _recent_ids(session: Session, office_id: int | None, before: int | None, limit: int,
+                public: bool) -> list[int] | None:
+    """The page's ids if the RECENT_PAGES × limit newest posts below `before` hold `limit` of the scope, else None.
+
+    Exact when it answers: every other post of the scope is older than all of these.
+    """
+    if RECENT_PAGES <= 0:
+        return None
+    params = {"window": RECENT_PAGES * limit, "limit": limit, "office": office_id or 0}  # no office has id 0
+    if before is not None:
+        params["before"] = before
+    ids = list(session.scalars(_recent_statement(before is not None, public), params))
+    return ids if len(ids) == limit else None
+
+
+@lru_cache(maxsize=None)
+def _recent_statement(before: bool, public: bool):
+    """SELECT the newest :limit ids of office :office's scope among the :window newest posts below :before."""
+    recent = select(Post.id, Post.source_id, Post.author_id)
+    if before:
+        recent = recent.where(Post.id < bindparam("before"))
+    recent = recent.order_by(Post.id.desc()).limit(bindparam("window")).subquery()  # the primary key, backwards
+    scope = or_(Source.office_id.is_(None), Source.office_id == bindparam("office"))
+    stmt = select(recent.c.id).join(Source, Source.id == recent.c.source_id).where(scope)
+    if public:
+        stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False),
+                          ~account_hidden(recent.c.author_id))
+    return stmt.order_by(recent.c.id.desc()).limit(bindparam("limit"))
+
+
 def _newest_ids(session: Session, source_ids: list[int], before: int | None, limit: int, public: bool) -> list[int]:
     """The `limit` newest post ids of those sources, below `before`, exactly.
 
     One index range per source (ix_posts_source_id_id), each cut at `limit`, read SOURCE_BATCH
-    sources per statement and merged newest first. Once `limit` ids are in hand, the oldest of them
-    is a floor: a later batch only reads ids above it, so rows read stay near the page size and the
-    cost grows with the number of batches, never with the table size.
+    sources per statement and merged newest first (heapq.merge). Once `limit` ids are in hand,
+    the oldest of them is a floor: a later batch only reads ids above it, so rows read stay near
+    the page size; what grows with the sources is one index seek each.
     """
     lateral = session.get_bind().dialect.name == "postgresql"
     newest: list[int] = []
@@ -142,12 +190,19 @@ def _newest_ids(session: Session, source_ids: list[int], before: int | None, lim
         floor = newest[-1] if len(newest) == limit else None
         if floor is not None:
             params["floor"] = floor
-        found = session.scalars(_batch_statement(size, before is not None, floor is not None, public), params)
+        shape = (size, before is not None, floor is not None, public)
+        if lateral:
+            found = session.scalars(_batch_statement(*shape), params)
+        else:
+            # Its text, made once: SQLAlchemy's per-execution handling of a statement with a few
+            # hundred parameters costs more than SQLite's whole answer.
+            sql, constants = _sqlite_batch_sql(*shape)
+            found = session.connection().exec_driver_sql(sql, {**constants, **params}).scalars()
         newest = list(islice(heapq.merge(newest, found, reverse=True), limit))  # both newest first
     return newest
 
 
-@lru_cache(maxsize=None)  # a few shapes; each built once per process, then only parameters change
+@lru_cache(maxsize=None)
 def _batch_statement(size: int, before: bool, floor: bool, public: bool):
     """SELECT the newest :limit ids in (:floor, :before) of a batch of sources, public ones only if public.
 
@@ -168,10 +223,18 @@ def _batch_statement(size: int, before: bool, floor: bool, public: bool):
         return part.order_by(Post.id.desc()).limit(bindparam("limit"))
 
     if size == 0:
-        batch = func.unnest(bindparam("sources", type_=postgresql.ARRAY(Integer))).table_valued("id").render_derived(name="batch")
+        sources = bindparam("sources", type_=postgresql.ARRAY(Integer))
+        batch = func.unnest(sources).table_valued("id").render_derived(name="batch")
         ranges = source_range(batch.c.id).lateral("ranges")
         merged = select(ranges.c.id).select_from(batch.join(ranges, true()))
         return merged.order_by(ranges.c.id.desc()).limit(bindparam("limit"))
     parts = [select(source_range(bindparam(f"s{i}")).subquery().c.id) for i in range(size)]
     merged = union_all(*parts).subquery()
     return select(merged.c.id).order_by(merged.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=None)
+def _sqlite_batch_sql(size: int, before: bool, floor: bool, public: bool) -> tuple[str, dict]:
+    """The SQLite text of a batch statement, with named parameters, and the values of its constant ones."""
+    compiled = _batch_statement(size, before, floor, public).compile(dialect=sqlite.dialect(paramstyle="named"))
+    return compiled.string, {name: value for name, value in compiled.params.items() if value is not None}

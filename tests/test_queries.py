@@ -1,7 +1,9 @@
 """posts_for_feed at 1,000 sources in one scope: exact keyset pages, every statement of bounded size.
 
 The sources are created directly in the database (quick); their posts go through store_posts.
-Every page is compared with a brute-force answer computed in Python from all stored rows.
+Every page is compared with a brute-force answer computed in Python from all stored rows, on
+both read paths: the recent-posts window (a page of a busy scope) and the per-source ranges
+(a scope with a small share of the posts, the end of a feed, or the window turned off).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from feedapp.db import make_engine, make_session_factory
 from feedapp.ingest.store import store_posts
 from feedapp.migrate import upgrade
 from feedapp.models import Office, Post, Source
+from feedapp import queries
 from feedapp.queries import posts_for_feed
 from feedapp.xapi.types import Post as PostData, QuotedPost, User
 
-SOURCES = 1000
-STAFF_ONLY = 10  # of them: followed --staff-only, their posts reposted and quoted by public ones
-OFFICE_SOURCES = 100  # of them belong to one office (the rest are company-wide)
+SOURCES = 1000  # all in the scope of office "depot": 10 company-wide, 990 of the office
+COMPANY_WIDE = 10  # a small share of the posts: the scope of `/` alone is read by per-source ranges
+STAFF_ONLY = 10  # the last depot sources: followed --staff-only, reposted and quoted by public ones
 WHEN = datetime(2026, 11, 1, tzinfo=timezone.utc)
 BASE_ID = 1_900_000_000_000_000_000
 ENGINES = ["sqlite", "postgresql"]
@@ -100,7 +103,7 @@ def big(request, tmp_path_factory):
 
 
 def _seed(sessions) -> Oracle:
-    """1,000 sources (100 in office "depot", 10 staff-only), created directly, and their posts, stored by store_posts."""
+    """The 1,000 sources, created directly, and 4,000 posts, stored by store_posts."""
     rng = random.Random(8)
     with sessions() as s:
         office = Office(slug="depot", name="Depot")
@@ -108,7 +111,7 @@ def _seed(sessions) -> Oracle:
         s.flush()
         s.execute(insert(Source), [
             {"x_id": x_id(n), "username": f"acct_{n}", "display_name": f"Account {n}", "error_count": 0,
-             "office_id": office.id if n < OFFICE_SOURCES else None, "staff_only": n >= SOURCES - STAFF_ONLY,
+             "office_id": None if n < COMPANY_WIDE else office.id, "staff_only": n >= SOURCES - STAFF_ONLY,
              "protected": False, "since_id": None if n % 3 else BASE_ID + n}  # some with a position, some not
             for n in range(SOURCES)])
         sources = {src.x_id: src for src in s.scalars(select(Source))}
@@ -126,6 +129,21 @@ def _seed(sessions) -> Oracle:
         rows = s.execute(select(Post.id, Post.source_id, Post.author_id, Post.quoted_author_id)).all()
         flags = {src.id: (src.office_id, src.staff_only) for src in sources.values()}
     return Oracle(rows, flags, set(hidden), office.id)
+
+
+@pytest.fixture(params=["recent-window", "source-ranges"])
+def path(request, monkeypatch) -> list[int]:
+    """Each test runs with the recent-posts window on (the default) and off; yields the per-source reads seen."""
+    if request.param == "source-ranges":
+        monkeypatch.setattr(queries, "RECENT_PAGES", 0)
+    ranges, read = [], queries._newest_ids
+
+    def spy(session, source_ids, *args):
+        ranges.append(len(source_ids))
+        return read(session, source_ids, *args)
+
+    monkeypatch.setattr(queries, "_newest_ids", spy)
+    return ranges
 
 
 @pytest.fixture
@@ -147,24 +165,26 @@ def ids_of(posts) -> list[int]:
 
 
 @pytest.mark.parametrize("staff", [False, True], ids=["public", "staff"])
-def test_first_page_and_before_pages_are_exact_at_1000_sources(big, staff):
-    everything = big.ids(staff=staff)
-    assert len(everything) > 3000 and len(big.ids(staff=True)) > len(big.ids())  # some are hidden from the public
+def test_first_page_and_before_pages_are_exact_at_1000_sources(big, path, staff):
+    depot = big.office_id
+    everything = big.ids(depot, staff=staff)
+    assert len(everything) > 3000 and len(big.ids(depot, staff=True)) > len(big.ids(depot))  # some hidden
     with big.sessions() as s:
         for limit in (1, 21, 150):
-            assert ids_of(posts_for_feed(s, staff=staff, limit=limit)) == everything[:limit], limit
+            assert ids_of(posts_for_feed(s, depot, staff=staff, limit=limit)) == everything[:limit], limit
         cursors = [everything[0], everything[20], everything[-1], everything[-2], everything[1500] + 1,
                    everything[0] + 1, 2**63 - 1, BASE_ID]  # stored ids, ids between posts, beyond both ends
         for before in cursors:
-            expected = big.ids(staff=staff, before=before, limit=21)
-            assert ids_of(posts_for_feed(s, staff=staff, before=before, limit=21)) == expected, before
+            expected = big.ids(depot, staff=staff, before=before, limit=21)
+            assert ids_of(posts_for_feed(s, depot, staff=staff, before=before, limit=21)) == expected, before
 
 
-def test_walking_every_page_gives_each_post_once_in_order(big):
+def test_walking_every_page_gives_each_post_once_in_order(big, path):
     page_size = 100
-    for office_id in (None, big.office_id):
+    for office_id in (big.office_id, None):  # 1,000 sources; 10 with 1% of the posts
         expected = big.ids(office_id)
-        walked, before = [], None
+        walked, before, pages = [], None, 0
+        path.clear()
         with big.sessions() as s:
             while True:
                 page = ids_of(posts_for_feed(s, office_id, before=before, limit=page_size))
@@ -174,22 +194,28 @@ def test_walking_every_page_gives_each_post_once_in_order(big):
                     break
                 walked += page
                 before = page[-1]
+                pages += 1
         assert walked == expected
+        if queries.RECENT_PAGES == 0 or office_id is None:  # both paths are walked, not only one
+            assert len(path) == pages + 1
+        else:  # a busy scope: the window holds every full page, the ranges answer the last ones only
+            assert len(path) <= 2 < pages
 
 
-def test_each_post_says_whether_its_quote_may_be_shown(big):
+def test_each_post_says_whether_its_quote_may_be_shown(big, path):
     with big.sessions() as s:
-        posts = posts_for_feed(s, limit=400)
+        posts = posts_for_feed(s, big.office_id, limit=400)
     quotes = [p for p in posts if p.quoted]
     assert quotes and any(p.quote_hidden for p in quotes)
     assert all(p.quote_hidden is big.quote_hidden(p.id) for p in posts)
     assert all(p.author_hidden is False for p in posts)  # public: reposts of staff-only authors are left out
 
 
-def test_no_statement_grows_with_the_number_of_sources(big, statements):
+def test_no_statement_grows_with_the_number_of_sources(big, path, statements):
     with big.sessions() as s:
-        posts_for_feed(s, limit=21)
-        posts_for_feed(s, staff=True, before=big.ids()[700], limit=21)
+        posts_for_feed(s, big.office_id, limit=21)
+        posts_for_feed(s, big.office_id, staff=True, before=big.ids(big.office_id)[700], limit=21)
+        posts_for_feed(s, None, limit=21)  # the per-source ranges whatever the path
     assert statements
     terms = [len(re.findall(r"\bUNION ALL\b", sql)) + 1 for sql in statements]
     assert max(terms) <= MAX_TERMS, max(terms)

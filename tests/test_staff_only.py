@@ -462,6 +462,8 @@ PARTNER = "Partner note: joint bid for the port contract"
 AUDIT = "Audit finding: cash handling at the quay store"
 HIDDEN_NAMES = ["hp_board", "Board Room Private", "BoardSecretPhoto", "hp_vault", "Vault Internal", "VaultSecretPhoto"]
 NOT_AVAILABLE = "Quoted post not available"
+PHOTOS = "https://pbs.twimg.com/media"
+BASE = 2_800_000_000_000_000_000  # ids of the posts the migration test writes
 ITEM_ID_RE = re.compile(r"/status/(\d+)$")
 POST_ID_RE = re.compile(r'<article class="post" id="p(\d+)"')
 
@@ -483,8 +485,8 @@ def reposts(fake_x, runner, sessions) -> Reposts:
     fake.add_user("hp_vault", name="Vault Internal", protected=True)
     fake.add_user("hp_audit", name="Audit Office")
     fake.add_user("hp_partner", name="Partner Outside")
-    board = fake.post("hp_board", BOARD, media=[{"type": "photo", "url": "https://pbs.twimg.com/media/BoardSecretPhoto.jpg"}])
-    vault = fake.post("hp_vault", VAULT, media=[{"type": "photo", "url": "https://pbs.twimg.com/media/VaultSecretPhoto.jpg"}])
+    board = fake.post("hp_board", BOARD, media=[{"type": "photo", "url": f"{PHOTOS}/BoardSecretPhoto.jpg"}])
+    vault = fake.post("hp_vault", VAULT, media=[{"type": "photo", "url": f"{PHOTOS}/VaultSecretPhoto.jpg"}])
     audit, partner = fake.post("hp_audit", AUDIT), fake.post("hp_partner", PARTNER)
     ids = dict(
         board=board, vault=vault, audit=audit, partner=partner,
@@ -616,7 +618,8 @@ def test_an_account_seen_protected_in_a_later_poll_disappears_from_public_surfac
         assert reposts.q_partner in ids and NOT_AVAILABLE in text, url
     content = feed_item_html(client, "/feed.json", reposts.q_partner)
     assert "News words on the partner quote" in content and NOT_AVAILABLE in content
-    staff = html.unescape("".join(p.get_data(as_text=True) for p in walk(sign_in(client.application, "depot.reader"), "/")))
+    staff_pages = walk(sign_in(client.application, "depot.reader"), "/")
+    staff = html.unescape("".join(p.get_data(as_text=True) for p in staff_pages))
     assert PARTNER in staff and "Vault words on the partner quote" in staff
 
 
@@ -643,8 +646,11 @@ def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_
         news = Source(x_id="100", username="news", display_name="News", error_count=0)
         s.add(news)
         s.flush()
-        quote_of = lambda protected: QuotedPost("5", User("200", "partner", "Partner", protected=protected),  # noqa: E731
-                                               "partner text", (), (), datetime.now(timezone.utc))
+
+        def quote_of(protected: bool) -> QuotedPost:
+            return QuotedPost("5", User("200", "partner", "Partner", protected=protected), "partner text", (), (),
+                              datetime.now(timezone.utc))
+
         post = PostData("2900000000000000009", User("", "", ""), "news text", (), (), datetime.now(timezone.utc),
                         quoted=quote_of(False))
         assert store_posts(s, news, [post]) == [2900000000000000009]
@@ -708,6 +714,3 @@ def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_js
     assert sorted(posts) == [1, 2, 4, 5, 7]  # the reposts of @user400 and @user300 are left out
     assert {pid: p.quote_hidden for pid, p in posts.items() if p.quoted} == {1: False, 2: True, 5: False, 7: False}
     engine.dispose()
-
-
-BASE = 2_800_000_000_000_000_000
