@@ -196,7 +196,7 @@ def test_db_upgrade_writes_the_secret_key_once(tmp_path, db_url):
     assert len(key.strip()) >= 40 and oct(key_file.stat().st_mode & 0o777) == "0o600"
     second = flask_cli(tmp_path, db_url, "db", "upgrade")
     assert second.returncode == 0 and "secret key" not in second.stdout
-    assert key_file.read_text() == key and "database at revision 0003" in second.stdout
+    assert key_file.read_text() == key and "database at revision 0004_visibility" in second.stdout
     served = create_app({"INSTANCE_PATH": str(tmp_path / "inst"), "FEEDAPP_DATABASE_URL": db_url})
     assert served.config["SECRET_KEY"] == key.strip()
     app_sessions(served).kw["bind"].dispose()

@@ -29,8 +29,8 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     rows = {int(p.id): _post_row(source, p, now) for p in posts}  # a page never repeats an id, but be sure
     stmt = _insert_ignore(session, Post, ["id"]).values(list(rows.values())).returning(Post.id)
     new_ids = set(session.execute(stmt).scalars())
-    flipped = record_accounts(session, source, posts, now)
-    if new_ids or flipped:
+    turned = _record_accounts(session, source, posts, now)
+    if new_ids or turned:
         bump_content_version(session)
     media_rows = [
         _media_row(int(p.id), position, m)
@@ -43,13 +43,12 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     return sorted(new_ids, reverse=True)
 
 
-def record_accounts(session: Session, source: Source, posts: list[PostData], now=None) -> bool:
-    """Keep what X just said of every account these posts touch; True when one turned protected or public.
+def _record_accounts(session: Session, source: Source, posts: list[PostData], now) -> bool:
+    """Keep what X just said of each account these posts touch; True when one turned protected or public.
 
     The authors (a repost's original author) and quoted authors X sent as user objects are kept;
     stubs (no user object in the includes, so no name) and the source itself (its row is the
-    truth) are not. Within one page the same account is the same object, but if two disagree
-    the protected one wins.
+    truth) are not. Within one page an account is one object; should two disagree, protected wins.
     """
     seen: dict[str, UserData] = {}
     for post in posts:
@@ -60,18 +59,19 @@ def record_accounts(session: Session, source: Source, posts: list[PostData], now
                 seen[user.id] = user
     if not seen:
         return False
-    known = {row.id: row for row in session.execute(
-        select(XAccount.id, XAccount.username, XAccount.protected).where(XAccount.id.in_(list(seen))))}
-    rows = [{"id": u.id, "username": _text(u.username)[:50], "protected": u.protected, "updated_at": now or utcnow()}
-            for _, u in sorted(seen.items())  # one lock order for concurrent poll threads (PostgreSQL)
-            if u.id not in known or (known[u.id].protected, known[u.id].username) != (u.protected, u.username)]
-    if rows:
-        stmt = _insert(session, XAccount)
-        session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
-            "username": stmt.excluded.username, "protected": stmt.excluded.protected,
-            "updated_at": stmt.excluded.updated_at}), rows)
-    # A new account matters too: stored posts may name it (stored before it was tracked).
-    return any(r["protected"] != (known[r["id"]].protected if r["id"] in known else False) for r in rows)
+    stmt = select(XAccount.id, XAccount.protected, XAccount.username).where(XAccount.id.in_(list(seen)))
+    known = {account_id: (protected, username) for account_id, protected, username in session.execute(stmt)}
+    rows = [{"id": user.id, "username": _text(user.username)[:50], "protected": user.protected, "updated_at": now}
+            for _, user in sorted(seen.items())  # one lock order for concurrent poll threads (PostgreSQL)
+            if known.get(user.id) != (user.protected, user.username)]
+    if not rows:
+        return False
+    stmt = _insert(session, XAccount)
+    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "username": stmt.excluded.username, "protected": stmt.excluded.protected,
+        "updated_at": stmt.excluded.updated_at}), rows)
+    # A new account counts when protected: posts stored before it was tracked may show it.
+    return any(row["protected"] != known.get(row["id"], (False,))[0] for row in rows)
 
 
 def bump_content_version(session: Session) -> None:
