@@ -160,7 +160,7 @@ class Media(Base):
     variants: Mapped[list] = mapped_column(JSON, default=list)
 
 
-class XAccount(Base):
+class SeenAccount(Base):
     """What X last told us of an account a stored post touches (author, repost's original author, quoted author).
 
     Written by store_posts from every user object X sends with a page, so an account that turns
@@ -168,7 +168,7 @@ class XAccount(Base):
     follows it. For followed accounts the Source row decides instead.
     """
 
-    __tablename__ = "x_accounts"
+    __tablename__ = "seen_accounts"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # X user id
     username: Mapped[str] = mapped_column(String(50), default="")

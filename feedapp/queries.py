@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, ColumnElement, Integer, bindparam, false, func, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, defer, selectinload, with_expression
 
-from feedapp.models import Office, Post, Source, XAccount
+from feedapp.models import Office, Post, SeenAccount, Source
 
 # A page is first looked for among the RECENT_PAGES × page-size newest posts of all sources
 # (one small statement); only when they hold less than a page of the scope are the scope's
@@ -93,10 +93,10 @@ def account_hidden(account_id) -> ColumnElement[bool]:
 
     Decided from the account's current state, never from a snapshot stored with a post: a
     followed account by its source row (staff_only, or protected on X, which the profile refresh
-    and the poller keep current); any other account by what X said of it last (x_accounts,
+    and the poller keep current); any other account by what X said of it last (seen_accounts,
     written by store_posts from every page's user objects).
     """
-    followed, seen = aliased(Source), aliased(XAccount)
+    followed, seen = aliased(Source), aliased(SeenAccount)
     by_source = select(or_(followed.staff_only.is_(True), followed.protected.is_(True)))
     by_source = by_source.where(followed.x_id == account_id).scalar_subquery()
     by_x = select(seen.protected).where(seen.id == account_id).scalar_subquery()

@@ -31,7 +31,7 @@ from feedapp.db import sessions as app_sessions
 from feedapp.ingest.sources import apply_profile
 from feedapp.ingest.store import bump_content_version, store_posts
 from feedapp.migrate import alembic_config, upgrade
-from feedapp.models import ContentVersion, Office, Post, Source, XAccount
+from feedapp.models import ContentVersion, Office, Post, SeenAccount, Source
 from feedapp.queries import posts_for_feed
 from feedapp.xapi.types import Post as PostData, QuotedPost, User
 from tests.helpers import follow, poll
@@ -661,12 +661,12 @@ def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_
         assert store_posts(s, news, [replace(post, quoted=quote_of(True))]) == []
         s.commit()
         assert s.scalar(select(ContentVersion.version)) > version
-        assert s.get(XAccount, "200").protected is True
+        assert s.get(SeenAccount, "200").protected is True
         assert posts_for_feed(s)[0].quote_hidden is True
 
 
 def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_json(db_url):
-    """0004_visibility: posts.quoted_author_id and x_accounts from the JSON stored before it (newest fetch wins)."""
+    """0004_visibility: posts.quoted_author_id and seen_accounts from the JSON stored before it (newest fetch wins)."""
     config = alembic_config(db_url)
     # The revision before this one (whatever the chain it ends up in), then its rows, then this one.
     command.downgrade(config, ScriptDirectory.from_config(config).get_revision("0004_visibility").down_revision)
@@ -707,7 +707,7 @@ def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_js
         upgrade(db_url)  # back to the head whatever happened: the next tests share this database
     with engine.connect() as conn:
         quoted_by = dict(conn.execute(select(Post.id, Post.quoted_author_id)).all())
-        seen = dict(conn.execute(select(XAccount.id, XAccount.protected)).all())
+        seen = dict(conn.execute(select(SeenAccount.id, SeenAccount.protected)).all())
     assert quoted_by == {BASE + 1: "200", BASE + 2: "300", BASE + 3: None, BASE + 4: None, BASE + 5: "200",
                          BASE + 6: None, BASE + 7: "100"}
     assert seen == {"200": False, "300": True, "400": True, "500": False}

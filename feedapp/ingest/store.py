@@ -2,7 +2,7 @@
 
 A post is unique by its X id in the schema (primary key), and the insert
 skips ids already stored, so a page read twice stores nothing twice. Every
-user object a page carries updates what we know of that account (x_accounts),
+user object a page carries updates what we know of that account (seen_accounts),
 which is how an account nobody follows turning protected reaches the readers.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import ApiRead, ContentVersion, Media, Post, Source, XAccount, utcnow
+from feedapp.models import ApiRead, ContentVersion, Media, Post, SeenAccount, Source, utcnow
 from feedapp.xapi.types import Media as MediaData
 from feedapp.xapi.types import Post as PostData
 from feedapp.xapi.types import User as UserData
@@ -59,14 +59,15 @@ def _record_accounts(session: Session, source: Source, posts: list[PostData], no
                 seen[user.id] = user
     if not seen:
         return False
-    stmt = select(XAccount.id, XAccount.protected, XAccount.username).where(XAccount.id.in_(list(seen)))
+    stmt = select(SeenAccount.id, SeenAccount.protected, SeenAccount.username)
+    stmt = stmt.where(SeenAccount.id.in_(list(seen)))
     known = {account_id: (protected, username) for account_id, protected, username in session.execute(stmt)}
     rows = [{"id": user.id, "username": _text(user.username)[:50], "protected": user.protected, "updated_at": now}
             for _, user in sorted(seen.items())  # one lock order for concurrent poll threads (PostgreSQL)
             if known.get(user.id) != (user.protected, user.username)]
     if not rows:
         return False
-    stmt = _insert(session, XAccount)
+    stmt = _insert(session, SeenAccount)
     session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
         "username": stmt.excluded.username, "protected": stmt.excluded.protected,
         "updated_at": stmt.excluded.updated_at}), rows)

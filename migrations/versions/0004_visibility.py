@@ -5,7 +5,7 @@ Revises: 0003
 Create Date: 2026-11-28
 
 Backfills both from the JSON already stored: posts.quoted_author_id from quoted.author.id (in SQL),
-and x_accounts from every quoted author and every repost's original author (its user object in
+and seen_accounts from every quoted author and every repost's original author (its user object in
 the post's raw includes), the newest fetch winning, as store_posts would have kept them. Only
 quotes and reposts are read back, not every post.
 """
@@ -40,7 +40,7 @@ sources = sa.table("sources", sa.column("id", sa.Integer), sa.column("x_id", sa.
 
 def upgrade() -> None:
     op.create_table(
-        "x_accounts",
+        "seen_accounts",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("username", sa.String(length=50), nullable=False),
         sa.Column("protected", sa.Boolean(), nullable=False),
@@ -89,7 +89,7 @@ def _backfill(conn) -> None:
     if conn.dialect.name == "sqlite":
         now = now.replace(tzinfo=None)  # models.UTCDateTime stores naive UTC on SQLite
     rows = [{**account, "updated_at": now} for account in accounts.values()]
-    table = sa.table("x_accounts", sa.column("id"), sa.column("username"), sa.column("protected"),
+    table = sa.table("seen_accounts", sa.column("id"), sa.column("username"), sa.column("protected"),
                      sa.column("updated_at"))
     for start in range(0, len(rows), CHUNK):
         conn.execute(table.insert(), rows[start:start + CHUNK])
@@ -99,4 +99,4 @@ def downgrade() -> None:
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_posts_quoted_author_id"))
         batch_op.drop_column("quoted_author_id")
-    op.drop_table("x_accounts")
+    op.drop_table("seen_accounts")
