@@ -36,6 +36,11 @@ browser:
 bench-poll: $(VENV)/.installed
 	$(BIN)/python bench/poll_bench.py
 
+# The uncached feed page at 1,000 in-scope sources against 10, same posts (SQLite; BENCH_ARGS=--postgres adds PostgreSQL).
+.PHONY: bench-feed
+bench-feed: $(VENV)/.installed
+	$(BIN)/python bench/feed_bench.py $(BENCH_ARGS)
+
 # After changing interface text: extract it, add French to tools/fr.py, rerun until nothing is missing.
 translations: $(VENV)/.installed
 	$(BIN)/python tools/update_translations.py

@@ -1,5 +1,5 @@
-"""Tables: offices, sources (X accounts), posts, media, the poller lease, API reads, rate windows, staff accounts,
-throttle counts."""
+"""Tables: offices, sources (X accounts), posts, media, X accounts seen, the poller lease, API reads, rate windows,
+staff accounts, throttle counts."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
 
 
 class UTCDateTime(TypeDecorator):
@@ -128,8 +128,16 @@ class Post(Base):
     reply_to_user_id: Mapped[str | None] = mapped_column(String(32))
     reply_to_username: Mapped[str | None] = mapped_column(String(50))
     quoted: Mapped[dict | None] = mapped_column(JSON)
+    # X id of the quoted post's author: who decides, when reading, whether the quote may be shown.
+    # (quoted["author"]["protected"] is only what X said when the post was stored.)
+    quoted_author_id: Mapped[str | None] = mapped_column(String(32), index=True)
     raw: Mapped[dict] = mapped_column(JSON, default=dict)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Set by queries.posts_for_feed from the accounts' current state (None when read any other way):
+    # the author (a repost's original author) is staff-only now / the quoted author is.
+    author_hidden: Mapped[bool | None] = query_expression()
+    quote_hidden: Mapped[bool | None] = query_expression()
 
     source: Mapped[Source] = relationship()
     media: Mapped[list[Media]] = relationship(order_by="Media.position", cascade="all, delete-orphan")
@@ -153,6 +161,22 @@ class Media(Base):
     alt_text: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     variants: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SeenAccount(Base):
+    """What X last told us of an account a stored post touches (author, repost's original author, quoted author).
+
+    Written by store_posts from every user object X sends with a page, so an account that turns
+    protected hides its text from public readers from the next sighting on, even when nobody
+    follows it. For followed accounts the Source row decides instead.
+    """
+
+    __tablename__ = "seen_accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # X user id
+    username: Mapped[str] = mapped_column(String(50), default="")
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # when X last said something new
 
 
 class Lease(Base):

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import heapq
 from datetime import datetime
+from functools import lru_cache
+from itertools import islice
 
-from sqlalchemy import func, or_, select, union_all
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy import Boolean, ColumnElement, Integer, bindparam, false, func, or_, select, true, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased, defer, selectinload, with_expression
 
-from feedapp.models import Office, Post, Source
+from feedapp.models import Office, Post, SeenAccount, Source
+
+# A page is first looked for among the RECENT_PAGES × page-size newest posts of all sources
+# (one small statement); only when they hold less than a page of the scope are the scope's
+# per-source index ranges read (0: always the ranges).
+RECENT_PAGES = 4
+# Sources whose ranges one statement reads. SQLite refuses a compound SELECT of more than 500
+# terms (SQLITE_MAX_COMPOUND_SELECT), and a statement that grows with the source count grows its
+# parse, plan and parameter cost with it. On SQLite a batch is padded to the next of these sizes,
+# so a handful of statement shapes serve every scope, each built once per process.
+BATCH_SIZES = (16, 128)
+SOURCE_BATCH = BATCH_SIZES[-1]
 
 
 def sources_due(session: Session, now: datetime | None) -> list[int]:
@@ -54,42 +69,172 @@ def posts_for_feed(
 ) -> list[Post]:
     """Newest posts of company-wide sources plus office_id's, older than `before` (keyset).
 
-    Staff-only posts (protected on X or marked by an admin) only when staff is True.
+    Public readers (staff False) never get a post whose source, or whose original author (a
+    repost), is staff-only now, and the page still has `limit` posts when enough remain. Each
+    post comes with `author_hidden` and `quote_hidden` set from the current state of the accounts
+    it touches (account_hidden), which is what the renderers go by.
+
+    The ids come from the newest posts of all sources when those hold a page of the scope (the
+    usual case, whatever the number of sources), else from one index range per source of the
+    scope, read in batches: the cost grows with the page size and the number of sources, never
+    with the number of posts.
     """
-    ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit)
+    public = not staff
+    ids = _recent_ids(session, office_id, before, limit, public)
+    if ids is None:
+        ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit, public)
     if not ids:
         return []
-    stmt = select(Post).where(Post.id.in_(ids)).order_by(Post.id.desc()).options(
-        selectinload(Post.media), selectinload(Post.source), defer(Post.raw)  # raw JSON is for re-rendering only
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_page_statement(public), {"ids": ids}))
+
+
+def account_hidden(account_id) -> ColumnElement[bool]:
+    """SQL: whether public readers must not see what the X account `account_id` wrote (false for NULL).
+
+    Decided from the account's current state, never from a snapshot stored with a post: a
+    followed account by its source row (staff_only, or protected on X, which the profile refresh
+    and the poller keep current); any other account by what X said of it last (seen_accounts,
+    written by store_posts from every page's user objects).
+    """
+    followed, seen = aliased(Source), aliased(SeenAccount)
+    by_source = select(or_(followed.staff_only.is_(True), followed.protected.is_(True)))
+    by_source = by_source.where(followed.x_id == account_id).scalar_subquery()
+    by_x = select(seen.protected).where(seen.id == account_id).scalar_subquery()
+    return func.coalesce(by_source, by_x, false(), type_=Boolean)
 
 
 def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) -> list[int]:
-    """Ids of the sources a feed draws from: company-wide ones plus one office's."""
+    """Ids of the sources a feed draws from: company-wide ones plus one office's, most recently active first."""
     scope = Source.office_id.is_(None)
     if office_id is not None:
         scope = or_(scope, Source.office_id == office_id)
-    stmt = select(Source.id).where(scope)
+    # Most recently active first (since_id is the newest stored post): the first batch then
+    # likely holds the page, and its oldest id prunes the ranges of every later batch.
+    stmt = select(Source.id).where(scope).order_by(Source.since_id.is_(None), Source.since_id.desc(), Source.id)
     if not staff:
         stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False))
     return list(session.scalars(stmt))
 
 
-def _newest_ids(session: Session, source_ids: list[int], before: int | None, limit: int) -> list[int]:
-    """The `limit` newest post ids of those sources, below `before`.
+@lru_cache(maxsize=None)
+def _page_statement(public: bool):
+    """The posts with ids :ids, newest first, with what rendering needs and the visibility flags."""
+    stmt = select(Post).where(Post.id.in_(bindparam("ids", expanding=True)))
+    if public:  # again, in case a source or account turned staff-only since the ids were read
+        stmt = stmt.where(_public_source(Post.source_id), ~account_hidden(Post.author_id))
+    stmt = stmt.order_by(Post.id.desc()).options(
+        selectinload(Post.media), selectinload(Post.source), defer(Post.raw),  # raw JSON is for re-rendering only
+        with_expression(Post.author_hidden, account_hidden(Post.author_id)),
+        with_expression(Post.quote_hidden, account_hidden(Post.quoted_author_id)),
+    )
+    # populate_existing: the flags describe this read, not an earlier one of the same rows in this session.
+    return stmt.execution_options(populate_existing=True)
 
-    One index range per source (ix_posts_source_id_id), each cut at `limit`,
-    merged: the cost grows with sources × limit, never with the table size.
+
+def _public_source(source_id) -> ColumnElement[bool]:
+    """SQL: the source is neither protected on X nor staff-only."""
+    return select(Source.id).where(Source.id == source_id, Source.protected.is_(False),
+                                   Source.staff_only.is_(False)).exists()
+
+
+def _recent_ids(session: Session, office_id: int | None, before: int | None, limit: int,
+                public: bool) -> list[int] | None:
+    """The page's ids if the RECENT_PAGES × limit newest posts below `before` hold `limit` of the scope, else None.
+
+    Exact when it answers: every other post of the scope is older than all of these.
     """
-    if not source_ids:
-        return []
-    parts = []
-    for source_id in source_ids:
-        part = select(Post.id).where(Post.source_id == source_id)
-        if before is not None:
-            part = part.where(Post.id < before)
-        parts.append(select(part.order_by(Post.id.desc()).limit(limit).subquery().c.id))
-    merged = union_all(*parts).subquery()
-    return list(session.scalars(select(merged.c.id).order_by(merged.c.id.desc()).limit(limit)))
+    if RECENT_PAGES <= 0:
+        return None
+    params = {"window": RECENT_PAGES * limit, "limit": limit, "office": office_id or 0}  # no office has id 0
+    if before is not None:
+        params["before"] = before
+    ids = list(session.scalars(_recent_statement(before is not None, public), params))
+    return ids if len(ids) == limit else None
 
+
+@lru_cache(maxsize=None)
+def _recent_statement(before: bool, public: bool):
+    """SELECT the newest :limit ids of office :office's scope among the :window newest posts below :before."""
+    recent = select(Post.id, Post.source_id, Post.author_id)
+    if before:
+        recent = recent.where(Post.id < bindparam("before"))
+    recent = recent.order_by(Post.id.desc()).limit(bindparam("window")).subquery()  # the primary key, backwards
+    scope = or_(Source.office_id.is_(None), Source.office_id == bindparam("office"))
+    stmt = select(recent.c.id).join(Source, Source.id == recent.c.source_id).where(scope)
+    if public:
+        stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False),
+                          ~account_hidden(recent.c.author_id))
+    return stmt.order_by(recent.c.id.desc()).limit(bindparam("limit"))
+
+
+def _newest_ids(session: Session, source_ids: list[int], before: int | None, limit: int, public: bool) -> list[int]:
+    """The `limit` newest post ids of those sources, below `before`, exactly.
+
+    One index range per source (ix_posts_source_id_id), each cut at `limit`, read SOURCE_BATCH
+    sources per statement and merged newest first (heapq.merge). Once `limit` ids are in hand,
+    the oldest of them is a floor: a later batch only reads ids above it, so rows read stay near
+    the page size; what grows with the sources is one index seek each.
+    """
+    lateral = session.get_bind().dialect.name == "postgresql"
+    newest: list[int] = []
+    for start in range(0, len(source_ids), SOURCE_BATCH):
+        batch = source_ids[start:start + SOURCE_BATCH]
+        if lateral:
+            size, params = 0, {"sources": batch}
+        else:
+            size = next(size for size in BATCH_SIZES if size >= len(batch))
+            params = {f"s{i}": source_id for i, source_id in enumerate(batch + [0] * (size - len(batch)))}  # no id 0
+        params["limit"] = limit
+        if before is not None:
+            params["before"] = before
+        floor = newest[-1] if len(newest) == limit else None
+        if floor is not None:
+            params["floor"] = floor
+        shape = (size, before is not None, floor is not None, public)
+        if lateral:
+            found = session.scalars(_batch_statement(*shape), params)
+        else:
+            # Its text, made once: SQLAlchemy's per-execution handling of a statement with a few
+            # hundred parameters costs more than SQLite's whole answer.
+            sql, constants = _sqlite_batch_sql(*shape)
+            found = session.connection().exec_driver_sql(sql, {**constants, **params}).scalars()
+        newest = list(islice(heapq.merge(newest, found, reverse=True), limit))  # both newest first
+    return newest
+
+
+@lru_cache(maxsize=None)
+def _batch_statement(size: int, before: bool, floor: bool, public: bool):
+    """SELECT the newest :limit ids in (:floor, :before) of a batch of sources, public ones only if public.
+
+    size 0: PostgreSQL, the batch as one array parameter :sources, each source's range read by a
+    LATERAL subquery (a small statement, planned once). Else the sources :s0… :s{size-1}, each range
+    a term of a UNION ALL (SQLite has no LATERAL).
+    """
+    def source_range(source_id):
+        part = select(Post.id).where(Post.source_id == source_id)
+        if before:
+            part = part.where(Post.id < bindparam("before"))
+        if floor:
+            part = part.where(Post.id > bindparam("floor"))
+        if public:
+            # A repost carries its original's author: left out while that account is staff-only.
+            # (For the source's own posts this is its own, public, row: one index lookup.)
+            part = part.where(~account_hidden(Post.author_id))
+        return part.order_by(Post.id.desc()).limit(bindparam("limit"))
+
+    if size == 0:
+        sources = bindparam("sources", type_=postgresql.ARRAY(Integer))
+        batch = func.unnest(sources).table_valued("id").render_derived(name="batch")
+        ranges = source_range(batch.c.id).lateral("ranges")
+        merged = select(ranges.c.id).select_from(batch.join(ranges, true()))
+        return merged.order_by(ranges.c.id.desc()).limit(bindparam("limit"))
+    parts = [select(source_range(bindparam(f"s{i}")).subquery().c.id) for i in range(size)]
+    merged = union_all(*parts).subquery()
+    return select(merged.c.id).order_by(merged.c.id.desc()).limit(bindparam("limit"))
+
+
+@lru_cache(maxsize=None)
+def _sqlite_batch_sql(size: int, before: bool, floor: bool, public: bool) -> tuple[str, dict]:
+    """The SQLite text of a batch statement, with named parameters, and the values of its constant ones."""
+    compiled = _batch_statement(size, before, floor, public).compile(dialect=sqlite.dialect(paramstyle="named"))
+    return compiled.string, {name: value for name, value in compiled.params.items() if value is not None}

@@ -60,7 +60,8 @@ def video(kind: str = "video") -> Media:
 def make_post(id: int, text: str = "Depot update", *, minutes_ago: int = 0, links=None, media=(), **fields) -> Post:
     """A transient Post row (no database) from @harborpine, newest at NEWEST."""
     values = dict(author_username="harborpine", author_name="Harbor & Pine", lang="en",
-                  author_avatar="https://pbs.twimg.com/profile_images/1/avatar_normal.jpg")
+                  author_avatar="https://pbs.twimg.com/profile_images/1/avatar_normal.jpg",
+                  quote_hidden=False)  # what queries.posts_for_feed sets while the quoted author is public
     values.update(fields)
     return Post(id=id, text=text, links=list(links or []), media=list(media), source=Source(username="harborpine"),
                 created_at=NEWEST - timedelta(minutes=minutes_ago), **values)
@@ -255,8 +256,10 @@ def test_item_html(fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("staff", [False, True])
-def test_protected_quote_only_for_staff(fmt, staff):
-    post = make_post(7, "Look at this", quoted=quote(protected=True))
+@pytest.mark.parametrize("hidden", [True, None], ids=["hidden-now", "not-decided"])
+def test_protected_quote_only_for_staff(fmt, staff, hidden):
+    # The query's decision counts (hidden now, or no decision at all), not the snapshot stored in the post.
+    post = make_post(7, "Look at this", quoted=quote(protected=False), quote_hidden=hidden)
     data = build(fmt, [post], staff=staff)
     html = item_html(fmt, data)[0]
     if staff:

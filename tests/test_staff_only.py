@@ -13,18 +13,28 @@ import json
 import logging
 import re
 import shutil
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
+import feedparser
 import pytest
-from sqlalchemy import select
+from alembic import command
+from alembic.script import ScriptDirectory
+from lxml import etree
+from sqlalchemy import insert, select
 from werkzeug.security import generate_password_hash
 
 from feedapp import accounts, create_app
+from feedapp.db import make_engine, make_session_factory
 from feedapp.db import sessions as app_sessions
 from feedapp.ingest.sources import apply_profile
 from feedapp.ingest.store import bump_content_version, store_posts
-from feedapp.models import Office, Post, Source
+from feedapp.migrate import alembic_config, upgrade
+from feedapp.models import ContentVersion, Office, Post, SeenAccount, Source
+from feedapp.queries import posts_for_feed
 from feedapp.xapi.types import Post as PostData, QuotedPost, User
+from tests.helpers import follow, poll
 
 PASSWORD = "quay side lantern"
 FAST_HASH = "pbkdf2:sha256:1"
@@ -137,14 +147,19 @@ class World:
         return self.app.test_client()
 
     def staff(self, username: str = "reader", remember: bool = False):
-        client = self.app.test_client()
-        token = CSRF_RE.search(client.get("/login").get_data(as_text=True))[1]
-        data = {"username": username, "password": PASSWORD, "csrf_token": token}
-        if remember:
-            data["remember"] = "y"
-        response = client.post("/login", data=data)
-        assert response.status_code == 303, response.get_data(as_text=True)
-        return client
+        return sign_in(self.app, username, remember)
+
+
+def sign_in(app, username: str, remember: bool = False):
+    """A test client signed in as username (made by make_staff)."""
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/login").get_data(as_text=True))[1]
+    data = {"username": username, "password": PASSWORD, "csrf_token": token}
+    if remember:
+        data["remember"] = "y"
+    response = client.post("/login", data=data)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return client
 
 
 def make_staff(sessions, username: str, office: str | None) -> None:
@@ -170,8 +185,8 @@ def sqlite_demo(sqlite_template, tmp_path_factory):
 
 @pytest.fixture
 def db_url(db_url, request):
-    """conftest's fresh database; on SQLite a copy that already holds the demo (loading it costs 0.3 s a test)."""
-    if db_url.startswith("sqlite:///"):
+    """conftest's fresh database; for the demo world on SQLite a copy that already holds the demo (0.3 s a test)."""
+    if db_url.startswith("sqlite:///") and "world" in request.fixturenames:
         shutil.copy(request.getfixturevalue("sqlite_demo"), db_url.removeprefix("sqlite:///"))
     return db_url
 
@@ -387,7 +402,10 @@ def test_signed_in_staff_see_staff_only_posts_with_the_lock(world):
     missing = [t for t in world.allhands + world.lyon if t not in seen]
     assert missing == []
     assert QUOTE_SECRET in seen and "@HPL_AllHands" in seen
-    assert raw.count(LOCK) == len(world.allhands) + len(world.lyon)
+    # A lock on each staff-only post, and one on the quote of @HPL_AllHands inside the public post.
+    assert raw.count(LOCK) == len(world.allhands) + len(world.lyon) + 1
+    quote_card = raw[raw.index(f'id="p{QUOTING_ID}"'):].split("</article>", 1)[0]
+    assert quote_card.count(LOCK) == 1 and QUOTE_SECRET in html.unescape(quote_card)
     assert "Staff only" in seen
     # A reader of another office sees the company-wide staff-only posts, not Lyon's.
     columbus = "".join(readable(p) for p in walk(world.staff("columbus.reader"), "/"))
@@ -431,3 +449,270 @@ def test_a_source_turning_protected_disappears_from_public_surfaces_at_once(worl
         assert leaks("".join(readable(p) for p in pages), columbus) == [], url
     staff = "".join(readable(p) for p in walk(world.staff("columbus.reader"), "/offices/columbus"))
     assert all(t in staff for t in columbus)
+
+
+# --- staff-only text through public accounts, through the real poll path ---------------------------------------------
+#
+# Accounts on the fake X API: @hp_news (company-wide) and @hp_depot (office depot7) are public and followed;
+# @hp_board is public on X but followed --staff-only; @hp_vault is protected on X (read with the reader account);
+# @hp_audit is public and followed, @hp_partner public and not followed, and both turn protected later.
+
+BOARD = "Board minutes: the Leith depot closes in March"
+VAULT = "Vault memo: pay review numbers for 2027"
+PARTNER = "Partner note: joint bid for the port contract"
+AUDIT = "Audit finding: cash handling at the quay store"
+HIDDEN_NAMES = ["hp_board", "Board Room Private", "BoardSecretPhoto", "hp_vault", "Vault Internal", "VaultSecretPhoto"]
+NOT_AVAILABLE = "Quoted post not available"
+PHOTOS = "https://pbs.twimg.com/media"
+BASE = 2_800_000_000_000_000_000  # ids of the posts the migration test writes
+ITEM_ID_RE = re.compile(r"/status/(\d+)$")
+POST_ID_RE = re.compile(r'<article class="post" id="p(\d+)"')
+
+
+class Reposts:
+    """Ids of the posts published on the fake X API, by name (see `reposts`)."""
+
+    def __init__(self, **ids):
+        self.__dict__.update({name: int(value) for name, value in ids.items()})
+
+
+@pytest.fixture
+def reposts(fake_x, runner, sessions) -> Reposts:
+    """The accounts above, their posts, reposts and quotes, all followed with the CLI and polled once."""
+    fake = fake_x
+    fake.add_user("hp_news", name="Harbor News")
+    fake.add_user("hp_depot", name="Depot Seven")
+    fake.add_user("hp_board", name="Board Room Private")
+    fake.add_user("hp_vault", name="Vault Internal", protected=True)
+    fake.add_user("hp_audit", name="Audit Office")
+    fake.add_user("hp_partner", name="Partner Outside")
+    board = fake.post("hp_board", BOARD, media=[{"type": "photo", "url": f"{PHOTOS}/BoardSecretPhoto.jpg"}])
+    vault = fake.post("hp_vault", VAULT, media=[{"type": "photo", "url": f"{PHOTOS}/VaultSecretPhoto.jpg"}])
+    audit, partner = fake.post("hp_audit", AUDIT), fake.post("hp_partner", PARTNER)
+    ids = dict(
+        board=board, vault=vault, audit=audit, partner=partner,
+        rt_board=fake.post("hp_news", retweet_of=board),
+        q_board=fake.post("hp_news", "News words on the board quote", quote_of=board),
+        rt_vault=fake.post("hp_news", retweet_of=vault),
+        q_vault=fake.post("hp_news", "News words on the vault quote", quote_of=vault),
+        rt_audit=fake.post("hp_news", retweet_of=audit),
+        q_audit=fake.post("hp_news", "News words on the audit quote", quote_of=audit),
+        rt_partner=fake.post("hp_news", retweet_of=partner),
+        q_partner=fake.post("hp_news", "News words on the partner quote", quote_of=partner),
+        depot_rt_board=fake.post("hp_depot", retweet_of=board),
+        depot_q_vault=fake.post("hp_depot", "Depot words on the vault quote", quote_of=vault),
+    )
+    assert runner.invoke(args=["offices", "add", "depot7", "Depot 7"]).exit_code == 0
+    follow(runner, "hp_news")
+    follow(runner, "hp_depot", "--office", "depot7")
+    follow(runner, "hp_board", "--staff-only")
+    assert "protected on X: staff-only" in follow(runner, "hp_vault").output
+    follow(runner, "hp_audit")
+    result = poll(runner, "--all")
+    assert result.exit_code == 0 and "error" not in result.output, result.output
+    make_staff(sessions, "depot.reader", "depot7")
+    return Reposts(**ids)
+
+
+def public_views(client) -> list[tuple[str, str, list[int]]]:
+    """Every anonymous surface that lists posts, as (url, what a reader sees, post ids in it, newest first).
+
+    The feed pages (every older page too) and the feeds in all three formats of every feed the
+    OPML lists: the company's and each office's.
+    """
+    opml = client.get("/feeds.opml")
+    assert opml.status_code == 200
+    outlines = list(etree.fromstring(opml.data).iter("outline"))
+    assert len(outlines) >= 2  # the company feed and depot7's
+    views = []
+    for outline in outlines:
+        page_url = urlsplit(outline.get("htmlUrl")).path
+        for page in walk(client, page_url):
+            views.append((page_url, readable(page), [int(i) for i in POST_ID_RE.findall(page.get_data(as_text=True))]))
+        rss = urlsplit(outline.get("xmlUrl")).path
+        for url in (rss, rss.replace(".rss", ".atom"), rss.replace(".rss", ".json")):
+            feed = client.get(url)
+            assert feed.status_code == 200, url
+            if url.endswith(".json"):
+                item_ids = [item["id"] for item in json.loads(feed.data)["items"]]
+            else:
+                parsed = feedparser.parse(feed.data)
+                assert parsed.bozo == 0, (url, parsed.get("bozo_exception"))
+                item_ids = [entry.id for entry in parsed.entries]
+            views.append((url, readable(feed), [int(ITEM_ID_RE.search(i)[1]) for i in item_ids]))
+    return views
+
+
+def feed_item_html(client, url: str, post_id: int) -> str:
+    """The content of one item of a feed (RSS and Atom through feedparser, JSON Feed through json)."""
+    feed = client.get(url)
+    if url.endswith(".json"):
+        items = {ITEM_ID_RE.search(item["id"])[1]: item["content_html"] for item in json.loads(feed.data)["items"]}
+    else:
+        items = {ITEM_ID_RE.search(e.id)[1]: e.content[0].value if "content" in e else e.summary
+                 for e in feedparser.parse(feed.data).entries}
+    return items[str(post_id)]
+
+
+def secrets_in(text: str, secrets: list[str]) -> list[str]:
+    lowered = text.lower()
+    return [s for s in secrets if s.lower() in lowered]
+
+
+def test_reposts_and_quotes_of_staff_only_accounts_never_reach_public_readers(reposts, client):
+    views = public_views(client)
+    depot = [v for v in views if "depot7" in v[0]]
+    assert len(views) == 8 and len(depot) == 4  # "/" and /offices/depot7, each with its three feeds
+    for url, text, ids in views:
+        assert secrets_in(text, [BOARD, VAULT, *HIDDEN_NAMES]) == [], url
+        assert {reposts.rt_board, reposts.rt_vault, reposts.depot_rt_board} & set(ids) == set(), url
+        # The public accounts' own posts quoting them are there, with their own words and no quote.
+        assert {reposts.q_board, reposts.q_vault} <= set(ids), url
+        assert "News words on the board quote" in text and "News words on the vault quote" in text, url
+        assert NOT_AVAILABLE in text, url
+        # Public accounts reposted and quoted by them stay visible: nothing is hidden that need not be.
+        assert {reposts.rt_audit, reposts.q_audit, reposts.rt_partner, reposts.q_partner} <= set(ids), url
+        assert AUDIT in text and PARTNER in text, url
+    for url, _, ids in depot:
+        assert reposts.depot_q_vault in ids, url
+    for url in ("/feed.rss", "/feed.atom", "/feed.json", "/offices/depot7/feed.rss"):
+        content = feed_item_html(client, url, reposts.q_vault)
+        assert "News words on the vault quote" in content and NOT_AVAILABLE in content, url
+        assert "News words on the audit quote" in feed_item_html(client, url, reposts.q_audit), url
+        assert AUDIT in feed_item_html(client, url, reposts.q_audit), url
+
+
+def test_staff_and_private_feeds_get_them_with_the_lock(reposts, app, sessions):
+    staff = sign_in(app, "depot.reader")
+    pages = walk(staff, "/")
+    raw = "".join(p.get_data(as_text=True) for p in pages)
+    seen = html.unescape(raw)
+    ids = [int(i) for i in POST_ID_RE.findall(raw)]
+    assert {reposts.rt_board, reposts.rt_vault, reposts.depot_rt_board, reposts.q_board, reposts.q_vault} <= set(ids)
+    assert BOARD in seen and VAULT in seen and "BoardSecretPhoto" in seen
+    for post_id in (reposts.rt_board, reposts.rt_vault, reposts.depot_rt_board, reposts.q_board, reposts.q_vault):
+        card = raw[raw.index(f'id="p{post_id}"'):].split("</article>", 1)[0]
+        assert card.count(LOCK) == 1 and NOT_AVAILABLE not in card, post_id
+    for post_id in (reposts.rt_audit, reposts.q_audit):  # public all along: no lock
+        assert LOCK not in raw[raw.index(f'id="p{post_id}"'):].split("</article>", 1)[0]
+    with sessions() as s:
+        token = accounts.rotate_feed_token(s, accounts.user_by_username(s, "depot.reader"))
+        s.commit()
+    for fmt in FORMATS:
+        private = app.test_client().get(f"/private/{token}/feed.{fmt}")
+        assert private.status_code == 200 and BOARD in readable(private) and VAULT in readable(private), fmt
+        assert VAULT in feed_item_html(app.test_client(), f"/private/{token}/feed.{fmt}", reposts.q_vault), fmt
+
+
+def test_an_account_seen_protected_in_a_later_poll_disappears_from_public_surfaces(reposts, fake_x, runner, client):
+    before = public_views(client)
+    assert all(PARTNER in text for _, text, _ in before)  # public until now
+    fake_x.user("hp_partner")["protected"] = True
+    # The reader account sees it: @hp_vault's timeline (read with it) brings @hp_partner's user object along.
+    fake_x.post("hp_vault", "Vault words on the partner quote", quote_of=reposts.partner)
+    result = poll(runner, "--all")
+    assert result.exit_code == 0, result.output
+
+    for url, text, ids in public_views(client):  # the same app: its render cache must not serve the old bodies
+        assert secrets_in(text, [PARTNER, "Partner Outside"]) == [], url
+        assert reposts.rt_partner not in ids, url
+        assert reposts.q_partner in ids and NOT_AVAILABLE in text, url
+    content = feed_item_html(client, "/feed.json", reposts.q_partner)
+    assert "News words on the partner quote" in content and NOT_AVAILABLE in content
+    staff_pages = walk(sign_in(client.application, "depot.reader"), "/")
+    staff = html.unescape("".join(p.get_data(as_text=True) for p in staff_pages))
+    assert PARTNER in staff and "Vault words on the partner quote" in staff
+
+
+def test_a_followed_account_turning_protected_hides_what_others_reposted_and_quoted(reposts, fake_x, make_app, client):
+    before = public_views(client)
+    assert all(AUDIT in text for _, text, _ in before)  # public until now
+    fake_x.user("hp_audit")["protected"] = True
+    refreshing = make_app(FEEDAPP_PROFILE_REFRESH=0)  # every poll re-reads the profiles
+    result = poll(refreshing.test_cli_runner())
+    assert result.exit_code == 0 and "@hp_audit is now protected on X" in result.output, result.output
+
+    for url, text, ids in public_views(client):
+        assert secrets_in(text, [AUDIT, "Audit Office"]) == [], url
+        assert reposts.rt_audit not in ids, url
+        assert reposts.q_audit in ids and NOT_AVAILABLE in text, url
+    for url in ("/feed.rss", "/feed.atom"):
+        content = feed_item_html(client, url, reposts.q_audit)
+        assert "News words on the audit quote" in content and NOT_AVAILABLE in content and AUDIT not in content
+
+
+def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_new_post(db_url, sessions):
+    """A page read twice (a catch-up resumed) may bring no new post, only news about an account."""
+    with sessions() as s:
+        news = Source(x_id="100", username="news", display_name="News", error_count=0)
+        s.add(news)
+        s.flush()
+
+        def quote_of(protected: bool) -> QuotedPost:
+            return QuotedPost("5", User("200", "partner", "Partner", protected=protected), "partner text", (), (),
+                              datetime.now(timezone.utc))
+
+        post = PostData("2900000000000000009", User("", "", ""), "news text", (), (), datetime.now(timezone.utc),
+                        quoted=quote_of(False))
+        assert store_posts(s, news, [post]) == [2900000000000000009]
+        s.commit()
+        version = s.scalar(select(ContentVersion.version))
+        assert store_posts(s, news, [post]) == [] and s.scalar(select(ContentVersion.version)) == version
+        assert store_posts(s, news, [replace(post, quoted=quote_of(True))]) == []
+        s.commit()
+        assert s.scalar(select(ContentVersion.version)) > version
+        assert s.get(SeenAccount, "200").protected is True
+        assert posts_for_feed(s)[0].quote_hidden is True
+
+
+def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_json(db_url):
+    """0004_visibility: posts.quoted_author_id and seen_accounts from the JSON stored before it (newest fetch wins)."""
+    config = alembic_config(db_url)
+    # The revision before this one (whatever the chain it ends up in), then its rows, then this one.
+    command.downgrade(config, ScriptDirectory.from_config(config).get_revision("0004_visibility").down_revision)
+    engine = make_engine(db_url)
+    try:
+        now = datetime.now(timezone.utc)
+
+        def quote(author_id, protected):
+            return {"id": "9", "text": "quoted text", "links": [], "media": [], "created_at": None,
+                    "author": {"id": author_id, "username": f"user{author_id}", "name": f"User {author_id}",
+                               "protected": protected}}
+
+        def repost(author_id, protected):
+            return {"author_id": author_id, "author_username": f"user{author_id}", "author_name": f"User {author_id}",
+                    "repost_of_id": "8", "raw": {"tweet": {"id": "1"}, "includes": {"users": [
+                        {"id": author_id, "username": f"user{author_id}", "name": f"User {author_id}",
+                         "protected": protected}]}}}
+
+        rows = [  # (post id, minutes after now it was fetched, columns)
+            (1, 0, {"quoted": quote("200", True)}),  # hidden then, seen public later (post 5): public
+            (2, 0, {"quoted": quote("300", False)}),  # public then, seen protected later (post 6): hidden
+            (3, 0, repost("400", True)),
+            (4, 0, repost("500", False)),
+            (5, 1, {"quoted": quote("200", False)}),
+            (6, 1, repost("300", True)),
+            (7, 0, {"quoted": quote("100", True)}),  # the source quoting itself: its row decides
+        ]
+        with engine.begin() as conn:
+            conn.execute(insert(Source.__table__), [{"id": 1, "x_id": "100", "username": "news", "display_name": "News",
+                                                    "error_count": 0, "staff_only": False, "protected": False,
+                                                    "created_at": now}])
+            conn.execute(insert(Post.__table__), [
+                {"id": BASE + pid, "source_id": 1, "created_at": now, "fetched_at": now + timedelta(minutes=after),
+                 "author_id": "100", "author_username": "news", "author_name": "News", "repost_of_id": None,
+                 "quoted": None, "text": f"post {pid}", "links": [], "raw": {}, **columns}
+                for pid, after, columns in rows])
+    finally:
+        upgrade(db_url)  # back to the head whatever happened: the next tests share this database
+    with engine.connect() as conn:
+        quoted_by = dict(conn.execute(select(Post.id, Post.quoted_author_id)).all())
+        seen = dict(conn.execute(select(SeenAccount.id, SeenAccount.protected)).all())
+    assert quoted_by == {BASE + 1: "200", BASE + 2: "300", BASE + 3: None, BASE + 4: None, BASE + 5: "200",
+                         BASE + 6: None, BASE + 7: "100"}
+    assert seen == {"200": False, "300": True, "400": True, "500": False}
+    with make_session_factory(engine)() as s:
+        posts = {p.id - BASE: p for p in posts_for_feed(s, limit=10)}
+    assert sorted(posts) == [1, 2, 4, 5, 7]  # the reposts of @user400 and @user300 are left out
+    assert {pid: p.quote_hidden for pid, p in posts.items() if p.quoted} == {1: False, 2: True, 5: False, 7: False}
+    engine.dispose()

@@ -1,7 +1,9 @@
 """store_posts: the only code that writes posts.
 
 A post is unique by its X id in the schema (primary key), and the insert
-skips ids already stored, so a page read twice stores nothing twice.
+skips ids already stored, so a page read twice stores nothing twice. Every
+user object a page carries updates what we know of that account (seen_accounts),
+which is how an account nobody follows turning protected reaches the readers.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import ApiRead, ContentVersion, Media, Post, Source, utcnow
+from feedapp.models import ApiRead, ContentVersion, Media, Post, SeenAccount, Source, utcnow
 from feedapp.xapi.types import Media as MediaData
 from feedapp.xapi.types import Post as PostData
+from feedapp.xapi.types import User as UserData
 
 
 def store_posts(session: Session, source: Source, posts: list[PostData]) -> list[int]:
@@ -29,7 +32,8 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     posts_table = Post.__table__
     stmt = _insert_ignore(session, posts_table, ["id"]).returning(posts_table.c.id)
     new_ids = set(session.execute(stmt, list(rows.values())).scalars())
-    if new_ids:
+    turned = _record_accounts(session, source, posts, now)
+    if new_ids or turned:
         bump_content_version(session)
     media_rows = [
         _media_row(int(p.id), position, m)
@@ -40,6 +44,38 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     if media_rows:
         session.execute(insert(Media.__table__), media_rows)
     return sorted(new_ids, reverse=True)
+
+
+def _record_accounts(session: Session, source: Source, posts: list[PostData], now) -> bool:
+    """Keep what X just said of each account these posts touch; True when one turned protected or public.
+
+    The authors (a repost's original author) and quoted authors X sent as user objects are kept;
+    stubs (no user object in the includes, so no name) and the source itself (its row is the
+    truth) are not. Within one page an account is one object; should two disagree, protected wins.
+    """
+    seen: dict[str, UserData] = {}
+    for post in posts:
+        for user in (post.author, post.quoted.author if post.quoted else None):
+            if user is None or not user.id or not user.name or user.id == source.x_id:
+                continue
+            if user.id not in seen or user.protected:
+                seen[user.id] = user
+    if not seen:
+        return False
+    stmt = select(SeenAccount.id, SeenAccount.protected, SeenAccount.username)
+    stmt = stmt.where(SeenAccount.id.in_(list(seen)))
+    known = {account_id: (protected, username) for account_id, protected, username in session.execute(stmt)}
+    rows = [{"id": user.id, "username": _text(user.username)[:50], "protected": user.protected, "updated_at": now}
+            for _, user in sorted(seen.items())  # one lock order for concurrent poll threads (PostgreSQL)
+            if known.get(user.id) != (user.protected, user.username)]
+    if not rows:
+        return False
+    stmt = _insert(session, SeenAccount)
+    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+        "username": stmt.excluded.username, "protected": stmt.excluded.protected,
+        "updated_at": stmt.excluded.updated_at}), rows)
+    # A new account counts when protected: posts stored before it was tracked may show it.
+    return any(row["protected"] != known.get(row["id"], (False,))[0] for row in rows)
 
 
 def bump_content_version(session: Session) -> None:
@@ -66,9 +102,13 @@ def record_reads(session: Session, kind: str, object_ids: list[str], day: date |
 
 def _insert_ignore(session: Session, table, keys: list[str]):
     """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    return _insert(session, table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _insert(session: Session, table):
+    """The dialect's INSERT, which has ON CONFLICT clauses (SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _text(value: str | None) -> str | None:
@@ -101,6 +141,7 @@ def _post_row(source: Source, p: PostData, now) -> dict:
         "reply_to_user_id": p.reply_to_user_id,
         "reply_to_username": p.reply_to_username,
         "quoted": _quoted_json(p.quoted),
+        "quoted_author_id": (p.quoted.author.id or None) if p.quoted else None,
         "raw": p.raw,
         "fetched_at": now,
     }

@@ -190,7 +190,8 @@ def _content_html(post, staff: bool) -> str:
 
 def _quote_html(post, staff: bool) -> Markup:
     if not quote_visible(post, staff):
-        # Never the text of a protected account outside staff feeds, not even its author.
+        # Never the text of a staff-only or protected account outside staff feeds, not even its
+        # author: decided by the query from the account's current state (post.quote_hidden).
         return Markup("<p>Quoted post not available</p>")
     quoted = post.quoted
     author = quoted.get("author") or {}

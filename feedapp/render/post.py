@@ -31,11 +31,15 @@ def quoted_html(quoted: dict) -> Markup:
 
 
 def quote_visible(post, staff: bool) -> bool:
-    """A quote of a protected account is shown to signed-in staff only."""
-    quoted = post.quoted
-    if not quoted:
+    """Whether this reader sees the quoted post: staff always, others only while its author is public.
+
+    post.quote_hidden is the decision queries.posts_for_feed made from the quoted account's
+    current state (never the `protected` snapshot stored in post.quoted). A post that did not
+    come through that query has None, and its quote stays hidden from public readers.
+    """
+    if not post.quoted:
         return False
-    return staff or not (quoted.get("author") or {}).get("protected", False)
+    return staff or post.quote_hidden is False
 
 
 def status_url(username: str, post_id) -> str:
