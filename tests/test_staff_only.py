@@ -666,10 +666,10 @@ def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_
 
 
 def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_json(db_url):
-    """0004_visibility: posts.quoted_author_id and seen_accounts from the JSON stored before it (newest fetch wins)."""
+    """0006_visibility: posts.quoted_author_id and seen_accounts from the JSON stored before it (newest fetch wins)."""
     config = alembic_config(db_url)
     # The revision before this one (whatever the chain it ends up in), then its rows, then this one.
-    command.downgrade(config, ScriptDirectory.from_config(config).get_revision("0004_visibility").down_revision)
+    command.downgrade(config, ScriptDirectory.from_config(config).get_revision("0006_visibility").down_revision)
     engine = make_engine(db_url)
     try:
         now = datetime.now(timezone.utc)
