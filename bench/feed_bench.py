@@ -39,7 +39,7 @@ from feedapp.ingest.store import store_posts  # noqa: E402
 from feedapp.migrate import upgrade  # noqa: E402
 from feedapp.models import Office, Post, Source  # noqa: E402
 from feedapp.queries import posts_for_feed  # noqa: E402
-from feedapp.xapi.types import Link, Media, Post as PostData, User  # noqa: E402
+from feedapp.xapi.types import Link, XMedia, XPost, XUser  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 EPOCH_MS = 1288834974657  # X's snowflake epoch
@@ -58,16 +58,16 @@ def parse_args():
     return p.parse_args()
 
 
-def make_post(pid: int, src: Source, rng: random.Random) -> PostData:
+def make_post(pid: int, src: Source, rng: random.Random) -> XPost:
     """A post like the ones the feed shows: a sentence, a link, a mention, a hashtag, a photo in four."""
     url, tag = f"example.com/news/{pid % 997}", "#" + rng.choice(WORDS)
     body = f"{' '.join(rng.choices(WORDS, k=18)).capitalize()}. Details: {url} {tag}"
     links = (Link(body.index(url), body.index(url) + len(url), "url", f"https://{url}", url),
              Link(body.index(tag), body.index(tag) + len(tag), "hashtag", f"https://x.com/hashtag/{tag[1:]}", tag))
-    media = (Media(f"3_{pid}", "photo", f"https://pbs.twimg.com/media/G{pid % 10**11:011d}.jpg", None, 2048, 1365,
+    media = (XMedia(f"3_{pid}", "photo", f"https://pbs.twimg.com/media/G{pid % 10**11:011d}.jpg", None, 2048, 1365,
                    "The team"),) if pid % 4 == 0 else ()
     created = datetime.fromtimestamp(((pid >> 22) + EPOCH_MS) / 1000, timezone.utc)
-    return PostData(str(pid), User(src.x_id, src.username, src.display_name, src.avatar_url), body, links, media,
+    return XPost(str(pid), XUser(src.x_id, src.username, src.display_name, src.avatar_url), body, links, media,
                     created, lang="en", conversation_id=str(pid))
 
 
@@ -87,7 +87,7 @@ def seed(url: str, n_posts: int) -> dict[str, list[int]]:
                  "avatar_url": f"https://pbs.twimg.com/profile_images/{i}/a_normal.jpg", "office_id": office.id,
                  "error_count": 0, "staff_only": False, "protected": False} for i in range(n_sources)])
             sources = list(s.scalars(select(Source).where(Source.office_id == office.id).order_by(Source.id)))
-            by_source: dict[Source, list[PostData]] = {}
+            by_source: dict[Source, list[XPost]] = {}
             for k in range(n_posts):  # one post a minute, spread evenly over the sources, interleaved
                 ms = now_ms - (n_posts - k) * 60_000 + (1 if slug == "many" else 0)
                 src = sources[k % n_sources]

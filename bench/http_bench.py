@@ -27,7 +27,7 @@ from feedapp.db import make_engine  # noqa: E402
 from feedapp.ingest.store import bump_content_version, store_posts  # noqa: E402
 from feedapp.migrate import upgrade  # noqa: E402
 from feedapp.models import Office, Post, Source  # noqa: E402
-from feedapp.xapi.types import Link, Media, Post as PostData, User  # noqa: E402
+from feedapp.xapi.types import Link, XMedia, XPost, XUser  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 EPOCH_MS, STEP_MS, STEP_ID = 1288834974657, 60_000, 60_000 << 22  # X snowflake epoch; a post a minute
@@ -52,18 +52,18 @@ def parse_args():
     return p.parse_args()
 
 
-def make_post(i: int, ms: int, src: Source, rng: random.Random) -> PostData:
+def make_post(i: int, ms: int, src: Source, rng: random.Random) -> XPost:
     pid = str((ms - EPOCH_MS) << 22)
     url, mention, tag = f"example.com/news/{i}", f"@acme_{i * 7 % 50:02d}", "#" + WORDS[i % 10]
     body = f"{' '.join(rng.choices(WORDS, k=18)).capitalize()}. Details: {url} (thanks {mention}) {tag}"
     spans = [(url, "url", f"https://{url}"), (mention, "mention", f"https://x.com/{mention[1:]}"),
              (tag, "hashtag", f"https://x.com/hashtag/{tag[1:]}")]
     links = tuple(Link(body.index(s), body.index(s) + len(s), kind, href, s) for s, kind, href in spans)
-    photo = Media(f"3_{pid}", "photo", f"https://pbs.twimg.com/media/G{i:011d}.jpg", None, 2048, 1365, "The team")
+    photo = XMedia(f"3_{pid}", "photo", f"https://pbs.twimg.com/media/G{i:011d}.jpg", None, 2048, 1365, "The team")
     created = datetime.fromtimestamp(ms / 1000, timezone.utc)
     raw = {"data": {"id": pid, "text": body, "author_id": src.x_id, "created_at": created.isoformat(), "lang": "en",
                     "conversation_id": pid, "edit_history_tweet_ids": [pid], "entities": {"urls": [vars(links[0])]}}}
-    return PostData(pid, User(src.x_id, src.username, src.display_name, src.avatar_url), body, links,
+    return XPost(pid, XUser(src.x_id, src.username, src.display_name, src.avatar_url), body, links,
                     (photo,) if i % 4 == 0 else (), created, lang="en", conversation_id=pid, raw=raw)
 
 

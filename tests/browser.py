@@ -24,7 +24,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
-from feedapp.xapi.types import Link, Post, User
+from feedapp.xapi.types import Link, XPost, XUser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -136,7 +136,7 @@ def fits(page, width: int) -> bool:
 def store_post(app, post_id: int, text: str, links: tuple[Link, ...] = (), username: str = "HarborPineNews",
                lang: str | None = "en") -> None:
     """Store one post of a company-wide demo source, five minutes old, through the real store path."""
-    post = Post(id=str(post_id), author=User(id="", username="", name=""), text=text, links=links, media=(),
+    post = XPost(id=str(post_id), author=XUser(id="", username="", name=""), text=text, links=links, media=(),
                 created_at=datetime.now(timezone.utc) - timedelta(minutes=5), lang=lang)
     with sessions(app)() as s:
         source = s.scalars(select(Source).where(Source.username == username)).one()

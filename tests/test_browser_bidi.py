@@ -15,7 +15,7 @@ from sqlalchemy import select
 from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
-from feedapp.xapi.types import Post, QuotedPost, User
+from feedapp.xapi.types import XPost, XQuotedPost, XUser
 from tests.browser import PageOpener, demo_app, launch_chromium, serve, watch
 
 RLO = "\u202e"
@@ -60,13 +60,13 @@ def site(tmp_path, sqlite_template):
     sessions(app).kw["bind"].dispose()
 
 
-def card(n: int, now: datetime, override: bool, text: str = "Driver bonus: 100 USD this month") -> Post:
+def card(n: int, now: datetime, override: bool, text: str = "Driver bonus: 100 USD this month") -> XPost:
     """A reply with a quote by a local account; with override, an RLO left open in every text field."""
     rlo = RLO if override else ""
-    author = User(id="77", username="HPL_Depot", name=f"Depot{rlo} Crew")
-    quoted = QuotedPost(id="9", author=User(id="78", username="HPL_Ops", name=f"Ops{rlo} Desk"),
+    author = XUser(id="77", username="HPL_Depot", name=f"Depot{rlo} Crew")
+    quoted = XQuotedPost(id="9", author=XUser(id="78", username="HPL_Ops", name=f"Ops{rlo} Desk"),
                         text=f"Quoted{rlo} notice", links=(), media=(), created_at=None)
-    return Post(id=str(3200000000000000000 + n), author=author, text=f"{rlo}{text}", links=(), media=(),
+    return XPost(id=str(3200000000000000000 + n), author=author, text=f"{rlo}{text}", links=(), media=(),
                 created_at=now - timedelta(minutes=10 - n), lang="en", reply_to_id="1", reply_to_user_id="2",
                 reply_to_username=f"driver{rlo}42", quoted=quoted)
 
@@ -76,7 +76,7 @@ def places(layout: dict) -> dict:
     return {key: (box["left"], box["top"]) for key, box in layout.items() if key != "isolation"}
 
 
-def store(app, posts: list[Post]) -> None:
+def store(app, posts: list[XPost]) -> None:
     """Store posts of the company-wide demo source through the real store path (which adds no closers)."""
     with sessions(app)() as s:
         source = s.scalars(select(Source).where(Source.username == "HarborPineNews")).one()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
 from feedapp.web.http import render_cache
-from feedapp.xapi.types import Post as PostData, User
+from feedapp.xapi.types import XPost, XUser
 
 URLS = ["/", "/offices/lyon", "/feed.rss", "/feed.atom", "/feed.json", "/offices/lyon/feed.rss", "/feeds.opml"]
 
@@ -26,7 +26,7 @@ def demo(runner):
 def add_post(sessions, pid: str, username="HarborPineNews"):
     with sessions() as s:
         src = s.scalars(select(Source).where(Source.username == username)).one()
-        store_posts(s, src, [PostData(id=pid, author=User("", "", ""), text="new shift board", links=(), media=(),
+        store_posts(s, src, [XPost(id=pid, author=XUser("", "", ""), text="new shift board", links=(), media=(),
                                       created_at=datetime(2030, 1, 1, tzinfo=timezone.utc))])
         s.commit()
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from feedapp.db import sessions as app_sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
-from feedapp.xapi.types import Post, User
+from feedapp.xapi.types import XPost, XUser
 from tests.auth_helpers import PASSWORD, make_staff
 from tests.gunicorn_proc import base_env, gunicorn
 
@@ -107,7 +107,7 @@ def test_a_new_post_shows_on_both_nodes(site):
     app, nodes = site
     etags = [browser().get(node + "/feed.rss", timeout=60).headers["ETag"] for node in nodes]
     post_id = "2900000000000000077"
-    post = Post(id=post_id, author=User("", "", ""), text="Both depots: new rota is up", links=(), media=(),
+    post = XPost(id=post_id, author=XUser("", "", ""), text="Both depots: new rota is up", links=(), media=(),
                 created_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
     with app_sessions(app)() as s:  # what the poller does
         store_posts(s, s.scalars(select(Source).where(Source.username == "HarborPineNews")).one(), [post])

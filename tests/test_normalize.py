@@ -11,11 +11,11 @@ import pytest
 
 from feedapp.xapi.errors import MalformedResponse
 from feedapp.xapi.normalize import normalize_page, normalize_tweet, normalize_users
-from feedapp.xapi.types import Link, Page, Post, User
+from feedapp.xapi.types import Link, XPage, XPost, XUser
 
 DATA = Path(__file__).parent / "data"
 UTC = timezone.utc
-SOURCE = User(id="2244994945", username="XDevelopers", name="Developers")
+SOURCE = XUser(id="2244994945", username="XDevelopers", name="Developers")
 
 
 def load_example() -> dict:
@@ -44,7 +44,7 @@ def tweet(text: str, entities: dict | None = None, id: str = "100", **fields) ->
     return {**t, **fields}
 
 
-def one(t: dict, includes: dict | None = None, source_user: User | None = None) -> Post:
+def one(t: dict, includes: dict | None = None, source_user: XUser | None = None) -> XPost:
     return normalize_tweet(t, includes or {}, source_user)
 
 
@@ -62,7 +62,7 @@ def check_links(text: str, links) -> None:
 
 
 @pytest.fixture(scope="module")
-def example_page() -> Page:
+def example_page() -> XPage:
     return normalize_page(load_example())
 
 
@@ -430,7 +430,7 @@ def test_quote_trailing_link_dropped_and_quoted_post_built():
     assert post.text == "So true" and post.links == ()
     q = post.quoted
     assert q.id == "555" and q.lang == "fr"
-    assert q.author == User(id="77", username="Quoted", name="Q", protected=True)
+    assert q.author == XUser(id="77", username="Quoted", name="Q", protected=True)
     assert q.text == "Hot take & more, much more q.example"  # its note_tweet
     check_links(q.text, q.links)
     assert [m.key for m in q.media] == ["3_1"]
@@ -486,7 +486,7 @@ def test_retweet_original_author_from_rt_mention_when_users_not_expanded():
     body = load_example()
     del body["includes"]["users"]
     post = normalize_page(body, source_user=SOURCE).posts[1]
-    assert post.author == User(id="11348282", username="NASA", name="")
+    assert post.author == XUser(id="11348282", username="NASA", name="")
 
 
 def test_retweet_of_quote_and_sensitivity():
@@ -505,9 +505,9 @@ def test_retweet_of_quote_and_sensitivity():
 @pytest.mark.parametrize("author_id, source_user, expected", [
     (SOURCE.id, SOURCE, SOURCE),
     (None, SOURCE, SOURCE),
-    ("999", SOURCE, User(id="999", username="", name="")),
-    ("999", None, User(id="999", username="", name="")),
-    (None, None, User(id="", username="", name="")),
+    ("999", SOURCE, XUser(id="999", username="", name="")),
+    ("999", None, XUser(id="999", username="", name="")),
+    (None, None, XUser(id="", username="", name="")),
 ])
 def test_author_without_expansion(author_id, source_user, expected):
     t = tweet("hi", author_id=author_id)
@@ -528,7 +528,7 @@ def test_created_at_parsing(value, expected):
 
 def test_zero_result_page():
     page = normalize_page({"meta": {"result_count": 0}})
-    assert page == Page(posts=[], newest_id=None, oldest_id=None, next_token=None, result_count=0,
+    assert page == XPage(posts=[], newest_id=None, oldest_id=None, next_token=None, result_count=0,
                         post_reads=0, user_reads=0, errors=[])
 
 
@@ -608,16 +608,16 @@ def test_users_by_with_errors():
     }
     users, errors = normalize_users(body)
     assert users == [
-        User(id="2244994945", username="XDevelopers", name="Developers",
+        XUser(id="2244994945", username="XDevelopers", name="Developers",
              avatar_url="https://pbs.twimg.com/p_normal.jpg", protected=False, verified=True),
-        User(id="5", username="locked", name="Locked", avatar_url=None, protected=True),
+        XUser(id="5", username="locked", name="Locked", avatar_url=None, protected=True),
     ]
     assert errors == body["errors"]
 
 
 def test_single_user_and_only_errors():
     users, errors = normalize_users({"data": {"id": "1", "username": "u", "name": "U"}})
-    assert users == [User(id="1", username="u", name="U")] and errors == []
+    assert users == [XUser(id="1", username="u", name="U")] and errors == []
     err = [{"title": "Forbidden", "type": "https://api.twitter.com/2/problems/not-authorized-for-resource"}]
     assert normalize_users({"errors": err}) == ([], err)
 
@@ -638,7 +638,7 @@ BAD = "\x00\x01\x1b\x7f\x80\x9f\ufdd0\ufffe\uffff\U0001fffe\U0010ffff\udfff\ud80
 
 
 def stored_strings(value):
-    """Every string of a normalized Post (or part of one) that store_posts writes, raw aside."""
+    """Every string of a normalized XPost (or part of one) that store_posts writes, raw aside."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, (list, tuple)):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from feedapp.ingest.store import store_posts
 from feedapp.models import Post, Source
-from feedapp.xapi.types import Link, Media, Post as PostData, QuotedPost, User
+from feedapp.xapi.types import Link, XMedia, XPost, XQuotedPost, XUser
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_stale_office_cookie_falls_back_to_company_wide(demo, client, sessions
     assert article_ids(client.get("/").get_data(as_text=True)) == expected_ids(sessions)[:20]
 
 
-def _store(sessions, post: PostData, username="HarborPineNews"):
+def _store(sessions, post: XPost, username="HarborPineNews"):
     with sessions() as s:
         src = s.scalars(select(Source).where(Source.username == username)).one()
         store_posts(s, src, [post])
@@ -113,12 +113,12 @@ def _store(sessions, post: PostData, username="HarborPineNews"):
 
 
 WHEN = datetime(2030, 1, 1, tzinfo=timezone.utc)
-AUTHOR = User(id="", username="", name="")
+AUTHOR = XUser(id="", username="", name="")
 
 
 def test_hostile_post_text_is_shown_as_text_and_never_as_markup(demo, client, sessions):
     text = '<script>alert("x")</script> <img src=x onerror=alert(1)> & "quotes" \u202eevil\nsecond line'
-    _store(sessions, PostData(id="2900000000000000001", author=AUTHOR, text=text, links=(), media=(), created_at=WHEN))
+    _store(sessions, XPost(id="2900000000000000001", author=AUTHOR, text=text, links=(), media=(), created_at=WHEN))
     html = client.get("/").get_data(as_text=True)
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt; &amp;" in html
@@ -134,13 +134,13 @@ def test_links_mentions_photos_video_and_protected_quotes_render(demo, client, s
         Link(0, 5, "url", "javascript:alert(1)", "Shift"),
     )
     media = (
-        Media("3_1", "photo", "https://pbs.twimg.com/media/AbCdEf123.jpg", None, 1600, 900, "Swap board in the break room"),
-        Media("7_1", "video", None, "https://pbs.twimg.com/ext_tw_video_thumb/1/pu/img/x.jpg", 1280, 720, None, 9000,
+        XMedia("3_1", "photo", "https://pbs.twimg.com/media/AbCdEf123.jpg", None, 1600, 900, "Swap board in the break room"),
+        XMedia("7_1", "video", None, "https://pbs.twimg.com/ext_tw_video_thumb/1/pu/img/x.jpg", 1280, 720, None, 9000,
               ({"url": "https://video.twimg.com/v/360.mp4", "bit_rate": 256000, "content_type": "video/mp4"},
                {"url": "https://video.twimg.com/v/720.mp4", "bit_rate": 2176000, "content_type": "video/mp4"})),
     )
-    secret = QuotedPost("5", User("9", "hpl_allhands", "All Hands", protected=True), "internal numbers", (), (), WHEN)
-    _store(sessions, PostData(id="2900000000000000002", author=AUTHOR, text=text, links=links, media=media,
+    secret = XQuotedPost("5", XUser("9", "hpl_allhands", "All Hands", protected=True), "internal numbers", (), (), WHEN)
+    _store(sessions, XPost(id="2900000000000000002", author=AUTHOR, text=text, links=links, media=media,
                               created_at=WHEN, quoted=secret))
     html = client.get("/").get_data(as_text=True)
     assert '<a href="https://harborpine.example/swap?a=1&amp;b=2" rel="nofollow noopener noreferrer">harborpine.example/swap</a>' in html

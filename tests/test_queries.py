@@ -23,7 +23,7 @@ from feedapp.migrate import upgrade
 from feedapp.models import Office, Post, Source
 from feedapp import queries
 from feedapp.queries import posts_for_feed
-from feedapp.xapi.types import Post as PostData, QuotedPost, User
+from feedapp.xapi.types import XPost, XQuotedPost, XUser
 
 SOURCES = 1000  # all in the scope of office "depot": 10 company-wide, 990 of the office
 COMPANY_WIDE = 10  # a small share of the posts: the scope of `/` alone is read by per-source ranges
@@ -40,19 +40,19 @@ def x_id(n: int) -> str:
     return str(5_000_000_000 + n)
 
 
-def _post(post_id: int, n: int, hidden: list[str], rng: random.Random) -> PostData:
-    me = User(x_id(n), f"acct_{n}", f"Account {n}")
+def _post(post_id: int, n: int, hidden: list[str], rng: random.Random) -> XPost:
+    me = XUser(x_id(n), f"acct_{n}", f"Account {n}")
     roll = rng.random()
     if roll < 0.08:  # a repost of a staff-only source's post: stored with that author
         other = rng.choice(hidden)
-        return PostData(str(post_id), User(other, f"acct_{other}", "Staff only account"), "internal", (), (),
+        return XPost(str(post_id), XUser(other, f"acct_{other}", "Staff only account"), "internal", (), (),
                         WHEN, repost_of_id=str(post_id - 1))
     quoted = None
     if roll < 0.14:  # a quote of one
         other = rng.choice(hidden)
-        quoted = QuotedPost(str(post_id - 3), User(other, f"acct_{other}", "Staff only account"), "internal", (), (),
+        quoted = XQuotedPost(str(post_id - 3), XUser(other, f"acct_{other}", "Staff only account"), "internal", (), (),
                             WHEN - timedelta(hours=1))
-    return PostData(str(post_id), me, f"post {post_id}", (), (), WHEN, quoted=quoted)
+    return XPost(str(post_id), me, f"post {post_id}", (), (), WHEN, quoted=quoted)
 
 
 class Oracle:
@@ -120,7 +120,7 @@ def _seed(sessions) -> Oracle:
         weights = [40 if n % 97 == 0 else 1 for n in range(SOURCES)]
         owners = rng.choices(range(SOURCES), weights=weights, k=4000)
         ids = rng.sample(range(0, 10**9, 7), len(owners))
-        by_source: dict[int, list[PostData]] = {}
+        by_source: dict[int, list[XPost]] = {}
         for post_id, n in zip(ids, owners):
             by_source.setdefault(n, []).append(_post(BASE_ID + post_id, n, hidden, rng))
         for n, posts in by_source.items():

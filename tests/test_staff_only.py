@@ -33,7 +33,7 @@ from feedapp.ingest.store import bump_content_version, store_posts
 from feedapp.migrate import alembic_config, upgrade
 from feedapp.models import ContentVersion, Office, Post, SeenAccount, Source
 from feedapp.queries import posts_for_feed
-from feedapp.xapi.types import Post as PostData, QuotedPost, User
+from feedapp.xapi.types import XPost, XQuotedPost, XUser
 from tests.helpers import follow, poll
 
 PASSWORD = "quay side lantern"
@@ -202,11 +202,11 @@ def world(app, runner, sessions, caplog) -> World:
         assert result.exit_code == 0, result.output
     with sessions() as s:
         news = s.scalars(select(Source).where(Source.username == "HarborPineNews")).one()
-        secret = QuotedPost("2990000000000000000",
-                            User("1610468823349927936", "HPL_AllHands", "H&P All Hands (internal)", protected=True),
+        secret = XQuotedPost("2990000000000000000",
+                            XUser("1610468823349927936", "HPL_AllHands", "H&P All Hands (internal)", protected=True),
                             f"{QUOTE_SECRET}: Q4 margin 3.1 %, do not share", (), (),
                             datetime.now(timezone.utc) - timedelta(hours=2))
-        store_posts(s, news, [PostData(id=str(QUOTING_ID), author=User("", "", ""), lang="en",
+        store_posts(s, news, [XPost(id=str(QUOTING_ID), author=XUser("", "", ""), lang="en",
                                        text="Proud of every team this quarter. Thank you!", links=(), media=(),
                                        created_at=datetime.now(timezone.utc) - timedelta(minutes=1), quoted=secret)])
         lyon = s.scalars(select(Source).where(Source.username == "HPL_Lyon")).one()
@@ -422,7 +422,7 @@ def _protect_directly(s, source):
 
 def _protect_by_profile_check(s, source):
     # What the poller's profile check does when X reports the account as protected now.
-    apply_profile(source, User(source.x_id, source.username, source.display_name, source.avatar_url, protected=True))
+    apply_profile(source, XUser(source.x_id, source.username, source.display_name, source.avatar_url, protected=True))
 
 
 @pytest.mark.parametrize("protect", [_protect_directly, _protect_by_profile_check], ids=["flag+bump", "profile-check"])
@@ -648,11 +648,11 @@ def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_
         s.add(news)
         s.flush()
 
-        def quote_of(protected: bool) -> QuotedPost:
-            return QuotedPost("5", User("200", "partner", "Partner", protected=protected), "partner text", (), (),
+        def quote_of(protected: bool) -> XQuotedPost:
+            return XQuotedPost("5", XUser("200", "partner", "Partner", protected=protected), "partner text", (), (),
                               datetime.now(timezone.utc))
 
-        post = PostData("2900000000000000009", User("", "", ""), "news text", (), (), datetime.now(timezone.utc),
+        post = XPost("2900000000000000009", XUser("", "", ""), "news text", (), (), datetime.now(timezone.utc),
                         quoted=quote_of(False))
         assert store_posts(s, news, [post]) == [2900000000000000009]
         s.commit()
@@ -676,13 +676,13 @@ def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_js
 
         def quote(author_id, protected):
             return {"id": "9", "text": "quoted text", "links": [], "media": [], "created_at": None,
-                    "author": {"id": author_id, "username": f"user{author_id}", "name": f"User {author_id}",
+                    "author": {"id": author_id, "username": f"user{author_id}", "name": f"XUser {author_id}",
                                "protected": protected}}
 
         def repost(author_id, protected):
-            return {"author_id": author_id, "author_username": f"user{author_id}", "author_name": f"User {author_id}",
+            return {"author_id": author_id, "author_username": f"user{author_id}", "author_name": f"XUser {author_id}",
                     "repost_of_id": "8", "raw": {"tweet": {"id": "1"}, "includes": {"users": [
-                        {"id": author_id, "username": f"user{author_id}", "name": f"User {author_id}",
+                        {"id": author_id, "username": f"user{author_id}", "name": f"XUser {author_id}",
                          "protected": protected}]}}}
 
         rows = [  # (post id, minutes after now it was fetched, columns)

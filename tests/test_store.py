@@ -10,14 +10,14 @@ from sqlalchemy.exc import IntegrityError
 
 from feedapp.ingest.store import store_posts
 from feedapp.models import Post, Source
-from feedapp.xapi.types import Media, Post as PostData, User
+from feedapp.xapi.types import XMedia, XPost, XUser
 
 WHEN = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 
 
-def make_post(pid: str, text="hello", media=()) -> PostData:
+def make_post(pid: str, text="hello", media=()) -> XPost:
     raw = {"tweet": {"id": pid, "text": text}}
-    return PostData(id=pid, author=User(id="", username="", name=""), text=text, links=(), media=tuple(media),
+    return XPost(id=pid, author=XUser(id="", username="", name=""), text=text, links=(), media=tuple(media),
                     created_at=WHEN, raw=raw)
 
 
@@ -41,7 +41,7 @@ def test_duplicate_post_id_is_refused_by_the_schema(sessions, src):
 
 
 def test_storing_a_page_twice_stores_each_post_and_media_once(sessions, src):
-    photo = Media(key="3_1", type="photo", url="https://pbs.twimg.com/media/a.jpg", preview_url=None, alt_text="A")
+    photo = XMedia(key="3_1", type="photo", url="https://pbs.twimg.com/media/a.jpg", preview_url=None, alt_text="A")
     page = [make_post("1900000000000000003", media=[photo]), make_post("1900000000000000002")]
     with sessions() as s:
         source = s.get(Source, src.id)

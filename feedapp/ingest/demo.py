@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from feedapp.models import Office, Source
 from feedapp.queries import office_by_slug
 from feedapp.xapi.normalize import normalize_page, normalize_users
-from feedapp.xapi.types import User
+from feedapp.xapi.types import XUser
 
 from .sources import upsert_source
 from .store import store_posts
@@ -41,7 +41,7 @@ def load_demo(session: Session) -> list[str]:
     return lines
 
 
-def _store_pages(session: Session, source: Source, user: User, files: list[str]) -> int:
+def _store_pages(session: Session, source: Source, user: XUser, files: list[str]) -> int:
     new = 0
     for name in files:
         page = normalize_page(_read(name), source_user=user)

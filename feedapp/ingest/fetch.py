@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from feedapp.models import Post, Source
 from feedapp.xapi import RateLimited, SourceError, XClient, XError
-from feedapp.xapi.types import User
+from feedapp.xapi.types import XUser
 
 from .store import record_reads, store_posts
 
@@ -128,7 +128,7 @@ class TimelineReader:
         The last page's transaction also closes the gap (one write, not two).
         """
         source, outcome = self.source, self.outcome
-        owner = User(id=source.x_id, username=source.username, name=source.display_name,
+        owner = XUser(id=source.x_id, username=source.username, name=source.display_name,
                      avatar_url=source.avatar_url, protected=source.protected)
         token, seen = None, 0
         for _ in range(MAX_PAGES):

@@ -12,7 +12,7 @@ from feedapp.models import Office, Source, utcnow
 from feedapp.queries import office_by_slug, source_by_username
 from feedapp.xapi import XClient, XError
 from feedapp.xapi.client import LOOKUP_BATCH
-from feedapp.xapi.types import User
+from feedapp.xapi.types import XUser
 
 from .store import bump_content_version, record_reads
 
@@ -80,7 +80,7 @@ def add_sources(session: Session, client: XClient, raw_usernames: list[str], off
     return report
 
 
-def upsert_source(session: Session, user: User, office: Office | None, staff_only: bool) -> tuple[Source, bool]:
+def upsert_source(session: Session, user: XUser, office: Office | None, staff_only: bool) -> tuple[Source, bool]:
     """Create the source for user, or update its office, flag and profile."""
     source = session.query(Source).filter_by(x_id=user.id).one_or_none()
     created = source is None
@@ -96,7 +96,7 @@ def upsert_source(session: Session, user: User, office: Office | None, staff_onl
     return source, created
 
 
-def apply_profile(source: Source, user: User) -> None:
+def apply_profile(source: Source, user: XUser) -> None:
     """Copy what X says of the account onto the source."""
     source.username = user.username
     source.display_name = user.name

@@ -16,12 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from feedapp.models import ApiRead, ContentVersion, Media, Post, SeenAccount, Source, utcnow
-from feedapp.xapi.types import Media as MediaData
-from feedapp.xapi.types import Post as PostData
-from feedapp.xapi.types import User as UserData
+from feedapp.xapi.types import XMedia, XPost, XUser
 
 
-def store_posts(session: Session, source: Source, posts: list[PostData]) -> list[int]:
+def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[int]:
     """Insert posts of source that are not stored yet; return the new ids (caller commits)."""
     if not posts:
         return []
@@ -46,14 +44,14 @@ def store_posts(session: Session, source: Source, posts: list[PostData]) -> list
     return sorted(new_ids, reverse=True)
 
 
-def _record_accounts(session: Session, source: Source, posts: list[PostData], now) -> bool:
+def _record_accounts(session: Session, source: Source, posts: list[XPost], now) -> bool:
     """Keep what X just said of each account these posts touch; True when one turned protected or public.
 
     The authors (a repost's original author) and quoted authors X sent as user objects are kept;
     stubs (no user object in the includes, so no name) and the source itself (its row is the
     truth) are not. Within one page an account is one object; should two disagree, protected wins.
     """
-    seen: dict[str, UserData] = {}
+    seen: dict[str, XUser] = {}
     for post in posts:
         for user in (post.author, post.quoted.author if post.quoted else None):
             if user is None or not user.id or not user.name or user.id == source.x_id:
@@ -116,7 +114,7 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "") if value else value
 
 
-def _post_row(source: Source, p: PostData, now) -> dict:
+def _post_row(source: Source, p: XPost, now) -> dict:
     author = p.author
     if not author.username and (not author.id or author.id == source.x_id):
         # The poller does not expand the timeline owner (a billed user read): it is the source.
@@ -155,7 +153,7 @@ def _quoted_json(quoted) -> dict | None:
     return data
 
 
-def _media_row(post_id: int, position: int, m: MediaData) -> dict:
+def _media_row(post_id: int, position: int, m: XMedia) -> dict:
     return {
         "post_id": post_id,
         "position": position,

@@ -2,9 +2,9 @@
 
 from .client import Fetched, Lookup, XClient, XSettings
 from .errors import AuthError, MalformedResponse, RateLimited, SourceError, TransientError, XError
-from .types import Link, Media, Page, Post, QuotedPost, User
+from .types import Link, XMedia, XPage, XPost, XQuotedPost, XUser
 
 __all__ = [
-    "AuthError", "Fetched", "Link", "Lookup", "MalformedResponse", "Media", "Page", "Post",
-    "QuotedPost", "RateLimited", "SourceError", "TransientError", "User", "XClient", "XError", "XSettings",
+    "AuthError", "Fetched", "Link", "Lookup", "MalformedResponse", "RateLimited", "SourceError", "TransientError",
+    "XClient", "XError", "XMedia", "XPage", "XPost", "XQuotedPost", "XSettings", "XUser",
 ]

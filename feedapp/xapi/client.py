@@ -29,7 +29,7 @@ from .limits import (
     rate_info,
 )
 from .normalize import normalize_page, normalize_users
-from .types import Page, User
+from .types import XPage, XUser
 
 log = logging.getLogger(__name__)
 # tweepy logs full request headers (bearer token included) and bodies at DEBUG.
@@ -111,7 +111,7 @@ class RewritingSession(requests.Session):
 class Fetched:
     """A timeline page plus what the call cost."""
 
-    page: Page
+    page: XPage
     post_ids: list[str] = field(default_factory=list)  # billable post objects returned
     user_ids: list[str] = field(default_factory=list)  # billable user objects returned
 
@@ -120,7 +120,7 @@ class Fetched:
 class Lookup:
     """Users found by a lookup, the per-username problems, and the billable ids."""
 
-    users: list[User]
+    users: list[XUser]
     problems: dict[str, str]  # lower-cased username or id -> reason
     user_ids: list[str] = field(default_factory=list)
 
@@ -197,7 +197,7 @@ class XClient:
         max_results: int = 100,
         pagination_token: str | None = None,
         user_auth: bool = False,
-        owner: User | None = None,
+        owner: XUser | None = None,
     ) -> Fetched:
         """One page of GET /2/users/:id/tweets, newest first."""
         params = dict(

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from feedapp.textclean import Cleaner, clean, scrub
 from feedapp.xapi.errors import MalformedResponse
-from feedapp.xapi.types import Link, Media, Page, Post, QuotedPost, User
+from feedapp.xapi.types import Link, XMedia, XPage, XPost, XQuotedPost, XUser
 
 # X escapes exactly &, < and > in post text; &quot;, &#39;, &nbsp; ... are literal user text.
 _ESCAPE_RE = re.compile(r"&(amp|lt|gt);")
@@ -70,11 +70,11 @@ def _unescape(text: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _UNESCAPED[m.group(1)], text)
 
 
-def _user(obj: dict) -> User:
-    for key in ("id", "username", "name"):  # required by the User schema
+def _user(obj: dict) -> XUser:
+    for key in ("id", "username", "name"):  # required by the User schema (X API v2)
         _require(isinstance(obj.get(key), str), f"user {obj.get('id')!r} has no {key}")
     avatar = obj.get("profile_image_url")
-    return User(id=obj["id"], username=clean(obj["username"]), name=clean(obj["name"]),
+    return XUser(id=obj["id"], username=clean(obj["username"]), name=clean(obj["name"]),
                 avatar_url=avatar if isinstance(avatar, str) else None,
                 protected=obj.get("protected") is True, verified=obj.get("verified") is True)
 
@@ -97,7 +97,7 @@ class _Includes:
 
 
 class _Used:
-    """The includes one post used, recorded in lookup order for Post.raw."""
+    """The includes one post used, recorded in lookup order for XPost.raw."""
 
     def __init__(self, index: dict[str, dict[str, dict]]):
         self._index = index
@@ -229,7 +229,7 @@ def _attachment_link(quoted_id: str | None):
     return drop
 
 
-def _one_media(key: str, item: dict) -> Media:
+def _one_media(key: str, item: dict) -> XMedia:
     where = f"media {key}"
     kind = _get(item, "type", str, where)
     _require(kind, f"{where} has no type")
@@ -238,7 +238,7 @@ def _one_media(key: str, item: dict) -> Media:
                   if v.get("content_type") == "video/mp4" and isinstance(v.get("url"), str)),
                  key=lambda v: v.get("bit_rate") or 0)
     photo = kind == "photo"
-    return Media(key=key, type=kind, url=_get(item, "url", str, where) if photo else None,
+    return XMedia(key=key, type=kind, url=_get(item, "url", str, where) if photo else None,
                  preview_url=None if photo else _get(item, "preview_image_url", str, where),
                  width=_get(item, "width", int, where), height=_get(item, "height", int, where),
                  alt_text=_clean_or_none(_get(item, "alt_text", str, where)),
@@ -251,7 +251,7 @@ def _clean_or_none(text: str | None) -> str | None:
     return None if text is None else clean(text)
 
 
-def _media(tweet: dict, inc: _Used) -> tuple[Media, ...]:
+def _media(tweet: dict, inc: _Used) -> tuple[XMedia, ...]:
     where = f"tweet {tweet['id']}.attachments"
     keys = _get(_get(tweet, "attachments", dict, where, {}), "media_keys", list, where, [])
     # X leaves out of includes.media what it cannot return (deleted, withheld): skip those.
@@ -270,8 +270,8 @@ def _mentioned(tweet: dict, user_id: object) -> str | None:
     return None
 
 
-def _author(tweet: dict, inc: _Used, source_user: User | None, own: bool,
-            hint: dict | None = None) -> User:
+def _author(tweet: dict, inc: _Used, source_user: XUser | None, own: bool,
+            hint: dict | None = None) -> XUser:
     """includes.users[author_id], else source_user, else a stub (author_id may not be expanded)."""
     author_id = tweet.get("author_id")
     found = inc.get("users", author_id)
@@ -280,10 +280,10 @@ def _author(tweet: dict, inc: _Used, source_user: User | None, own: bool,
     if source_user is not None and (author_id == source_user.id or (own and author_id is None)):
         return source_user
     username = _mentioned(hint, author_id) if hint else None  # "RT @NASA: ..." names the author
-    return User(id=author_id or "", username=username or "", name="")
+    return XUser(id=author_id or "", username=username or "", name="")
 
 
-def _quoted(tweet_id: str, inc: _Used, source_user: User | None) -> QuotedPost | None:
+def _quoted(tweet_id: str, inc: _Used, source_user: XUser | None) -> XQuotedPost | None:
     quoted = inc.get("tweets", tweet_id)
     if quoted is None:
         return None  # deleted or withheld: X leaves it out of includes.tweets
@@ -291,18 +291,18 @@ def _quoted(tweet_id: str, inc: _Used, source_user: User | None) -> QuotedPost |
     _check_tweet(quoted, where)
     text, links = _render(*_text_source(quoted), drop=_attachment_link(_refs(quoted).get("quoted")))
     created = quoted.get("created_at")
-    return QuotedPost(id=quoted["id"], author=_author(quoted, inc, source_user, own=False),
+    return XQuotedPost(id=quoted["id"], author=_author(quoted, inc, source_user, own=False),
                       text=text, links=links, media=_media(quoted, inc),
                       created_at=None if created is None else _parse_time(created, where),
                       lang=_clean_or_none(_get(quoted, "lang", str, where)))
 
 
-def normalize_tweet(tweet: dict, includes: dict, source_user: User | None = None) -> Post:
-    """Normalize one timeline tweet into a Post, resolving repost/quote/reply/media via includes."""
+def normalize_tweet(tweet: dict, includes: dict, source_user: XUser | None = None) -> XPost:
+    """Normalize one timeline tweet into an XPost, resolving repost/quote/reply/media via includes."""
     return _normalize_tweet(tweet, _Includes(includes).for_post(), source_user)
 
 
-def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
+def _normalize_tweet(tweet: dict, inc: _Used, source_user: XUser | None) -> XPost:
     _check_tweet(tweet, "tweet")
     where = f"tweet {tweet['id']}"
     created_at = _parse_time(tweet.get("created_at"), where)
@@ -328,7 +328,7 @@ def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
         replied = inc.get("users", reply_user_id)
         reply_username = _user(replied).username if replied else _mentioned(content, reply_user_id)
     sensitive = tweet.get("possibly_sensitive") is True or content.get("possibly_sensitive") is True
-    return Post(id=tweet["id"], author=author, text=text, links=links, media=_media(content, inc),
+    return XPost(id=tweet["id"], author=author, text=text, links=links, media=_media(content, inc),
                 created_at=created_at, lang=_clean_or_none(_get(content, "lang", str, where)),
                 possibly_sensitive=sensitive,
                 conversation_id=_get(tweet, "conversation_id", str, where),
@@ -338,8 +338,8 @@ def _normalize_tweet(tweet: dict, inc: _Used, source_user: User | None) -> Post:
                 raw={"tweet": tweet, "includes": inc.used})
 
 
-def normalize_page(payload: dict, source_user: User | None = None) -> Page:
-    """Normalize one GET /2/users/:id/tweets body into a Page, posts in the given order."""
+def normalize_page(payload: dict, source_user: XUser | None = None) -> XPage:
+    """Normalize one GET /2/users/:id/tweets body into an XPage, posts in the given order."""
     _require(isinstance(payload, dict), "timeline body is not a JSON object")
     data = _get(payload, "data", list, "body", [])  # zero results: X omits "data"
     meta = _get(payload, "meta", dict, "body", {})
@@ -347,7 +347,7 @@ def normalize_page(payload: dict, source_user: User | None = None) -> Page:
     _require(count >= 0, "meta.result_count is negative")
     index = _Includes(payload.get("includes", {}))  # once per page, shared by its posts
     counts = index.counts
-    return Page(posts=[_normalize_tweet(tweet, index.for_post(), source_user) for tweet in data],
+    return XPage(posts=[_normalize_tweet(tweet, index.for_post(), source_user) for tweet in data],
                 newest_id=_get(meta, "newest_id", str, "meta"),
                 oldest_id=_get(meta, "oldest_id", str, "meta"),
                 next_token=_get(meta, "next_token", str, "meta"), result_count=count,
@@ -356,7 +356,7 @@ def normalize_page(payload: dict, source_user: User | None = None) -> Page:
                 errors=_objects(payload, "errors", "body"))
 
 
-def normalize_users(payload: dict) -> tuple[list[User], list[dict]]:
+def normalize_users(payload: dict) -> tuple[list[XUser], list[dict]]:
     """Normalize a /2/users/by (list) or single-user (object) body into (users, errors)."""
     _require(isinstance(payload, dict), "users body is not a JSON object")
     data = payload.get("data", [])  # no name found: X returns only "errors"

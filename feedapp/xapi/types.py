@@ -1,4 +1,8 @@
-"""Plain data the rest of feedapp sees instead of tweepy or raw X JSON."""
+"""Plain data the rest of feedapp sees instead of tweepy or raw X JSON.
+
+X-prefixed names are what the API returned, kept apart from the ORM models
+(feedapp.models.Post, User, Media) that store them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from datetime import datetime
 
 
 @dataclass(frozen=True)
-class User:
+class XUser:
     """An X account as returned by the users lookup."""
 
     id: str
@@ -35,7 +39,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Media:
+class XMedia:
     """A photo, video or GIF attached to a post."""
 
     key: str
@@ -51,20 +55,20 @@ class Media:
 
 
 @dataclass(frozen=True)
-class QuotedPost:
+class XQuotedPost:
     """The post a quote embeds, kept whole so it renders as a nested card."""
 
     id: str
-    author: User
+    author: XUser
     text: str
     links: tuple[Link, ...]
-    media: tuple[Media, ...]
+    media: tuple[XMedia, ...]
     created_at: datetime | None
     lang: str | None = None
 
 
 @dataclass(frozen=True)
-class Post:
+class XPost:
     """One timeline entry, ready to store.
 
     For a repost, id is the repost's own id (the timeline position) and
@@ -73,10 +77,10 @@ class Post:
     """
 
     id: str
-    author: User
+    author: XUser
     text: str  # unescaped exactly once; note_tweet text for long posts
     links: tuple[Link, ...]
-    media: tuple[Media, ...]
+    media: tuple[XMedia, ...]
     created_at: datetime  # timezone-aware UTC
     lang: str | None = None
     possibly_sensitive: bool = False
@@ -86,15 +90,15 @@ class Post:
     reply_to_id: str | None = None
     reply_to_user_id: str | None = None
     reply_to_username: str | None = None
-    quoted: QuotedPost | None = None
+    quoted: XQuotedPost | None = None
     raw: dict = field(default_factory=dict, compare=False)  # the tweet JSON plus the includes it used
 
 
 @dataclass
-class Page:
+class XPage:
     """One page of a timeline response, normalized."""
 
-    posts: list[Post]
+    posts: list[XPost]
     newest_id: str | None
     oldest_id: str | None
     next_token: str | None
