@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-import socket
+import queue
+import re
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
 
 import pytest
@@ -15,6 +16,7 @@ from feedapp import ROOT
 from feedapp.redact import RedactFilter, redact
 
 TOKEN = "Zx9-secretTOKENvalue_123"
+GUARD = 60  # seconds; only so a broken server fails the test instead of hanging it
 
 
 @pytest.mark.parametrize(
@@ -38,32 +40,47 @@ def test_werkzeug_request_lines_are_redacted(caplog):
     assert TOKEN not in caplog.text and "/private/[redacted]/feed.atom" in caplog.text
 
 
+def pump(stream, lines: queue.Queue) -> None:
+    """Copy a process's output into a queue line by line; None marks its end."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
 def test_gunicorn_access_log_is_redacted(tmp_path, sqlite_template):
     import shutil
 
     db = tmp_path / "g.db"
     shutil.copy(sqlite_template, db)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {"FEEDAPP_DATABASE_URL": f"sqlite:///{db}", "FEEDAPP_SECRET_KEY": "k" * 40,
            "FEEDAPP_INSTANCE_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+    # Port 0: gunicorn binds a free port itself and logs it; nothing can take it in between.
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0",
                              "-w", "1", "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=pump, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    output = []
     try:
-        for _ in range(100):
-            try:
-                opener.open(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        port = None
+        while port is None:
+            line = lines.get(timeout=GUARD)  # gunicorn says where it listens as it starts
+            assert line is not None, f"gunicorn exited: {''.join(output)}"
+            output.append(line)
+            if found := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line):
+                port = int(found[1])
         for path in (f"/invite/{TOKEN}", f"/private/{TOKEN}/feed.rss"):
-            with pytest.raises(urllib.error.HTTPError):  # unknown tokens: 404
-                opener.open(f"http://127.0.0.1:{port}{path}", timeout=5)
+            with pytest.raises(urllib.error.HTTPError):  # unknown tokens: 404 (once a worker has booted)
+                opener.open(f"http://127.0.0.1:{port}{path}", timeout=GUARD)
     finally:
         proc.terminate()
-        output = proc.communicate(timeout=10)[0]
+        proc.wait(timeout=GUARD)
+        reader.join(GUARD)
+        proc.stdout.close()
+    while (line := lines.get_nowait()) is not None:
+        output.append(line)
+    output = "".join(output)
     assert "/invite/[redacted]" in output and "/private/[redacted]/feed.rss" in output
     assert TOKEN not in output
