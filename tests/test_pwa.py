@@ -347,22 +347,45 @@ def test_a_new_worker_is_offered_and_takes_over_after_reload(new_context, monkey
     assert run(page, ARTICLE_IDS_JS)
 
 
+# Every reload this document starts fires a "navigate" event (Navigation API) at once, even if it is aborted.
+COUNT_RELOADS_JS = """() => { window.__reloads = 0;
+    navigation.addEventListener('navigate', e => { if (e.navigationType === 'reload') window.__reloads++; }); }"""
+RELOADED_JS = "() => window.__reloads === undefined && document.readyState === 'complete'"
+
+
 def test_the_update_reload_happens_once(new_context, monkeypatch):
     page = new_context().new_page()
     offer_update(page, monkeypatch, "test-update-3")
-    # Every reload this document starts fires a "navigate" event (Navigation API) at once, even if it is aborted.
-    page.evaluate("""() => { window.__reloads = 0;
-        navigation.addEventListener('navigate', e => { if (e.navigationType === 'reload') window.__reloads++; }); }""")
-    # In one task (so this document is surely still there): the reader taps Reload, the controller changes (the
-    # new worker takes over), then changes again, as Chromium did under load. The real change follows later.
+    page.evaluate(COUNT_RELOADS_JS)
+    # In one task (so this document is surely still there): an impatient reader taps Reload twice, the controller
+    # changes (the new worker takes over), then changes again, as Chromium did under load. The real change follows.
     reloads = page.evaluate("""() => {
+        document.getElementById('update-reload').click();
         document.getElementById('update-reload').click();
         navigator.serviceWorker.dispatchEvent(new Event('controllerchange'));
         navigator.serviceWorker.dispatchEvent(new Event('controllerchange'));
         return window.__reloads; }""")
-    until(page, "() => window.__reloads === undefined && document.readyState === 'complete'",
-          what="the page to reload")
+    until(page, RELOADED_JS, what="the page to reload")
     assert reloads == 1
+
+
+def test_reload_still_works_after_another_tab_took_the_update(new_context, monkeypatch):
+    context = new_context()
+    first, second = context.new_page(), context.new_page()
+    second.goto("/")
+    offer_update(first, monkeypatch, "test-update-4")
+    wait_for_worker(second)
+    expect(second.locator("#update-banner")).to_be_visible()  # both tabs offer it
+
+    first.locator("#update-reload").click()  # the new worker takes over both tabs; the first one reloads
+    until(first, """() => navigator.serviceWorker.getRegistration().then(r => !r.waiting
+                    && navigator.serviceWorker.controller === r.active)""", what="the first tab to reload")
+    until(second, "() => navigator.serviceWorker.getRegistration().then(r => !r.waiting)",
+          what="the new worker to take over the second tab too")
+    second.evaluate(COUNT_RELOADS_JS)
+    second.locator("#update-reload").click()  # no worker is waiting any more: this tab reloads at once
+    until(second, RELOADED_JS, what="the second tab to reload")
+    expect(second.locator("#update-banner")).to_be_hidden()
 
 
 # --- sign-out purge -------------------------------------------------------------------------------------------
