@@ -102,9 +102,14 @@ def db_url(request, tmp_path):
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
     engine = create_engine(url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "content_version")
+    # DELETE, children first, rather than TRUNCATE: on a handful of rows it is several times faster (TRUNCATE makes
+    # new files for every table), and it runs on every PostgreSQL test. Sequences restart as TRUNCATE's would.
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "content_version":
+                conn.execute(table.delete())
+        conn.execute(text("SELECT setval(oid::regclass, 1, false) FROM pg_class "
+                          "WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace"))
         conn.execute(text("UPDATE content_version SET version = 1"))
     engine.dispose()
     return url
