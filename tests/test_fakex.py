@@ -62,6 +62,7 @@ def fake():
     with FakeX() as f:
         f.add_user("northwind_crew", name="Northwind Crew")
         f.add_user("someone", name="Some One", verified=True)
+        f.post("someone", "first post")  # the fault tests read this timeline, whatever ran before them
         f.add_user("locked_box", protected=True)
         f.add_user("gone_user", suspended=True)
         yield f
