@@ -22,10 +22,20 @@ run: setup
 	@if [ -z "$$FEEDAPP_X_BEARER_TOKEN$$FEEDAPP_X_CONSUMER_KEY" ]; then $(FLASK) demo; else $(FLASK) poll || true; fi
 	FEEDAPP_BASE_URL="$${FEEDAPP_BASE_URL:-http://127.0.0.1:5000}" $(FLASK) run --host 127.0.0.1 --port 5000
 
-test: browser $(VENV)/.installed
-	$(FLASK) assets
-	$(BIN)/pybabel -q compile -d translations
+# What the tests serve, built only when its sources changed: a second `make test` in the same tree then
+# never rewrites files under a run that is going on. Catalogues are compiled aside and moved into place whole.
+STATIC_SOURCES := $(shell find static -type f ! -path 'static/dist/*')
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+
+test: browser $(VENV)/.installed static/dist/manifest.json $(MO_FILES)
 	$(BIN)/python -m pytest
+
+static/dist/manifest.json: $(STATIC_SOURCES) | $(VENV)/.installed
+	$(FLASK) assets
+
+translations/%.mo: translations/%.po | $(VENV)/.installed
+	$(BIN)/pybabel -q compile -i $< -o $@.tmp
+	mv $@.tmp $@
 
 # Debian packages the tests use: headless Chromium (Playwright only drives it) and a Java
 # runtime for the W3C HTML validator. Installed only when missing; that needs root.

@@ -42,26 +42,32 @@
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").then(function (registration) {
-      var offer = function (worker) {
-        var banner = document.getElementById("update-banner");
-        if (!banner) return;
-        banner.hidden = false;
-        document.getElementById("update-reload").addEventListener("click", function () {
-          var reloading = false; // several controllerchange events may follow: reload once
-          navigator.serviceWorker.addEventListener("controllerchange", function () {
-            if (reloading) return;
-            reloading = true;
-            location.reload();
-          });
-          worker.postMessage({ type: "SKIP_WAITING" });
-        });
+      // A new version is ready: say so. Tapping Reload asks the waiting worker to take over and reloads once it
+      // has. One listener of each kind for the page, however many versions arrive or taps and controller changes
+      // follow, so the page reloads exactly once.
+      var banner = document.getElementById("update-banner");
+      if (!banner) return;
+      var asked = false, reloading = false;
+      var reload = function () {
+        if (reloading) return;
+        reloading = true;
+        location.reload();
       };
-      if (registration.waiting && navigator.serviceWorker.controller) offer(registration.waiting);
+      navigator.serviceWorker.addEventListener("controllerchange", function () { if (asked) reload(); });
+      document.getElementById("update-reload").addEventListener("click", function () {
+        asked = true;
+        // The worker waiting now (a newer one may have replaced the one offered); none left means it took
+        // over already (another tab asked first): reload at once, no controllerchange is coming.
+        if (registration.waiting) registration.waiting.postMessage({ type: "SKIP_WAITING" });
+        else reload();
+      });
+      var offer = function () { banner.hidden = false; };
+      if (registration.waiting && navigator.serviceWorker.controller) offer();
       registration.addEventListener("updatefound", function () {
         var worker = registration.installing;
         worker.addEventListener("statechange", function () {
           // A new worker waiting while an old one controls the page: a new version is ready.
-          if (worker.state === "installed" && navigator.serviceWorker.controller) offer(worker);
+          if (worker.state === "installed" && navigator.serviceWorker.controller) offer();
         });
       });
     }).catch(function () { /* no worker: the site still works online */ });

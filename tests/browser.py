@@ -12,14 +12,15 @@ import base64
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+from playwright.sync_api import expect
 from sqlalchemy import select
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
@@ -34,6 +35,11 @@ CHROMIUM_ARGS = [
     # Belt and braces: traffic no route sees (Chromium's own) goes to a closed local port, never out.
     "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
 ]
+# How long a browser test waits for something that should happen (a page to load, a worker to take over, an
+# element to show): only a guard against hanging for ever, never a speed requirement. Generous, because a loaded
+# 2-core machine running two suites at once is slow; a passing test never waits for it.
+PATIENCE = 60.0
+expect.set_options(timeout=PATIENCE * 1000)  # every browser test module imports this one; Playwright's default: 5 s
 # A phone: 360×740 CSS pixels at 2x, touch, mobile viewport rules; fixed locale and zone.
 PHONE = {
     "viewport": {"width": 360, "height": 740},
@@ -62,25 +68,108 @@ WIDTHS_JS = """() => {
 }"""
 
 
+# Where serve() keeps the app's response body in the WSGI environ, for QuietHandler.connection_dropped.
+BODY_KEY = "tests.browser.body"
+# How long serve() waits, on the way out, for requests the browser started to finish: only a guard against
+# hanging for ever; they end as soon as their browser context is closed.
+DRAIN_TIMEOUT = 60.0
+
+
 class QuietHandler(WSGIRequestHandler):
-    """Werkzeug request handler that does not log every request."""
+    """Werkzeug request handler that does not log every request and always closes the app's response."""
 
     def log_request(self, *args, **kwargs) -> None:
         pass
 
+    def run_wsgi(self) -> None:
+        """Serve one request, counted as in flight until its response is closed."""
+        self.server.requests.started()
+        try:
+            super().run_wsgi()
+        finally:
+            self.server.requests.finished()
+
+    def connection_dropped(self, error: BaseException, environ: dict | None = None) -> None:
+        """The browser went away (it does when a context closes mid-load): close the response anyway.
+
+        Werkzeug's run_wsgi closes the response only after draining the request socket, and that
+        read raises when the browser resets the connection; a WhiteNoise file would stay open (a
+        ResourceWarning, an error under pytest.ini) and an app's close callbacks would never run.
+        """
+        body = (environ or {}).get(BODY_KEY)
+        if body is not None:
+            body.close()
+
+
+class Body:
+    """The app's response body, closed exactly once whichever of werkzeug and QuietHandler gets there first."""
+
+    def __init__(self, body: Iterable[bytes]):
+        self.body, self.closed = body, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        """Close the app's body (PEP 3333: the server must, however the request ended)."""
+        if not self.closed:
+            self.closed = True
+            if hasattr(self.body, "close"):
+                self.body.close()
+
+
+class InFlight:
+    """How many requests a server is answering; wait() returns once none is."""
+
+    def __init__(self):
+        self.count, self.changed = 0, threading.Condition()
+
+    def started(self) -> None:
+        with self.changed:
+            self.count += 1
+
+    def finished(self) -> None:
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once no request is in flight; False if some still are after timeout seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout)
+
+
+class QuietServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server that counts the requests it is answering."""
+
+    def __init__(self, app):
+        def keep_body(environ, start_response):
+            environ[BODY_KEY] = Body(app(environ, start_response))
+            return environ[BODY_KEY]
+
+        # Port 0: the kernel picks a free port as it binds; server_port reads it back (no race with other tests).
+        super().__init__("127.0.0.1", 0, keep_body, handler=QuietHandler)
+        self.requests = InFlight()
+
 
 @contextmanager
 def serve(app) -> Iterator[str]:
-    """Serve app on a free 127.0.0.1 port from a daemon thread; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    """Serve app on a free 127.0.0.1 port from a thread; yield its base URL.
+
+    On the way out, wait for requests still in flight (a browser context closing mid-load leaves
+    some), so none runs on into the next test or outlives the app's database.
+    """
+    server = QuietServer(app)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+        thread.join()
+        drained = server.requests.wait(DRAIN_TIMEOUT)
         server.server_close()
-        thread.join(5)
+        assert drained, f"{server.requests.count} request(s) still running {DRAIN_TIMEOUT:.0f} s after the test"
 
 
 MEDIA_HOSTS = {"pbs.twimg.com", "abs.twimg.com"}
@@ -122,6 +211,30 @@ def watch(page) -> list[str]:
     return problems
 
 
+# Each image in turn scrolled into view (lazy ones load only near the viewport), then awaited until it has loaded or
+# failed; the deadline only keeps a stuck image from hanging the test, and reports it as broken.
+LOAD_ALL_IMAGES_JS = """async (deadlineMs) => {
+  const settled = (img) => new Promise(done => {
+    if (img.complete) return done();
+    img.addEventListener('load', done, {once: true});
+    img.addEventListener('error', done, {once: true});
+    setTimeout(done, deadlineMs);
+  });
+  for (const img of document.images) {
+    img.scrollIntoView();
+    await settled(img);
+  }
+  window.scrollTo(0, 0);
+  return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src);
+}"""
+
+
+def load_all_images(page) -> None:
+    """Scroll each image into view in turn and check that every one (lazy ones too) has loaded."""
+    broken = page.evaluate(LOAD_ALL_IMAGES_JS, PATIENCE * 1000)
+    assert broken == [], f"{page.url}: images that did not load: {broken}"
+
+
 def widths(page) -> dict:
     """scrollWidth, innerWidth and clientWidth of the page, and elements wider than clientWidth."""
     return page.evaluate(WIDTHS_JS)
@@ -134,14 +247,15 @@ def fits(page, width: int) -> bool:
 
 
 def store_post(app, post_id: int, text: str, links: tuple[Link, ...] = (), username: str = "HarborPineNews",
-               lang: str | None = "en") -> None:
-    """Store one post of a company-wide demo source, five minutes old, through the real store path."""
+               lang: str | None = "en") -> datetime:
+    """Store one post of a company-wide demo source, five minutes old, through the real store path; its time."""
     post = XPost(id=str(post_id), author=XUser(id="", username="", name=""), text=text, links=links, media=(),
                 created_at=datetime.now(timezone.utc) - timedelta(minutes=5), lang=lang)
     with sessions(app)() as s:
         source = s.scalars(select(Source).where(Source.username == username)).one()
         store_posts(s, source, [post])
         s.commit()
+    return post.created_at
 
 
 def rgb(css: str) -> tuple[float, float, float]:
@@ -165,6 +279,13 @@ def contrast(a: str, b: str) -> float:
     """WCAG contrast ratio of two computed CSS colours (1 to 21)."""
     hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+def patient(context):
+    """Give a browser context's actions and navigations the generous PATIENCE deadline (Playwright: 30 s)."""
+    context.set_default_timeout(PATIENCE * 1000)
+    context.set_default_navigation_timeout(PATIENCE * 1000)
+    return context
 
 
 @contextmanager
@@ -205,7 +326,7 @@ class PageOpener:
 
     def __call__(self, **options):
         """A new page in a new context; keyword options override PHONE."""
-        context = self.browser.new_context(**{**PHONE, "base_url": self.url, **options})
+        context = patient(self.browser.new_context(**{**PHONE, "base_url": self.url, **options}))
         self.contexts.append(context)
         seal = Seal(self.url)
         self.seals.append(seal)

@@ -8,6 +8,8 @@ a fresh context per test. Nothing leaves 127.0.0.1 (tests/browser.py, Seal).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import re
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
@@ -23,7 +26,8 @@ from feedapp import accounts
 from feedapp.db import sessions
 from feedapp.models import Post, Source
 from feedapp.web import pwa
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, Seal, demo_app, serve, watch
+from tests.browser import (CHROMIUM, CHROMIUM_ARGS, PATIENCE, PHONE, Seal, demo_app, load_all_images, patient, serve,
+                           watch)
 
 ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
 # The registration as plain data: which workers it has, in which state, and what controls the page.
@@ -34,6 +38,8 @@ SW_STATE_JS = """() => navigator.serviceWorker.getRegistration().then(r => ({
 SW_ACTIVE_JS = """() => navigator.serviceWorker.getRegistration()
   .then(r => !!(r && r.active && r.active.state === 'activated'))"""
 CONTROLLED_JS = "() => !!navigator.serviceWorker.controller"
+# Where the page is, for failure messages.
+PAGE_STATE_JS = "() => ({url: location.href, readyState: document.readyState, visibility: document.visibilityState})"
 CACHE_NAMES_JS = "() => caches.keys()"
 # Whether a cache holds a copy of a URL, without opening (and so creating) a cache that is not there.
 CACHED_JS = """async ([name, url]) => {
@@ -98,7 +104,7 @@ def new_context(chromium, site):
     seals: list[Seal] = []
 
     def _new_context(**options):
-        context = chromium.new_context(**{**PHONE, "base_url": site.url, **options})
+        context = patient(chromium.new_context(**{**PHONE, "base_url": site.url, **options}))
         contexts.append(context)
         seal = Seal(site.url)
         seals.append(seal)
@@ -112,41 +118,72 @@ def new_context(chromium, site):
     assert not blocked, f"the page asked for non-image resources on other hosts: {blocked}"
 
 
-def run(page, js: str, arg=None, timeout: float = 10.0):
-    """page.evaluate(js, arg) with a time limit (evaluate has none: it waits for ever on a page that never
-    finishes navigating). Goes through wait_for_function, which is bounded and survives navigations."""
-    wrapped = f"() => Promise.resolve(({js})({json.dumps(arg)})).then(value => ({{value}}))"
-    handle = page.wait_for_function(wrapped, timeout=timeout * 1000)
-    try:
-        return handle.json_value().get("value")
-    finally:
-        handle.dispose()
+def poll_js(js: str, arg, key: str, truthy: bool) -> str:
+    """A wait_for_function predicate that runs js(arg) (which may return a promise) and gives {value} once it has
+    settled, and is truthy when `truthy` is set; until then it is falsy and runs js again on the next poll."""
+    slot, call = f"window[{json.dumps(key)}]", f"({js})({json.dumps(arg)})"
+    wanted = "slot.error === undefined && slot.value" if truthy else "true"
+    return f"""() => {{
+      const slot = {slot} || ({slot} = {{}});
+      if (slot.settled) {{
+        delete {slot};
+        return ({wanted}) ? {{value: slot.value, error: slot.error}} : false;
+      }}
+      if (!slot.started) {{
+        slot.started = true;
+        Promise.resolve().then(() => {call}).then(
+          value => {{ slot.settled = true; slot.value = value; }},
+          error => {{ slot.settled = true; slot.error = String(error); }});
+      }}
+      return false;
+    }}"""
 
 
-def until(page, js: str, arg=None, timeout: float = 10.0, what: str = ""):
+_calls = itertools.count()
+
+
+def _settle(page, js: str, arg, timeout: float, truthy: bool) -> dict:
+    """Poll js(arg) in the page, on a timer (so it also runs while a page is still loading or not yet painted), and
+    through navigations (a new document starts it afresh), until it settles (or, with truthy, gives a truthy value).
+    Bounded by Playwright's own clock: page.evaluate has none, and waits for ever on a promise that never settles."""
+    deadline = time.monotonic() + timeout
+    predicate = poll_js(js, arg, f"__feedappTest{next(_calls)}", truthy)
+    while True:
+        handle = page.wait_for_function(predicate, polling=50, timeout=max(deadline - time.monotonic(), 0.001) * 1000)
+        try:
+            return handle.json_value()
+        except PlaywrightError:  # the page navigated between the predicate and reading its value: again
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            with contextlib.suppress(PlaywrightError):  # its document may be gone already
+                handle.dispose()
+
+
+def run(page, js: str, arg=None, timeout: float = PATIENCE):
+    """js(arg) evaluated in the page, its promise awaited; bounded, unlike page.evaluate."""
+    settled = _settle(page, js, arg, timeout, truthy=False)
+    if settled.get("error") is not None:
+        raise AssertionError(f"{js} failed in the page: {settled['error']}")
+    return settled.get("value")
+
+
+def until(page, js: str, arg=None, timeout: float = PATIENCE, what: str = ""):
     """Evaluate js (which may return a promise) until it gives something truthy; return that.
 
-    page.wait_for_function alone cannot do this: it takes a returned promise itself as "truthy".
-    A navigation in between (the page reloading itself) only means: try again.
+    The timeout is only a guard against hanging for ever: it is generous, and a passing test never waits for it.
     """
-    deadline = time.monotonic() + timeout
-    value = None
-    while True:
-        left = deadline - time.monotonic()
+    try:
+        return _settle(page, js, arg, timeout, truthy=True)["value"]
+    except PlaywrightTimeoutError:
+        pass
+    state = {}
+    for name, probe, probe_arg in (("last", js, arg), ("worker", SW_STATE_JS, None), ("page", PAGE_STATE_JS, None)):
         try:
-            value = run(page, js, arg, timeout=max(left, 0.1))
-        except PlaywrightError as exc:  # a navigation happened, or time ran out
-            value = f"({exc.message.splitlines()[0]})"
-        else:
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            try:
-                state = run(page, SW_STATE_JS, timeout=1)
-            except PlaywrightError as exc:
-                state = exc.message.splitlines()[0]
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or js}: last {value!r}; {state}")
-        page.wait_for_timeout(50)
+            state[name] = run(page, probe, probe_arg, timeout=5)
+        except (PlaywrightError, AssertionError) as exc:
+            state[name] = str(exc).splitlines()[0]
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or js}: {state}")
 
 
 def wait_for_worker(page) -> None:
@@ -208,12 +245,15 @@ def test_manifest_icons_and_worker_are_served_right(site):
 
 def test_chromium_finds_the_app_installable(pw, site, tmp_path):
     # A persistent profile: every new_context() is incognito, which Chromium never lets install apps.
-    context = pw.chromium.launch_persistent_context(
+    context = patient(pw.chromium.launch_persistent_context(
         user_data_dir=str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-        base_url=site.url, **PHONE)
+        base_url=site.url, **PHONE))
     seal = Seal(site.url)
     try:
         context.route("**/*", seal)
+        # Counts Chromium's install offers; it runs before the page's own scripts, so it sees every one they see.
+        context.add_init_script("addEventListener('beforeinstallprompt', () => {"
+                                " window.__installPrompts = (window.__installPrompts || 0) + 1; })")
         page = context.pages[0] if context.pages else context.new_page()
         page.goto("/")
         wait_for_worker(page)
@@ -227,13 +267,13 @@ def test_chromium_finds_the_app_installable(pw, site, tmp_path):
         # Installable, so Chromium offers it (beforeinstallprompt): the hint shows until dismissed, then never.
         page.reload()
         banner = page.locator("#install-banner")
-        expect(banner).to_be_visible(timeout=5000)
+        expect(banner).to_be_visible()
         expect(banner.get_by_role("button", name="Install")).to_be_visible()
         banner.get_by_role("button", name="Not now").click()
         expect(banner).to_be_hidden()
         page.reload()
-        page.wait_for_timeout(500)  # time for a beforeinstallprompt that must not show the hint again
-        expect(banner).to_be_hidden()
+        until(page, "() => window.__installPrompts > 0", what="Chromium to offer the install again")
+        expect(banner).to_be_hidden()  # the page has seen the offer, and kept the hint hidden
     finally:
         context.close()
     assert seal.blocked == []
@@ -282,7 +322,7 @@ def offer_update(page, monkeypatch, version: str) -> str:
     expect(page.locator("#update-banner")).to_be_hidden()
     release(monkeypatch, version)
     run(page, "() => navigator.serviceWorker.getRegistration().then(r => r.update())")
-    expect(page.locator("#update-banner")).to_be_visible(timeout=10_000)
+    expect(page.locator("#update-banner")).to_be_visible()
     expect(page.locator("#update-banner")).to_contain_text("A new version is ready.")
     return old_shell
 
@@ -307,22 +347,58 @@ def test_a_new_worker_is_offered_and_takes_over_after_reload(new_context, monkey
     assert run(page, ARTICLE_IDS_JS)
 
 
+# Every reload this document starts fires a "navigate" event (Navigation API) at once, even if it is aborted.
+COUNT_RELOADS_JS = """() => { window.__reloads = 0;
+    navigation.addEventListener('navigate', e => { if (e.navigationType === 'reload') window.__reloads++; }); }"""
+RELOADED_JS = "() => window.__reloads === undefined && document.readyState === 'complete'"
+# Run before the page's own scripts, so its listener comes first: while window.__held is a list, the page's own
+# listeners never see a controllerchange (the test lets them through later, in one task).
+HOLD_CONTROLLER_CHANGES_JS = """navigator.serviceWorker.addEventListener('controllerchange', event => {
+  if (window.__held) { event.stopImmediatePropagation(); window.__held.push(event.type); } });"""
+
+
 def test_the_update_reload_happens_once(new_context, monkeypatch):
-    page = new_context().new_page()
+    context = new_context()
+    context.add_init_script(HOLD_CONTROLLER_CHANGES_JS)
+    page = context.new_page()
     offer_update(page, monkeypatch, "test-update-3")
-    # Every reload this document starts fires a "navigate" event (Navigation API) at once, even if it is aborted.
-    page.evaluate("""() => { window.__reloads = 0;
-        navigation.addEventListener('navigate', e => { if (e.navigationType === 'reload') window.__reloads++; }); }""")
-    # In one task (so this document is surely still there): the reader taps Reload, the controller changes (the
-    # new worker takes over), then changes again, as Chromium did under load. The real change follows later.
-    reloads = page.evaluate("""() => {
+    page.evaluate(COUNT_RELOADS_JS)
+    # An impatient reader taps Reload twice, faster than the new worker takes over (so in one task).
+    page.evaluate("""() => { window.__held = [];
         document.getElementById('update-reload').click();
+        document.getElementById('update-reload').click(); }""")
+    # The new worker takes over; the page does not hear of it yet. (Reloading before it has, as the page never does,
+    # can hang Chromium for good: the reload waits for the old worker, which the takeover makes redundant.)
+    until(page, """() => navigator.serviceWorker.getRegistration().then(r => window.__held.length > 0 && !r.waiting
+                   && r.active.state === 'activated' && navigator.serviceWorker.controller === r.active)""",
+          what="the new worker to take over")
+    # Now, in one task (so this document is surely still there): the controller change reaches the page, then
+    # another one, as Chromium sent under load.
+    reloads = page.evaluate("""() => { window.__held = null;
         navigator.serviceWorker.dispatchEvent(new Event('controllerchange'));
         navigator.serviceWorker.dispatchEvent(new Event('controllerchange'));
         return window.__reloads; }""")
-    until(page, "() => window.__reloads === undefined && document.readyState === 'complete'",
-          what="the page to reload")
+    until(page, RELOADED_JS, what="the page to reload")
     assert reloads == 1
+
+
+def test_reload_still_works_after_another_tab_took_the_update(new_context, monkeypatch):
+    context = new_context()
+    first, second = context.new_page(), context.new_page()
+    second.goto("/")
+    offer_update(first, monkeypatch, "test-update-4")
+    wait_for_worker(second)
+    expect(second.locator("#update-banner")).to_be_visible()  # both tabs offer it
+
+    first.locator("#update-reload").click()  # the new worker takes over both tabs; the first one reloads
+    until(first, """() => navigator.serviceWorker.getRegistration().then(r => !r.waiting
+                    && navigator.serviceWorker.controller === r.active)""", what="the first tab to reload")
+    until(second, "() => navigator.serviceWorker.getRegistration().then(r => !r.waiting)",
+          what="the new worker to take over the second tab too")
+    second.evaluate(COUNT_RELOADS_JS)
+    second.locator("#update-reload").click()  # no worker is waiting any more: this tab reloads at once
+    until(second, RELOADED_JS, what="the second tab to reload")
+    expect(second.locator("#update-banner")).to_be_hidden()
 
 
 # --- sign-out purge -------------------------------------------------------------------------------------------
@@ -396,22 +472,22 @@ def test_signing_out_leaves_no_staff_only_post_on_the_phone(new_context, site):
 def test_language_switch_is_remembered_and_posts_keep_their_own_language(new_context):
     page = new_context(locale="fr-FR").new_page()
     page.goto("/")
-    expect(page.locator("html")).to_have_attribute("lang", "fr", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
     expect(page.locator("h1")).to_have_text("Nouvelles de l’entreprise")
     assert page.locator(".post .tx[lang=en]").count() > 0  # English posts stay marked English
 
     page.locator("footer").get_by_role("link", name="English").click()
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/\??$"))  # back where the reader was
-    expect(page.locator("html")).to_have_attribute("lang", "en", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("h1")).to_have_text("Company news")
     page.reload()
-    expect(page.locator("html")).to_have_attribute("lang", "en", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("h1")).to_have_text("Company news")
     page.goto("/offices")
-    expect(page.locator("html")).to_have_attribute("lang", "en", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("h1")).to_have_text("Choose your office")
     page.goto("/offices/lyon")
-    expect(page.locator("html")).to_have_attribute("lang", "en", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.locator(".post .tx[lang=fr]").count() > 0
     expect(page.locator("footer").get_by_role("link", name="Français")).to_have_attribute("lang", "fr")
 
@@ -422,7 +498,7 @@ def test_the_offline_page_follows_a_language_switch(new_context):
     page.goto("/")
     wait_for_worker(page)
     page.locator("footer").get_by_role("link", name="Français").click()
-    expect(page.locator("html")).to_have_attribute("lang", "fr", timeout=10_000)
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
     context.set_offline(True)
     page.goto("/offices/columbus")  # never opened
     expect(page.locator("h1")).to_have_text(re.compile("You are offline|Vous êtes hors ligne"))
@@ -491,7 +567,7 @@ def test_no_console_errors_with_the_worker_active(new_context):
     for url in ("/", "/offline", "/offices", "/login", "/"):
         page.goto(url)
         assert run(page, CONTROLLED_JS), url
-    page.wait_for_timeout(200)  # late messages (the worker's fetches of images)
+    load_all_images(page)  # every image, through the worker, has loaded (or logged its failure) by now
     assert problems == []
 
 
