@@ -17,6 +17,7 @@ from feedapp.db import sessions as app_sessions
 from feedapp.ingest.lease import acquire
 from feedapp.migrate import head_revision
 from feedapp.models import Office, Post, Source
+from tests.conftest import server_missing
 from tests.helpers import follow, poll, post_many, source, stored_ids
 
 
@@ -331,7 +332,7 @@ def broken_url(state: str, tmp_path, empty_databases, closed_port) -> str:
         return empty_databases["sqlite"]
     if state == "postgresql-no-schema":
         if "postgresql" not in empty_databases:
-            pytest.skip("PostgreSQL not reachable")
+            server_missing("PostgreSQL not reachable")
         return empty_databases["postgresql"]
     if state == "sqlite-unreachable":
         return f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'feedapp.db'}"
@@ -512,7 +513,7 @@ def test_backup_on_postgresql_explains_pg_dump_and_its_restore(fake_x, runner, s
     pg_restore = next(line.strip() for line in lines if line.strip().startswith("pg_restore "))
     assert "+psycopg" not in pg_dump and str(dump) in pg_dump and "Traceback" not in result.output
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
-        pytest.skip("pg_dump/pg_restore not installed: the printed commands were not run")
+        server_missing("pg_dump/pg_restore not installed: the printed commands were not run")
     # Run the printed commands as an operator would: dump, then restore into a new empty database.
     subprocess.run(shlex.split(pg_dump), check=True, timeout=120)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
