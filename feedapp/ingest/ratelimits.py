@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,17 +85,25 @@ class DbRateLimits:
 
 
 def save_window(session: Session, key: RateKey, info: RateInfo) -> None:
-    """Upsert key's window: a later reset replaces, the same reset keeps the smaller remaining."""
+    """Upsert key's window: a later reset replaces, the same reset keeps the smaller remaining.
+
+    A used-up window is news whatever its reset (X's 429 may name an earlier reset than the
+    window the last good answer described): it replaces any window that does not already
+    block. An answer with calls left and the same or an earlier reset cannot reopen a used-up
+    window: it comes from a call made before that one.
+    """
     now = utcnow()
     row = {"credential": key.credential, "endpoint": key.endpoint, "reset_at": info.reset_at,
            "remaining": info.remaining, "limit": info.limit, "updated_at": now}
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = module.insert(RateWindow).values(row)
-    current = RateWindow.__table__.c
+    current, new = RateWindow.__table__.c, stmt.excluded
+    stored_blocks = and_(func.coalesce(current.remaining, -1) == 0, current.reset_at > now)
     newer = or_(
-        stmt.excluded.reset_at > current.reset_at,
-        and_(stmt.excluded.reset_at == current.reset_at,
-             or_(current.remaining.is_(None), stmt.excluded.remaining <= current.remaining)),
+        new.reset_at > current.reset_at,
+        and_(new.reset_at == current.reset_at,
+             or_(current.remaining.is_(None), new.remaining <= current.remaining)),
+        and_(new.remaining == 0, not_(stored_blocks)),
     )
     session.execute(stmt.on_conflict_do_update(
         index_elements=["credential", "endpoint"],
