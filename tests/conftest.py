@@ -142,6 +142,16 @@ def redis_url():
     client.close()
 
 
+@pytest.fixture(scope="module")
+def closed_port():
+    """A 127.0.0.1 port that refuses connections: bound by us (so no one else takes it), never listening."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
 @pytest.fixture
 def fake_x():
     """A fresh fake X API v2 server on 127.0.0.1."""

@@ -316,17 +316,6 @@ def empty_databases(tmp_path_factory):
     admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def closed_port():
-    """A 127.0.0.1 port that refuses connections: bound by us, never listening."""
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    yield sock.getsockname()[1]
-    sock.close()
-
-
 def broken_url(state: str, tmp_path, empty_databases, closed_port) -> str:
     if state == "sqlite-no-schema":
         return empty_databases["sqlite"]

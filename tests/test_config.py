@@ -54,9 +54,9 @@ def test_healthz_answers_with_the_database(client):
     assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
 
 
-def test_healthz_is_503_when_the_database_is_down(tmp_path):
+def test_healthz_is_503_when_the_database_is_down(tmp_path, closed_port):
     app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path),
-                      "FEEDAPP_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+                      "FEEDAPP_DATABASE_URL": f"postgresql+psycopg://nobody@127.0.0.1:{closed_port}/none"})
     response = app.test_client().get("/healthz")
     assert response.status_code == 503 and response.json["status"] == "error"
 
