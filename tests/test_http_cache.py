@@ -138,6 +138,8 @@ def test_repeat_conditional_gets_skip_flask_with_the_same_headers(demo, app, cli
     assert fastpath(app).hits == hits + 1
     assert fast.status_code == flask_304.status_code == 304 and fast.data == b""
     assert sorted(fast.headers.items()) == sorted(flask_304.headers.items())
+    # RFC 9110 §15.4.5: what updates the stored response; the browser keeps the 200's other headers.
+    assert {k.lower() for k in fast.headers.keys()} == {"etag", "cache-control", "vary"}
     assert client.get(url, headers={"If-None-Match": 'W/"other"'}).status_code == 200
 
 

@@ -26,12 +26,10 @@ CACHED_KEY = "feedapp.cached"  # set by cached_response in the WSGI environ
 # Never copied from a remembered answer: they describe one message, not the resource.
 PER_MESSAGE = {"content-length", "content-encoding", "set-cookie", "date", "server", "connection",
                "transfer-encoding"}
-# What a 304 repeats: the fields RFC 9110 §15.4.5 asks for (ETag, Cache-Control, Vary), no representation
-# metadata (Werkzeug drops Last-Modified and Content-Language from Flask's own 304s alike), plus the
-# headers every response of this site carries.
-NOT_MODIFIED_KEPT = {"etag", "cache-control", "vary", "content-security-policy", "x-content-type-options",
-                     "referrer-policy", "x-frame-options", "strict-transport-security", "x-feedapp-audience",
-                     "x-feedapp-offline"}
+# What a 304 carries: the fields RFC 9110 §15.4.5 lists (those that update the stored response). The
+# browser shows the stored response, its own CSP, X-Frame-Options and other headers included, so
+# repeating them in every 304 costs bytes and nothing else. Flask's 304s are cut to the same set here.
+NOT_MODIFIED_KEPT = {"etag", "cache-control", "vary", "expires", "content-location", "date"}
 
 
 @dataclass(frozen=True)
@@ -71,15 +69,16 @@ class FastPath:
     def __call__(self, environ, start_response):
         key = self._key(environ)
         if key is None:
-            return self.wsgi_app(environ, start_response)
+            return self.wsgi_app(environ, _trim_304(start_response))
         entry = self.entries.get(key)  # a dict read is atomic; the lock guards writes
         if entry is not None and entry.version == self.state.get().version:
             return self._answer(entry, environ, start_response)
         captured = {}
+        trimmed = _trim_304(start_response)
 
         def capture(status, headers, exc_info=None):
             captured["status"], captured["headers"] = status, headers
-            return start_response(status, headers, exc_info)
+            return trimmed(status, headers, exc_info)
 
         result = self.wsgi_app(environ, capture)
         cached = environ.get(CACHED_KEY)
@@ -130,6 +129,15 @@ class FastPath:
         return (environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_HOST"),
                 environ.get("wsgi.url_scheme"), environ.get("SCRIPT_NAME"), cookies,
                 environ.get("HTTP_ACCEPT_LANGUAGE"))
+
+
+def _trim_304(start_response):
+    """start_response that sends a 304 with only the NOT_MODIFIED_KEPT headers."""
+    def trimmed(status, headers, exc_info=None):
+        if status[:3] == "304":
+            headers = [(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_KEPT]
+        return start_response(status, headers, exc_info)
+    return trimmed
 
 
 def _not_modified(environ, entry: Entry) -> bool:
