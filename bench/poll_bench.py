@@ -170,7 +170,7 @@ def run(args, db_url: str, instance: str) -> int:
                              floor=floor, ratio=wall / floor if floor else float("nan"), failed=s.failed))
             return rows[-1]
 
-        backfill = cycle("backfill", settings)
+        cycle("backfill", settings)
         with sessions() as session:
             stored = session.scalar(select(func.count()).select_from(Post))  # after backfill only
         fake.call("post_new", names, args.new)  # in the fake's process: no HTTP, no latency

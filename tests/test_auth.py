@@ -50,7 +50,7 @@ from tests.auth_helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("fast_hashes")
-# The installed Click (8.5) deprecates click.get_text_stream (feedapp/cli.py); pytest.ini makes warnings errors.
+# The installed Click (8.5) deprecates click.get_text_stream (feedapp/cli/users.py); pytest.ini makes warnings errors.
 CLICK_STDIN_WARNING = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
 
 WRONG = "Wrong username or password."
@@ -1013,7 +1013,7 @@ def test_a_crash_on_a_secret_url_does_not_log_the_secret(make_app, caplog, monke
 
 # --------------------------------------------------------------------------- 10. CLI
 
-# The installed Click (8.5) deprecates click.get_text_stream (feedapp/cli.py:227); pytest.ini makes warnings errors.
+# The installed Click (8.5) deprecates click.get_text_stream (feedapp/cli/users.py); pytest.ini makes warnings errors.
 CLICK_STDIN = pytest.mark.filterwarnings("ignore:'get_text_stream' is deprecated:DeprecationWarning")
 
 

@@ -1,0 +1,72 @@
+"""`poll [--loop] [--all]`: the poller, holding the lease while it works."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from .base import Command, client, database_problem, sessions
+
+
+@click.command("poll", cls=Command)
+@with_appcontext
+@click.option("--loop", is_flag=True, help="poll forever, every FEEDAPP_POLL_INTERVAL seconds")
+@click.option("--all", "everything", is_flag=True, help="poll every source that may be called now, due or not")
+def poll_command(loop: bool, everything: bool):
+    """Run a poll cycle of every due source, printing a line per source.
+
+    Holds the poller lease (renewed while it works) so only one poller runs;
+    sources behind a known X rate limit are not called until its reset.
+    """
+    from ..ingest import lease
+    from ..ingest.poll import PollSettings, poll_cycle
+
+    x_client = client()
+    settings = PollSettings.from_config(current_app.config)
+    factory = sessions()
+    keeper = lease.LeaseKeeper(factory, lease.holder_name(), lease.TTL)
+    if threading.current_thread() is threading.main_thread():
+        # systemd and process managers stop with SIGTERM: exit through `finally` to free the lease.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            started = time.monotonic()
+            busy = _hold(keeper, loop)
+            if busy is not None:
+                if not loop:
+                    raise click.ClickException(f"not polling: {busy}")
+                click.echo(f"waiting: {busy}")
+            else:
+                try:
+                    summary = poll_cycle(factory, x_client, settings, everything=everything, stop=keeper.lost)
+                except SQLAlchemyError as exc:
+                    if not loop:
+                        raise
+                    click.echo(f"cycle failed, retrying next interval: "
+                               f"{database_problem(exc, current_app.config['FEEDAPP_DATABASE_URL'])}", err=True)
+                else:
+                    for line in summary.lines():
+                        click.echo(line)
+            if not loop:
+                return
+            time.sleep(max(1.0, settings.interval - (time.monotonic() - started)))
+    finally:
+        keeper.release()
+        x_client.close()
+
+
+def _hold(keeper, loop: bool):
+    """Take or keep the lease; in --loop a database outage is waited out, not fatal."""
+    try:
+        return keeper.hold()
+    except SQLAlchemyError as exc:
+        if not loop:
+            raise
+        return database_problem(exc, current_app.config["FEEDAPP_DATABASE_URL"])

@@ -1,0 +1,126 @@
+"""`offices …` and `sources …`: the local sites and the followed X accounts."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from flask import current_app
+
+from ..ingest.store import bump_content_version
+from ..models import Office
+from ..queries import all_offices, all_sources, office_by_slug
+from .base import Group, client, sessions
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+offices_cli = Group("offices", help="Local sites (offices).")
+sources_cli = Group("sources", help="Followed X accounts.")
+
+
+@offices_cli.command("add")
+@click.argument("slug")
+@click.argument("name")
+def add_office(slug: str, name: str):
+    """Create an office: SLUG is its URL name (a-z, 0-9, -), NAME what readers see."""
+    if not SLUG_RE.match(slug):
+        raise click.BadParameter("use lower-case letters, digits and - (at most 63)", param_hint="SLUG")
+    if not name.strip() or len(name) > 200:
+        raise click.BadParameter("give a name of 1-200 characters", param_hint="NAME")
+    with sessions()() as session:
+        if office_by_slug(session, slug) is not None:
+            raise click.ClickException(f"office {slug!r} exists already")
+        session.add(Office(slug=slug, name=name.strip()))
+        bump_content_version(session)  # the office menu and the OPML list change
+        session.commit()
+    click.echo(f"added office {slug}: {name.strip()}")
+
+
+@offices_cli.command("list")
+def list_offices():
+    """List offices with their number of sources."""
+    with sessions()() as session:
+        offices = all_offices(session)
+        for office in offices:
+            click.echo(f"{office.slug}\t{office.name}\t{len(office.sources)} sources")
+        if not offices:
+            click.echo("no offices yet: `offices add SLUG NAME`")
+
+
+@sources_cli.command("add")
+@click.argument("usernames", nargs=-1, required=True, metavar="USERNAME...")
+@click.option("--office", "office_slug", metavar="SLUG", help="local office; omit for company-wide")
+@click.option("--staff-only", is_flag=True, help="show their posts to signed-in staff only")
+def add_sources_command(usernames: tuple[str, ...], office_slug: str | None, staff_only: bool):
+    """Follow X accounts (or update the settings of ones already followed), looked up 100 per call.
+
+    The accounts X resolves are added; each one it does not is named with X's
+    reason, and the command then exits 1.
+    """
+    from ..ingest.sources import add_sources
+
+    with sessions()() as session:
+        report = add_sources(session, client(), list(usernames), office_slug, staff_only)
+        session.commit()
+        for verb, sources in (("added", report.added), ("updated", report.updated)):
+            for source in sources:
+                where = f"office {source.office.slug}" if source.office else "company-wide"
+                flags = (" (protected on X: staff-only)" if source.protected
+                         else " (staff-only)" if source.staff_only else "")
+                click.echo(f"{verb} @{source.username}: {where}{flags}")
+    for name, reason in report.refused:
+        click.echo(f"{name}: {reason}", err=True)
+    if report.refused:
+        done = len(report.added) + len(report.updated)
+        raise click.ClickException(f"{len(report.refused)} not added ({done} added or updated)")
+
+
+@sources_cli.command("list")
+def list_sources():
+    """List followed accounts with their poll state and the X rate limits in force."""
+    from ..ingest.ratelimits import current_windows
+    from ..xapi import XError, XSettings
+    from ..xapi.client import XClient
+    from ..xapi.limits import TIMELINES
+
+    client = XClient(XSettings.from_config(current_app.config))
+    keys = {}
+    for protected in (False, True):
+        try:
+            keys[protected] = client.rate_key(TIMELINES, protected)
+        except XError:
+            pass  # no credential for it here: the poller could not call either
+    client.close()
+    with sessions()() as session:
+        sources = all_sources(session)
+        windows = current_windows(session)
+        _print_sources(sources, {w.key: w for w in windows if w.blocked}, keys)
+    for window in windows:
+        click.echo(f"X rate limit: {window.words()}")
+
+
+def _print_sources(sources, blocked: dict, keys: dict) -> None:
+    for s in sources:
+        scope = s.office.slug if s.office else "company-wide"
+        flags = ",".join(f for f, on in (("protected", s.protected), ("staff-only", s.staff_only)) if on) or "public"
+        state = f"ok at {s.last_success_at:%Y-%m-%d %H:%M}" if s.last_success_at else "never polled"
+        if s.last_error:
+            state = f"error x{s.error_count}: {s.last_error}"
+        if (window := blocked.get(keys.get(s.protected))) is not None:
+            state = f"{state}; {window.words()}"
+        due = f"next {s.next_check_at:%Y-%m-%d %H:%M:%S}" if s.next_check_at else "due now"
+        click.echo(f"@{s.username}\t{scope}\t{flags}\t{state}\t{due}")
+    if not sources:
+        click.echo("no sources yet: `sources add USERNAME`")
+
+
+@sources_cli.command("remove")
+@click.argument("username")
+def remove_source_command(username: str):
+    """Stop following an account and delete its stored posts."""
+    from ..ingest.sources import remove_source
+
+    with sessions()() as session:
+        source = remove_source(session, username)
+        session.commit()
+    click.echo(f"removed @{source.username}")
