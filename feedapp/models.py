@@ -63,6 +63,8 @@ class Office(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # BCP 47 tag of the office's feeds and labels (e.g. "fr"); None: the site's default language.
+    language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(back_populates="office")
@@ -131,6 +133,12 @@ class Post(Base):
     # X id of the quoted post's author: who decides, when reading, whether the quote may be shown.
     # (quoted["author"]["protected"] is only what X said when the post was stored.)
     quoted_author_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # An account's reply to itself is a part of a thread: the id of the thread's first post (which
+    # need not be stored). None for every other post. Written by store_posts only.
+    thread_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The post this row shows: a repost's original, else the row's own id. Two rows with one
+    # canonical_id in a scope are one post reached twice; readers see it once.
+    canonical_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     raw: Mapped[dict] = mapped_column(JSON, default=dict)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -138,6 +146,19 @@ class Post(Base):
     # the author (a repost's original author) is staff-only now / the quoted author is.
     author_hidden: Mapped[bool | None] = query_expression()
     quote_hidden: Mapped[bool | None] = query_expression()
+
+    # Set on a page's posts by feedapp.queries (plain attributes, not columns; the class values are defaults):
+    reposted_by = ()  # tuple of usernames: the in-scope sources that reposted this post
+    thread_parts = ()  # tuple of Post: a thread's first post's later parts the reader may see, oldest first
+    thread_position = None  # int: the post's place in its thread, 1 for the first post (None: not a thread)
+    thread_total = None  # int: how many posts of the thread the reader may see
+    thread_head = None  # Post: a later part's first post, when the reader may see it
+    reply_parent = None  # Post: a reply to another account's post, when that post is stored and visible
+
+    @property
+    def is_thread_part(self) -> bool:
+        """A later part of a thread (an account's reply to itself), not its first post."""
+        return self.thread_id is not None
 
     source: Mapped[Source] = relationship()
     media: Mapped[list[Media]] = relationship(order_by="Media.position", cascade="all, delete-orphan")
@@ -216,6 +237,15 @@ class RateWindow(Base):
     remaining: Mapped[int | None] = mapped_column(Integer)
     limit: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SiteSetting(Base):
+    """An installation-wide value: installation_id (minted by migration 0007), later the console's settings."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class ContentVersion(Base):

@@ -29,7 +29,18 @@ def count(sessions, model) -> int:
 def test_offices_add_and_list(runner, sessions):
     assert runner.invoke(args=["offices", "add", "depot-7", "Depot 7 (Leeds)"]).exit_code == 0
     listing = runner.invoke(args=["offices", "list"])
-    assert "depot-7\tDepot 7 (Leeds)\t0 sources" in listing.output
+    assert "depot-7\tDepot 7 (Leeds)\t-\t0 sources" in listing.output
+
+
+def test_offices_add_with_a_language(runner, sessions):
+    result = runner.invoke(args=["offices", "add", "lyon", "Lyon", "--language", "fr"])
+    assert result.exit_code == 0, result.output
+    with sessions() as s:
+        assert s.scalar(select(Office.language).where(Office.slug == "lyon")) == "fr"
+    assert "lyon\tLyon\tfr\t0 sources" in runner.invoke(args=["offices", "list"]).output
+    refused = runner.invoke(args=["offices", "add", "leeds", "Leeds", "--language", "klingon"])
+    assert refused.exit_code != 0 and "use one of en, fr" in refused.output
+    assert count(sessions, Office) == 1
 
 
 @pytest.mark.parametrize(

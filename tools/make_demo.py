@@ -40,7 +40,7 @@ RNG = random.Random(20261126)
 COMPANY = "Harbor & Pine Logistics"
 OFFICES = [
     {"slug": "columbus", "name": "Columbus Depot (Ohio)"},
-    {"slug": "lyon", "name": "Lyon Saint-Priest Hub"},
+    {"slug": "lyon", "name": "Lyon Saint-Priest Hub", "language": "fr"},
 ]
 
 # username -> user fields; office None = company-wide. Order = users.json order.

@@ -10,6 +10,7 @@ from flask import current_app
 from ..ingest.store import bump_content_version
 from ..models import Office
 from ..queries import all_offices, all_sources, office_by_slug
+from ..web.i18n import SUPPORTED
 from .base import Group, client, sessions
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -21,8 +22,12 @@ sources_cli = Group("sources", help="Followed X accounts.")
 @offices_cli.command("add")
 @click.argument("slug")
 @click.argument("name")
-def add_office(slug: str, name: str):
+@click.option("--language", metavar="CODE", help=f"language of its feeds and labels ({', '.join(SUPPORTED)}); "
+                                                  "default: the site's")
+def add_office(slug: str, name: str, language: str | None):
     """Create an office: SLUG is its URL name (a-z, 0-9, -), NAME what readers see."""
+    if language is not None and language not in SUPPORTED:
+        raise click.BadParameter(f"use one of {', '.join(SUPPORTED)}", param_hint="--language")
     if not SLUG_RE.match(slug):
         raise click.BadParameter("use lower-case letters, digits and - (at most 63)", param_hint="SLUG")
     if not name.strip() or len(name) > 200:
@@ -30,10 +35,10 @@ def add_office(slug: str, name: str):
     with sessions()() as session:
         if office_by_slug(session, slug) is not None:
             raise click.ClickException(f"office {slug!r} exists already")
-        session.add(Office(slug=slug, name=name.strip()))
+        session.add(Office(slug=slug, name=name.strip(), language=language))
         bump_content_version(session)  # the office menu and the OPML list change
         session.commit()
-    click.echo(f"added office {slug}: {name.strip()}")
+    click.echo(f"added office {slug}: {name.strip()}" + (f" ({language})" if language else ""))
 
 
 @offices_cli.command("list")
@@ -42,7 +47,7 @@ def list_offices():
     with sessions()() as session:
         offices = all_offices(session)
         for office in offices:
-            click.echo(f"{office.slug}\t{office.name}\t{len(office.sources)} sources")
+            click.echo(f"{office.slug}\t{office.name}\t{office.language or '-'}\t{len(office.sources)} sources")
         if not offices:
             click.echo("no offices yet: `offices add SLUG NAME`")
 

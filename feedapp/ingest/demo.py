@@ -26,7 +26,7 @@ def load_demo(session: Session) -> list[str]:
     lines = [f"demo company: {manifest['company']}"]
     for item in manifest["offices"]:
         if office_by_slug(session, item["slug"]) is None:
-            session.add(Office(slug=item["slug"], name=item["name"]))
+            session.add(Office(slug=item["slug"], name=item["name"], language=item.get("language")))
     session.flush()
     users, _ = normalize_users(_read("users.json"))
     by_name = {u.username.lower(): u for u in users}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,11 +25,15 @@ def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[in
         return []
     now = utcnow()
     rows = {int(p.id): _post_row(source, p, now) for p in posts}  # a page never repeats an id, but be sure
+    heads = _thread_heads(session, rows)
+    for post_id, row in rows.items():
+        row["thread_id"] = heads.get(post_id)
     # Rows as parameters of one cached statement (SQLAlchemy batches them into multi-row INSERTs):
     # rows inlined with .values() made every page compile its own SQL, the poller's main CPU cost.
     posts_table = Post.__table__
     stmt = _insert_ignore(session, posts_table, ["id"]).returning(posts_table.c.id)
     new_ids = set(session.execute(stmt, list(rows.values())).scalars())
+    _join_threads(session, {post_id: heads[post_id] for post_id in new_ids if post_id in heads})
     turned = _record_accounts(session, source, posts, now)
     if new_ids or turned:
         bump_content_version(session)
@@ -42,6 +46,40 @@ def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[in
     if media_rows:
         session.execute(insert(Media.__table__), media_rows)
     return sorted(new_ids, reverse=True)
+
+
+def is_self_reply(row: dict) -> bool:
+    """An account's reply to itself (a thread part): not a repost, replying to its own author."""
+    return (not row["repost_of_id"] and bool(row["reply_to_id"]) and str(row["reply_to_id"]).isdigit()
+            and bool(row["author_id"]) and row["reply_to_user_id"] == row["author_id"])
+
+
+def _thread_heads(session: Session, rows: dict[int, dict]) -> dict[int, int]:
+    """The thread's first post of each self-reply among rows: its parent's thread, else the parent.
+
+    A parent is looked for in the same page first, then among stored posts. When it is neither
+    (older than what was fetched, or on a later page of a catch-up), the parent stands in as the
+    first post; _join_threads moves such parts under the real first post once the parent arrives.
+    """
+    parents = {post_id: int(row["reply_to_id"]) for post_id, row in rows.items() if is_self_reply(row)}
+    if not parents:
+        return {}
+    stored = dict(session.execute(select(Post.id, Post.thread_id).where(
+        Post.id.in_(set(parents.values()) - rows.keys()))).all())
+    heads: dict[int, int] = {}
+    for post_id in sorted(parents):  # oldest first: a parent in this page is resolved before its reply
+        parent = parents[post_id]
+        known = heads.get(parent) if parent in rows else stored.get(parent)
+        heads[post_id] = known or parent
+    return heads
+
+
+def _join_threads(session: Session, heads: dict[int, int]) -> None:
+    """Parts stored before their parent arrived named the parent as first post: point them at the real one."""
+    if heads:
+        table = Post.__table__
+        stmt = update(table).where(table.c.thread_id == bindparam("part")).values(thread_id=bindparam("head"))
+        session.execute(stmt, [{"part": part, "head": head} for part, head in sorted(heads.items())])
 
 
 def _record_accounts(session: Session, source: Source, posts: list[XPost], now) -> bool:
@@ -134,6 +172,8 @@ def _post_row(source: Source, p: XPost, now) -> dict:
         "possibly_sensitive": p.possibly_sensitive,
         "conversation_id": p.conversation_id,
         "repost_of_id": p.repost_of_id,
+        # X ids are decimal digits; anything else cannot name a stored post.
+        "canonical_id": int(p.repost_of_id) if (p.repost_of_id or "").isdigit() else int(p.id),
         "original_created_at": p.original_created_at,
         "reply_to_id": p.reply_to_id,
         "reply_to_user_id": p.reply_to_user_id,

@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 
 from feedapp.db import sessions
-from feedapp.models import ContentVersion, Office
+from feedapp.models import ContentVersion, Office, SiteSetting
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,17 @@ class OfficeInfo:
     id: int
     slug: str
     name: str
+    language: str | None = None  # its feeds' language; None: the site's default
 
 
 @dataclass(frozen=True)
 class ContentState:
-    """The content version, when it changed, and the offices."""
+    """The content version, when it changed, the offices and the installation's identity."""
 
     version: int
     changed_at: datetime
     last_modified: str  # changed_at as an HTTP date, formatted once
+    installation_id: str = ""  # a UUID minted once per installation (site_settings), for feed ids
     offices: tuple[OfficeInfo, ...] = ()
     by_slug: dict[str, OfficeInfo] = field(default_factory=dict)
     by_id: dict[int, OfficeInfo] = field(default_factory=dict)
@@ -67,10 +69,12 @@ class StateCache:
             version, changed_at = row if row else (0, datetime.fromtimestamp(0, timezone.utc))
             if old is not None and old.version == version:
                 return old
-            offices = tuple(OfficeInfo(o.id, o.slug, o.name) for o in session.scalars(select(Office).order_by(Office.slug)))
+            offices = tuple(OfficeInfo(o.id, o.slug, o.name, o.language)
+                            for o in session.scalars(select(Office).order_by(Office.slug)))
+            installation = session.scalar(select(SiteSetting.value).where(SiteSetting.key == "installation_id"))
         http_date = format_datetime(changed_at.replace(microsecond=0), usegmt=True)
-        return ContentState(version, changed_at, http_date, offices, {o.slug: o for o in offices},
-                            {o.id: o for o in offices})
+        return ContentState(version, changed_at, http_date, installation or "", offices,
+                            {o.slug: o for o in offices}, {o.id: o for o in offices})
 
 
 def init_app(app: Flask) -> None:
