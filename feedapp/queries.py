@@ -7,11 +7,13 @@ from datetime import datetime
 from functools import lru_cache
 from itertools import islice
 
-from sqlalchemy import Boolean, ColumnElement, Integer, bindparam, false, func, or_, select, true, union_all
+from sqlalchemy import Integer, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased, defer, selectinload, with_expression
+from sqlalchemy.orm import Session
 
-from feedapp.models import Office, Post, SeenAccount, Source
+from feedapp.models import Office, Post, Source
+from feedapp.post_context import EVERY_SOURCE, add_context, first_appearances
+from feedapp.visibility import account_hidden, posts_statement, visible
 
 # A page is first looked for among the RECENT_PAGES × page-size newest posts of all sources
 # (one small statement); only when they hold less than a page of the scope are the scope's
@@ -80,27 +82,44 @@ def posts_for_feed(
     with the number of posts.
     """
     public = not staff
-    ids = _recent_ids(session, office_id, before, limit, public)
-    if ids is None:
-        ids = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, limit, public)
+    ids: list[int] = []
+    while len(ids) < limit:
+        # Rows superseded by a newer copy of the same post in the scope are dropped (first_appearances);
+        # a page short of them reads on below the last row read. Rarely more than one round.
+        wanted = limit - len(ids)
+        found = _recent_ids(session, office_id, before, wanted, public)
+        if found is None:
+            found = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, wanted, public)
+        ids += first_appearances(session, found, office_id, public)
+        if len(found) < wanted:
+            break
+        before = found[-1]
     if not ids:
         return []
-    return list(session.scalars(_page_statement(public), {"ids": ids}))
+    posts = list(session.scalars(posts_statement(public), {"ids": ids}))
+    add_context(session, posts, office_id, public)
+    return posts
 
 
-def account_hidden(account_id) -> ColumnElement[bool]:
-    """SQL: whether public readers must not see what the X account `account_id` wrote (false for NULL).
+def post_with_thread(session: Session, post_id: int, *, staff: bool) -> Post | None:
+    """One post by its X id, if this reader may see it, with its thread, reposters and parent.
 
-    Decided from the account's current state, never from a snapshot stored with a post: a
-    followed account by its source row (staff_only, or protected on X, which the profile refresh
-    and the poller keep current); any other account by what X said of it last (seen_accounts,
-    written by store_posts from every page's user objects).
+    The id of a stored row, or of an original that is stored only as reposts (the newest repost
+    visible to the reader stands for it). None for an unknown id and for one the reader may not see.
     """
-    followed, seen = aliased(Source), aliased(SeenAccount)
-    by_source = select(or_(followed.staff_only.is_(True), followed.protected.is_(True)))
-    by_source = by_source.where(followed.x_id == account_id).scalar_subquery()
-    by_x = select(seen.protected).where(seen.id == account_id).scalar_subquery()
-    return func.coalesce(by_source, by_x, false(), type_=Boolean)
+    public = not staff
+    post = session.scalars(posts_statement(public), {"ids": [post_id]}).first()
+    if post is None:
+        stmt = select(Post.id).where(Post.canonical_id == post_id).order_by(Post.id.desc()).limit(1)
+        condition = visible(public)
+        repost_id = session.scalar(stmt.where(condition) if condition is not None else stmt)
+        if repost_id is None:
+            return None
+        post = session.scalars(posts_statement(public), {"ids": [repost_id]}).first()
+        if post is None:
+            return None
+    add_context(session, [post], EVERY_SOURCE, public)
+    return post
 
 
 def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) -> list[int]:
@@ -114,27 +133,6 @@ def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) ->
     if not staff:
         stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False))
     return list(session.scalars(stmt))
-
-
-@lru_cache(maxsize=None)
-def _page_statement(public: bool):
-    """The posts with ids :ids, newest first, with what rendering needs and the visibility flags."""
-    stmt = select(Post).where(Post.id.in_(bindparam("ids", expanding=True)))
-    if public:  # again, in case a source or account turned staff-only since the ids were read
-        stmt = stmt.where(_public_source(Post.source_id), ~account_hidden(Post.author_id))
-    stmt = stmt.order_by(Post.id.desc()).options(
-        selectinload(Post.media), selectinload(Post.source), defer(Post.raw),  # raw JSON is for re-rendering only
-        with_expression(Post.author_hidden, account_hidden(Post.author_id)),
-        with_expression(Post.quote_hidden, account_hidden(Post.quoted_author_id)),
-    )
-    # populate_existing: the flags describe this read, not an earlier one of the same rows in this session.
-    return stmt.execution_options(populate_existing=True)
-
-
-def _public_source(source_id) -> ColumnElement[bool]:
-    """SQL: the source is neither protected on X nor staff-only."""
-    return select(Source.id).where(Source.id == source_id, Source.protected.is_(False),
-                                   Source.staff_only.is_(False)).exists()
 
 
 def _recent_ids(session: Session, office_id: int | None, before: int | None, limit: int,

@@ -21,8 +21,14 @@ def demo(runner):
 def public_ids(sessions, office=None) -> list[int]:
     with sessions() as s:
         rows = s.scalars(select(Post).join(Source).order_by(Post.id.desc())).all()
-        return [p.id for p in rows
-                if not p.source.is_staff_only and (p.source.office is None or (office and p.source.office.slug == office))]
+        ids, shown = [], set()
+        for p in rows:  # newest first: a post reached twice in the scope shows where it last appeared
+            if p.source.is_staff_only or not (p.source.office is None or (office and p.source.office.slug == office)):
+                continue
+            if (p.repost_of_id or str(p.id)) not in shown:
+                shown.add(p.repost_of_id or str(p.id))
+                ids.append(p.id)
+        return ids
 
 
 def staff_only_texts(sessions) -> list[str]:
