@@ -14,7 +14,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -41,6 +41,10 @@ class AccountError(ValueError):
     def __init__(self, message: str, **params):
         super().__init__(message % params if params else message)
         self.message, self.params = message, params
+
+
+class InviteUsed(AccountError):
+    """The invite was used by another request in the meantime."""
 
 
 def hash_secret(secret: str) -> str:
@@ -111,8 +115,12 @@ def redeem_invite(session: Session, invite: Invite, password: str) -> User:
     """Set the password and use the invite up; ends every other sign-in and invite of the user. Caller commits."""
     user = session.get(User, invite.user_id)
     check_password_rules(password, user.username)  # a refused password leaves the invite unused
-    invite.used_at = utcnow()
-    session.flush()
+    # Claimed in one statement: of two requests racing with one link, only one sets a password
+    # (the other's UPDATE finds used_at set, on SQLite and under PostgreSQL's row lock alike).
+    claimed = session.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+                              .values(used_at=utcnow()).execution_options(synchronize_session="fetch"))
+    if claimed.rowcount != 1:
+        raise InviteUsed(N_("This invite link was already used"))
     set_password(session, user, password)
     return user
 

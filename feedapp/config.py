@@ -39,8 +39,9 @@ def _list(value) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if str(item).strip())
 
 
-# Loopback and the private ranges (RFC 1918, RFC 4193): where a reverse proxy on the same box or network connects from.
-DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+# Loopback only: a proxy on the same box. Not the private ranges: on a company network every staff
+# member's device has such an address and could then choose its own with X-Forwarded-For.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 DEFAULT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
 
 

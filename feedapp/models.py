@@ -198,6 +198,8 @@ class SeenAccount(Base):
     username: Mapped[str] = mapped_column(String(50), default="")
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # when X last said something new
+    # When the poller last looked the account up by id (feedapp.ingest.profiles); None: never.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Lease(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import Integer, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import Office, Post, Source
+from feedapp.models import Office, Post, SeenAccount, Source
 from feedapp.post_context import EVERY_SOURCE, add_context, first_appearances
 from feedapp.visibility import account_hidden, posts_statement, visible
 
@@ -39,6 +39,15 @@ def sources_for_profile_check(session: Session, before: datetime) -> list[Source
     """Sources whose profile was last read before `before` (or never)."""
     stmt = select(Source).where(or_(Source.profile_checked_at.is_(None), Source.profile_checked_at < before))
     return list(session.scalars(stmt.order_by(Source.id)))
+
+
+def seen_accounts_for_check(session: Session, before: datetime, limit: int) -> list[SeenAccount]:
+    """Accounts nobody follows, not looked up since `before` (never-checked first), at most `limit`."""
+    followed = select(Source.x_id)
+    stmt = (select(SeenAccount).where(SeenAccount.id.not_in(followed),
+                                      or_(SeenAccount.checked_at.is_(None), SeenAccount.checked_at < before))
+            .order_by(SeenAccount.checked_at.is_not(None), SeenAccount.checked_at, SeenAccount.id).limit(limit))
+    return list(session.scalars(stmt))
 
 
 def source_by_username(session: Session, username: str) -> Source | None:

@@ -18,8 +18,8 @@ def _word(word: str) -> str:
 
 
 # /invite/<token> and /private/<token>/… carry bearer secrets (see web/auth.py, web/feeds.py); case-insensitive,
-# so an oddly written path is redacted too rather than logged.
-SECRET_PATH_RE = re.compile(rf"({_SLASH}(?:{_word('invite')}|{_word('private')}){_SLASH})(?:(?!{_END}).)+",
+# so an oddly written path is redacted too rather than logged, and with repeated slashes (the router merges them).
+SECRET_PATH_RE = re.compile(rf"({_SLASH}(?:{_word('invite')}|{_word('private')}){_SLASH}+)(?:(?!{_END}).)+",
                             re.IGNORECASE)
 REDACTED = r"\1[redacted]"
 

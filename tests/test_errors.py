@@ -65,3 +65,10 @@ def test_a_json_error_never_echoes_characters_html_and_xml_forbid(app):
     assert response.status_code == 404
     message = json.loads(response.data)["message"]
     assert "a" in message and not any(c in message for c in "\x01\x85\ufffe")
+
+
+def test_an_error_keeps_the_headers_its_status_needs(client):
+    response = client.delete("/feed.rss")  # 405: RFC 9110 §15.5.6 requires Allow
+    assert response.status_code == 405
+    assert {"GET", "HEAD"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+    assert response.headers["Cache-Control"] == "no-store" and response.mimetype == "text/html"

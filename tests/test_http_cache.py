@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
-from feedapp.web.http import render_cache
+from feedapp.web.http import RenderCache, render_cache
 from feedapp.xapi.types import XPost, XUser
 
 URLS = ["/", "/offices/lyon", "/feed.rss", "/feed.atom", "/feed.json", "/offices/lyon/feed.rss", "/feeds.opml"]
@@ -103,6 +103,19 @@ def test_concurrent_misses_render_once(demo, app):
         t.join()
     assert statuses == [200] * 8
     assert cache.renders == before + 1
+
+
+def test_a_failed_render_leaves_no_lock_behind():
+    cache = RenderCache()
+
+    def broken():
+        raise ConnectionError("database down")
+
+    for n in range(3):
+        with pytest.raises(ConnectionError):
+            cache.get(("v", n), broken)
+    assert cache._key_locks == {} and cache.renders == 0
+    assert cache.get(("v", 0), lambda: "built") == "built"  # the key works again once the database is back
 
 
 def test_workers_reread_the_content_version_only_after_the_ttl(demo, app, sessions):

@@ -678,7 +678,8 @@ def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, make_app, monkey
 
     app = make_app(FEEDAPP_X_TIMEOUT=60)  # the held call must outlive the lease, not time out
     runner, sessions = app.test_cli_runner(), app_sessions(app)
-    monkeypatch.setattr(lease, "TTL", timedelta(seconds=1))
+    # Renewed every TTL/4 (1 s): the lease lapses only if the renewing thread is starved for 3 s on end.
+    monkeypatch.setattr(lease, "TTL", timedelta(seconds=4))
     fake_x.add_user("alpha_news")
     post_many(fake_x, "alpha_news", 3)
     follow(runner, "alpha_news")
@@ -693,6 +694,8 @@ def test_the_lease_is_renewed_while_a_cycle_outlasts_it(fake_x, make_app, monkey
             first = s.get(Lease, lease.POLLER)
             holder, first_expiry = first.holder, first.expires_at
         wait_until(lambda: utcnow() > first_expiry + timedelta(seconds=0.5))  # the lease as first taken is over
+        with sessions() as s:
+            assert s.get(Lease, lease.POLLER).expires_at > first_expiry  # because it was renewed meanwhile
         second = lease.acquire(sessions, "second-machine:2", timedelta(minutes=5))
     finally:
         go.set()

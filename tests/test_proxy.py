@@ -135,6 +135,13 @@ def test_forwarded_headers_do_not_choose_the_links_of_public_responses(site, pat
     assert len(set(bodies)) == 1  # one body, whoever asked
 
 
+def test_routing_redirects_do_not_follow_the_host_header(make_app):
+    app = make_app(FEEDAPP_BASE_URL="https://feed.example.com")
+    response = app.test_client().get("/offices//columbus?x=1", headers={"Host": EVIL})
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/offices/columbus?x=1"
+
+
 def test_a_host_the_site_does_not_answer_to_is_refused(site):
     client = site.test_client()
     for headers in ({"Host": EVIL}, {"X-Forwarded-Host": EVIL}):
@@ -215,6 +222,12 @@ def test_the_script_root_is_the_path_of_the_base_url(make_app):
         assert all(link.href.startswith("https://example.com/staff/") for link in feed.feed.links)
     page = client.get("/staff/").get_data(as_text=True)
     assert [u for u in links(page) if u.endswith(".css")][0].startswith("/staff/static/")
+    # The language switch comes back inside the app, not to the site's root.
+    switch = next(u for u in links(page) if "/language/fr" in u)
+    assert switch.startswith("/staff/language/fr?")
+    assert client.get(switch).headers["Location"] == "/staff/"
+    office = client.get("/staff/offices/nowhere?before=5")  # a 404 page, never cached: its whole query
+    assert "next=/staff/offices/nowhere" in html.unescape(office.get_data(as_text=True)).replace("%2F", "/")
 
 
 # --------------------------------------------------------------------------- trusted proxies
@@ -235,9 +248,15 @@ def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(make_app):
     headers = {"X-Forwarded-For": "192.0.2.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "other.example"}
     client.get("/_peer", headers=headers, environ_base={"REMOTE_ADDR": "203.0.113.9"})  # straight from the internet
     client.get("/_peer", headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"})  # the proxy on this box
-    client.get("/_peer", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})  # a proxy on the network
+    # A device on the company network is not a proxy: it cannot choose its address either.
+    client.get("/_peer", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert seen == [("203.0.113.9", "http", "localhost"), ("192.0.2.1", "https", "other.example"),
-                    ("192.0.2.1", "https", "other.example")]
+                    ("10.1.2.3", "http", "localhost")]
+    seen.clear()
+    named = make_app(FEEDAPP_PROXY_COUNT=1, FEEDAPP_TRUSTED_PROXIES="10.1.2.3")  # the proxy on another machine
+    named.add_url_rule("/_peer", view_func=peer)
+    named.test_client().get("/_peer", headers=headers, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert seen == [("192.0.2.1", "https", "other.example")]
 
 
 def test_a_proxy_that_is_not_configured_is_reported_once(make_app, caplog):

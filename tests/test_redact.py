@@ -31,6 +31,9 @@ TOKEN = "Zx9-secretTOKENvalue_123"
         # Letters of the path percent-encoded (the router decodes them), and an odd case.
         (f'"GET /%69nvite/{TOKEN} HTTP/1.1"', '"GET /%69nvite/[redacted] HTTP/1.1"'),
         (f'"GET /PRIVATE/{TOKEN}/feed.rss HTTP/1.1"', '"GET /PRIVATE/[redacted]/feed.rss HTTP/1.1"'),
+        # Repeated slashes, which the router merges (and redirects to the real feed).
+        (f'"GET /private//{TOKEN}/feed.rss HTTP/1.1"', '"GET /private//[redacted]/feed.rss HTTP/1.1"'),
+        (f"next=%2Finvite%2F%2F{TOKEN}", "next=%2Finvite%2F%2F[redacted]"),
         # Nothing else is touched.
         ('"GET /inviter/x?next=%2Ffeed.rss HTTP/1.1"', '"GET /inviter/x?next=%2Ffeed.rss HTTP/1.1"'),
     ],

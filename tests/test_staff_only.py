@@ -625,6 +625,33 @@ def test_an_account_seen_protected_in_a_later_poll_disappears_from_public_surfac
     assert PARTNER in staff and "Vault words on the partner quote" in staff
 
 
+def test_an_account_nobody_follows_turning_protected_is_hidden_without_being_seen_again(reposts, fake_x, make_app,
+                                                                                        client, sessions):
+    """Once protected, its posts reach no page's includes: the profile refresh looks it up by id."""
+    assert poll(make_app().test_cli_runner(), "--all").exit_code == 0  # the next cycle checks new accounts once
+    assert all(PARTNER in text for _, text, _ in public_views(client))
+    fake_x.user("hp_partner")["protected"] = True
+    assert poll(make_app().test_cli_runner(), "--all").exit_code == 0  # inside the refresh interval: not checked
+    with sessions() as s:
+        assert s.get(SeenAccount, fake_x.user("hp_partner")["id"]).protected is False
+    lookups = len(fake_x.requests)
+    refreshing = make_app(FEEDAPP_PROFILE_REFRESH=0)
+    result = poll(refreshing.test_cli_runner())
+    assert result.exit_code == 0, result.output
+    looked_up = [r for r in fake_x.requests[lookups:] if r.path.endswith("/2/users")]
+    assert any(fake_x.user("hp_partner")["id"] in r.params.get("ids", "").split(",") for r in looked_up)
+    for url, text, ids in public_views(client):
+        assert secrets_in(text, [PARTNER, "Partner Outside"]) == [], url
+        assert reposts.rt_partner not in ids and reposts.q_partner in ids and NOT_AVAILABLE in text, url
+    # An account X no longer returns (suspended) is hidden the same way; one that is public again shows.
+    fake_x.user("hp_partner")["protected"] = False
+    assert poll(refreshing.test_cli_runner()).exit_code == 0
+    assert any(PARTNER in text for _, text, _ in public_views(client))
+    fake_x.user("hp_partner")["suspended"] = True
+    assert poll(refreshing.test_cli_runner()).exit_code == 0
+    assert all(PARTNER not in text for _, text, _ in public_views(client))
+
+
 def test_a_followed_account_turning_protected_hides_what_others_reposted_and_quoted(reposts, fake_x, make_app, client):
     before = public_views(client)
     assert all(AUDIT in text for _, text, _ in before)  # public until now

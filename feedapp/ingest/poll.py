@@ -23,7 +23,7 @@ from feedapp.queries import sources_due
 from feedapp.xapi import XClient
 
 from .fetch import FAILED, RATE_LIMITED, READER_MISSING, TURNED_PROTECTED, Outcome, fetch_source
-from .profiles import refresh_profiles
+from .profiles import refresh_profiles, refresh_seen_accounts
 from .ratelimits import DbRateLimits
 from .report import CycleSummary, SourceResult
 from .schedule import Backoff, record_outcome
@@ -90,11 +90,12 @@ def poll_cycle(
             return poll_cycle(sessions, shared, settings, everything=everything, now=now, stop=stop)
         finally:
             shared.close()
-    try:
-        refresh_profiles(sessions, client, settings.profile_refresh, now, summary)
-    except SQLAlchemyError as exc:
-        log.exception("profile check failed")
-        summary.notes.append(f"profile check skipped: database error ({type(exc).__name__})")
+    for refresh in (refresh_profiles, refresh_seen_accounts):
+        try:
+            refresh(sessions, client, settings.profile_refresh, now, summary)
+        except SQLAlchemyError as exc:
+            log.exception("profile check failed")
+            summary.notes.append(f"profile check skipped: database error ({type(exc).__name__})")
     with sessions() as session:
         ids = sources_due(session, None if everything else now)
     clients = ThreadClients(client)

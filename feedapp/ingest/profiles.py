@@ -1,4 +1,5 @@
-"""Re-reading followed accounts' profiles (name, avatar, protected) once in a while."""
+"""Re-reading accounts' profiles once in a while: followed ones (name, avatar, protected), and the
+accounts nobody follows whose posts were reposted or quoted (protected or gone, which hides them)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedapp.queries import sources_for_profile_check
+from feedapp.queries import seen_accounts_for_check, sources_for_profile_check
 from feedapp.xapi import XClient, XError
 
 from .report import CycleSummary
 from .sources import apply_profile
-from .store import record_reads
+from .store import bump_content_version, record_reads
 
 log = logging.getLogger(__name__)
 
@@ -50,4 +51,45 @@ def refresh_profiles(sessions: sessionmaker[Session], client: XClient, every: in
                 log.warning("source=%s turned protected on X; now staff-only", source.username)
                 summary.notes.append(f"@{source.username} is now protected on X: staff-only from now on")
             apply_profile(source, user)
+        session.commit()
+
+
+# Accounts nobody follows re-read per cycle at most (10 lookups); the rest wait for the next cycles.
+SEEN_PER_CYCLE = 1000
+
+
+def refresh_seen_accounts(sessions: sessionmaker[Session], client: XClient, every: int, now: datetime,
+                          summary: CycleSummary) -> None:
+    """Look up, by id, accounts nobody follows that stored posts repost or quote, unchecked for `every` seconds.
+
+    Once protected on X, an account's posts stop arriving in anyone's includes, so waiting to
+    see it again would keep its old quotes public for good. An account X no longer returns
+    (suspended, deactivated) is hidden too: its text is no longer public on X either.
+    """
+    with sessions() as session:
+        accounts = seen_accounts_for_check(session, now - timedelta(seconds=every), SEEN_PER_CYCLE)
+        if not accounts:
+            return
+        before = client.requests_made
+        try:
+            lookup = client.lookup_ids([a.id for a in accounts])
+        except XError as exc:
+            summary.notes.append(f"check of reposted and quoted accounts skipped: {exc}")
+            return
+        finally:
+            summary.lookup_requests += client.requests_made - before
+        summary.lookup_user_reads += record_reads(session, "user", lookup.user_ids)
+        by_id = {u.id: u for u in lookup.users}
+        changed = False
+        for account in accounts:
+            user = by_id.get(account.id)
+            hidden = True if user is None else user.protected
+            username = user.username[:50] if user is not None else account.username
+            if (hidden, username) != (account.protected, account.username):
+                changed = changed or hidden != account.protected
+                log.info("account=%s protected=%s (checked by id)", username, hidden)
+                account.protected, account.username, account.updated_at = hidden, username, now
+            account.checked_at = now
+        if changed:
+            bump_content_version(session)
         session.commit()

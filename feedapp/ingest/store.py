@@ -130,7 +130,8 @@ def record_reads(session: Session, kind: str, object_ids: list[str], day: date |
     if not object_ids:
         return 0
     day = day or utcnow().date()
-    rows = [{"day": day, "kind": kind, "object_id": oid} for oid in dict.fromkeys(object_ids)]
+    # Sorted: one lock order for concurrent poll threads reading overlapping objects (PostgreSQL).
+    rows = [{"day": day, "kind": kind, "object_id": oid} for oid in sorted(set(object_ids))]
     reads = ApiRead.__table__
     stmt = _insert_ignore(session, reads, ["day", "kind", "object_id"]).returning(reads.c.object_id)
     return len(session.execute(stmt, rows).all())

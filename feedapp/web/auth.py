@@ -154,6 +154,9 @@ def accept_invite(token: str):
         if form.validate_on_submit():
             try:
                 accounts.redeem_invite(db, invite, form.password.data)
+            except accounts.InviteUsed:
+                db.rollback()
+                return render_template("invite_gone.html", status="used"), 410
             except accounts.AccountError as exc:
                 form.password.errors.append(translate(exc))
             else:

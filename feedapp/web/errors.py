@@ -52,7 +52,9 @@ def _http_error(exc: HTTPException):
     else:
         title = TITLES.get(exc.code, exc.name)
         response = render_template("error.html", code=exc.code, title=title, message=message)
-    return response, exc.code, {"Cache-Control": "no-store"}
+    # The exception's own headers (Allow on a 405, Retry-After on a 429), not its content type.
+    headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+    return response, exc.code, {**headers, "Cache-Control": "no-store"}
 
 
 def _internal_error(exc: InternalServerError):

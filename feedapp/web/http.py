@@ -73,7 +73,12 @@ class RenderCache:
                 hit = self._items.get(key)
             if hit is not None:
                 return hit
-            rendered = build()
+            try:
+                rendered = build()
+            except BaseException:
+                with self._lock:  # a failed build (a database outage) must not leave its lock behind
+                    self._key_locks.pop(key, None)
+                raise
             with self._lock:
                 self.renders += 1
                 self._items[key] = rendered

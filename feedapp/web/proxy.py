@@ -85,7 +85,7 @@ class TrustedProxies:
                 "requests from %s carry X-Forwarded-For but FEEDAPP_PROXY_COUNT=0: every visitor looks like the "
                 "proxy's own address, so the per-address sign-in limit (20 failures per 5 minutes) is shared by "
                 "all of them. Behind a reverse proxy set FEEDAPP_PROXY_COUNT=1 (and FEEDAPP_TRUSTED_PROXIES when "
-                "the proxy is not on a loopback or private address)", peer)
+                "the proxy runs on another machine)", peer)
         return self.app(environ, start_response)
 
 

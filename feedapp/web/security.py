@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask_babel import gettext
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.after_request(_headers)
     app.after_request(_private_for_signed_in)
+    app.after_request(_relative_routing_redirect)
 
 
 def _refuse_bad_encoding():
@@ -80,4 +81,17 @@ def _private_for_signed_in(response: Response) -> Response:
     if not (cache.private or cache.no_store):
         response.headers["Cache-Control"] = "private, no-cache"
     response.vary.add("Cookie")
+    return response
+
+
+def _relative_routing_redirect(response: Response) -> Response:
+    """Werkzeug's routing redirects (`//x` to `/x`, a missing trailing slash) as a path, never on the request's Host.
+
+    Werkzeug builds their Location from the Host header, which anyone can send: a shared cache
+    could then hand `Location: http://evil.example/…` to everyone. A relative Location
+    (RFC 9110 §10.2.2 allows any URI reference) keeps the reader on the host they asked.
+    """
+    if response.status_code == 308 and request.routing_exception is not None:
+        location = urlsplit(response.headers.get("Location", ""))
+        response.headers["Location"] = location.path + (f"?{location.query}" if location.query else "")
     return response

@@ -63,7 +63,8 @@ def variant(*, query: dict[str, object] | None = None, office: str | None = None
     """
     args = {k: str(v) for k, v in (request.view_args or {}).items() if k != "token"}
     canonical = {k: str(v) for k, v in (query or {}).items() if v is not None}
-    g.canonical_path = request.path + (f"?{urlencode(sorted(canonical.items()))}" if canonical else "")
+    # With the script root: the path is a redirect target (`next=`), which must stay inside the app.
+    g.canonical_path = request.script_root + request.path + (f"?{urlencode(sorted(canonical.items()))}" if canonical else "")
     return Variant(
         route=request.endpoint or "",
         args=tuple(sorted(args.items())) + tuple(("?" + k, v) for k, v in sorted(canonical.items())),
@@ -79,4 +80,4 @@ def variant(*, query: dict[str, object] | None = None, office: str | None = None
 def canonical_path() -> str:
     """This page's path with only the query parameters its view reads (for links back to it)."""
     # Responses that are never cached may link back with their whole query (e.g. /login?next=…).
-    return g.get("canonical_path") or request.full_path.rstrip("?")
+    return g.get("canonical_path") or request.script_root + request.full_path.rstrip("?")

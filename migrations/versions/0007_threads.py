@@ -8,6 +8,9 @@ Create Date: 2026-12-02
 - posts.canonical_id: the post a row shows (a repost's original, else the row itself), so one
   post reached twice in one scope is shown once.
 - offices.language: the language of an office's feeds and labels (NULL: the site's default).
+- seen_accounts.checked_at: when the poller last looked the account up itself (accounts nobody
+  follows are re-read once per profile refresh, so one that turned protected is hidden even if
+  no page ever carries it again).
 - site_settings: installation-wide values; installation_id (a random UUID, minted here once) names
   this installation in feed ids, so they never depend on the host a request arrived with.
 
@@ -47,6 +50,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("offices", schema=None) as batch_op:
         batch_op.add_column(sa.Column("language", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("seen_accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("thread_id", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("canonical_id", sa.BigInteger(), nullable=True))
@@ -81,6 +86,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_posts_thread_id"))
         batch_op.drop_column("canonical_id")
         batch_op.drop_column("thread_id")
+    with op.batch_alter_table("seen_accounts", schema=None) as batch_op:
+        batch_op.drop_column("checked_at")
     with op.batch_alter_table("offices", schema=None) as batch_op:
         batch_op.drop_column("language")
     op.drop_table("site_settings")
