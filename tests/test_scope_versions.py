@@ -145,24 +145,36 @@ def test_last_modified_is_the_newest_change_among_the_scopes_shown(demo, client,
         assert again.status_code == (200 if url in COLUMBUS else 304), url
 
 
-def test_a_response_showing_every_office_moves_with_each_office_and_stays_public(demo, app, sessions):
-    """EVERY_OFFICE is how a post's own page (/posts/ID) says it may show any office's post."""
+@pytest.fixture
+def probe(demo, app):
+    """/probe: a cached response whose Variant takes office, company and a reader from the query."""
 
-    def show_anything():
+    def show_probe():
         from flask import request
-        reader = 1 if request.args.get("staff") else None  # stands in for a private feed's owner
-        return cached_response(variant(page=False, office=EVERY_OFFICE, reader=reader), lambda: b"any post",
-                               content_type="text/plain", cache_control="public, max-age=60")
+        args = request.args
+        reader = 1 if args.get("staff") else None  # stands in for a private feed's owner
+        return cached_response(variant(page=False, office=args.get("office"), reader=reader,
+                                       company=not args.get("no_company")),
+                               lambda: b"probe", content_type="text/plain", cache_control="public, max-age=60")
 
-    app.add_url_rule("/test/anything", "anything", show_anything)
-    client = app.test_client()
-    urls = ["/test/anything", "/test/anything?staff=1"]
-    before = etags(client, urls)
-    for i, (username, moved) in enumerate([("HPL_Columbus", set(urls)), ("HPL_Lyon", set(urls)),
-                                           ("HarborPineNews", set(urls)), ("HPL_AllHands", {urls[1]})]):
+    app.add_url_rule("/probe", "probe", show_probe)
+    return app.test_client()
+
+
+@pytest.mark.parametrize("query, moved_by", [
+    # A post's own page (/posts/ID) may show any office's post: EVERY_OFFICE.
+    (f"office={EVERY_OFFICE}", {"HPL_Columbus", "HPL_Lyon", "HarborPineNews"}),
+    (f"office={EVERY_OFFICE}&staff=1", {"HPL_Columbus", "HPL_Lyon", "HarborPineNews", "HPL_AllHands"}),
+    ("office=columbus&no_company=1", {"HPL_Columbus"}),  # an office-only feed
+    ("no_company=1", set()),  # no posts at all (a list of feeds): the site scope only
+], ids=["every-office", "every-office-staff", "office-only", "no-posts"])
+def test_the_variant_names_the_scopes_a_response_shows(probe, sessions, query, moved_by):
+    url = f"/probe?{query}"
+    before = etags(probe, [url])
+    for i, username in enumerate(["HPL_Columbus", "HPL_Lyon", "HarborPineNews", "HPL_AllHands"]):
         add_post(sessions, username, f"290000000000000020{i}")
-        after = etags(client, urls)
-        assert changed(before, after) == moved, username
+        after = etags(probe, [url])
+        assert bool(changed(before, after)) == (username in moved_by), username
         before = after
 
 

@@ -101,13 +101,14 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
 
     The render-cache key and the ETag are the versions of the content scopes the
     response shows plus the variant (feedapp.web.variant): nothing else may change
-    the body. The scopes follow from the variant: site, the company-wide posts, its
-    office's (Variant.office; EVERY_OFFICE for a response that may show any office's
-    posts, like a post's own page), and the staff-only ones of those when
-    Variant.staff. Last-Modified is the newest change among them. What is not a page
+    the body. The scopes follow from the variant: site, the company-wide posts
+    (unless not Variant.company), its office's (Variant.office; EVERY_OFFICE for a
+    response that may show any office's posts, like a post's own page), and the
+    staff-only ones of those when Variant.staff. Last-Modified is the newest change
+    among them. What is not a page
     is built in the default language, so the reader's cannot leak in.
     """
-    valid = content_state().validators(variant.office, variant.staff)
+    valid = content_state().validators(variant.office, variant.staff, variant.company)
     etag = variant.etag(valid.versions)
     headers = {
         "ETag": etag,  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)

@@ -60,19 +60,21 @@ class ContentState:
     by_id: dict[int, OfficeInfo] = field(default_factory=dict)
     _validators: dict[tuple, Validators] = field(default_factory=dict, compare=False, repr=False)
 
-    def validators(self, office: str | None, staff: bool) -> Validators:
+    def validators(self, office: str | None, staff: bool, company: bool = True) -> Validators:
         """The validators of a response showing company-wide posts plus office's (a slug, None, or EVERY_OFFICE).
 
-        staff: the reader sees staff-only posts too (signed in, or a private feed token).
+        staff: the reader sees staff-only posts too (signed in, or a private feed token);
+        company False: without the company-wide posts (an office-only feed; with no
+        office, a response that shows no post: the site scope only).
         """
-        key = (office, staff)
+        key = (office, staff, company)
         found = self._validators.get(key)  # made once per state; a dict read needs no lock
         if found is None:
             if office == EVERY_OFFICE:
                 office_ids = (None, *self.by_id)
             else:
                 info = self.by_slug.get(office) if office is not None else None
-                office_ids = (None,) if info is None else (None, info.id)
+                office_ids = ((None,) if company else ()) + (() if info is None else (info.id,))
             scopes = reader_scopes(office_ids, staff)
             changed_at = max(self.changed.get(scope, NEVER) for scope in scopes)
             found = Validators(scopes, self.versions_of(scopes), changed_at,

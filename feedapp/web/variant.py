@@ -10,12 +10,15 @@ declare cannot reach its body: unknown query parameters are dropped from the
 canonical path templates link to, and what is not a page (a feed, the OPML)
 is built in the default language and never looks at who is signed in.
 
-Which content scopes a response shows (feedapp.content_scopes) follows from two
-fields: office (company-wide posts plus that office's; EVERY_OFFICE for a
+Which content scopes a response shows (feedapp.content_scopes) follows from
+three fields: office (company-wide posts plus that office's; EVERY_OFFICE for a
 response that may show a post of any office, such as a post's own page:
-`variant(office=EVERY_OFFICE)`) and staff (viewer or reader set: staff-only
-posts too). feedapp.web.http.cached_response takes the versions of exactly
-those scopes into the ETag, Last-Modified and render-cache key.
+`variant(office=EVERY_OFFICE)`), company (False: no company-wide posts, as in
+an office-only feed, `variant(office=slug, company=False)`, or in a list of
+feeds that shows no post, `variant(company=False)`: the site scope only) and
+staff (viewer or reader set: staff-only posts too).
+feedapp.web.http.cached_response takes the versions of exactly those scopes
+into the ETag, Last-Modified and render-cache key.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Variant:
     viewer: int | None  # the signed-in reader (the page names them, and shows staff-only posts)
     reader: int | None  # the owner of a private feed token
     token: str | None  # SHA-256 of the private feed token the body links to (its rel=self)
+    company: bool = True  # the company-wide posts are in the body (False: an office's own posts only, or no posts)
 
     @property
     def staff(self) -> bool:
@@ -67,7 +71,7 @@ class Variant:
 
 
 def variant(*, query: dict[str, object] | None = None, office: str | None = None, page: bool = True,
-            reader: int | None = None, token: str | None = None) -> Variant:
+            reader: int | None = None, token: str | None = None, company: bool = True) -> Variant:
     """The Variant of the current request: its route, plus what the view resolved.
 
     query holds the parameters the view reads, already validated (None values
@@ -89,6 +93,7 @@ def variant(*, query: dict[str, object] | None = None, office: str | None = None
         viewer=current_user.id if page and current_user.is_authenticated else None,
         reader=reader,
         token=hashlib.sha256(token.encode()).hexdigest() if token else None,
+        company=company,
     )
 
 
