@@ -118,11 +118,11 @@ def _record_accounts(session: Session, source: Source, posts: list[XPost], now) 
     return any(row["protected"] != known.get(row["id"], (False,))[0] for row in rows)
 
 
-def bump_content_version(session: Session, scopes: Iterable[str]) -> None:
+def bump_content_version(session: Session, scopes: Iterable[str] = (SITE,)) -> None:
     """Mark that what readers of these scopes see has changed: their ETags change, their cached renders expire.
 
-    Scopes are named by feedapp.content_scopes; SITE changes every response. A scope
-    without a row yet gets one.
+    Scopes are named by feedapp.content_scopes; SITE (the default, when a write's reach
+    is not known) changes every response. A scope without a row yet gets one.
     """
     now = utcnow()
     # Sorted: concurrent writers lock the rows in one order (PostgreSQL), so two never deadlock.
