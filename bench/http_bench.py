@@ -23,6 +23,7 @@ import brotli  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from feedapp.content_scopes import SITE  # noqa: E402
 from feedapp.db import make_engine  # noqa: E402
 from feedapp.ingest.store import bump_content_version, store_posts  # noqa: E402
 from feedapp.migrate import upgrade  # noqa: E402
@@ -106,7 +107,7 @@ def grow(url: str, seeded: int, total: int, t0_ms: int) -> None:
                               f" FROM {seq} JOIN posts t ON t.id = {id0} + ((seq.n - 1) % {seeded}) * {STEP_ID}"))
         if pg:  # autovacuum would analyze a table that grew this much; SQLite stays as the app leaves it
             conn.execute(text("ANALYZE posts"))
-        bump_content_version(Session(bind=conn))  # joins this transaction
+        bump_content_version(Session(bind=conn), [SITE])  # joins this transaction; SITE: every response
     engine.dispose()
 
 

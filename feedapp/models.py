@@ -250,16 +250,17 @@ class SiteSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class ContentVersion(Base):
-    """A counter bumped by every write that changes what readers see.
+class ScopeVersion(Base):
+    """A counter per content scope (feedapp.content_scopes), bumped by every write that changes what its readers see.
 
-    Pages and feeds derive ETag and Last-Modified from it, and the render cache
-    keys on it, so one primary-key read answers a conditional GET.
+    Pages and feeds derive ETag and Last-Modified from the versions of the scopes they
+    show, and the render cache keys on them, so one small read per worker and second
+    answers every conditional GET, and a write leaves the responses of other scopes alone.
     """
 
-    __tablename__ = "content_version"
+    __tablename__ = "scope_versions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # "site", "public:office:3" …
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -118,7 +118,7 @@ def test_a_failed_render_leaves_no_lock_behind():
     assert cache.get(("v", 0), lambda: "built") == "built"  # the key works again once the database is back
 
 
-def test_workers_reread_the_content_version_only_after_the_ttl(demo, app, sessions):
+def test_workers_reread_the_content_versions_only_after_the_ttl(demo, app, sessions):
     from feedapp.web.state import StateCache
 
     now = [100.0]
@@ -128,7 +128,10 @@ def test_workers_reread_the_content_version_only_after_the_ttl(demo, app, sessio
     now[0] += 0.5
     assert cache.get() is first  # within the TTL: no database read at all
     now[0] += 0.6
-    assert cache.get().version == first.version + 1
+    second = cache.get()
+    assert second.versions == {**first.versions, "public:company": first.versions["public:company"] + 1}
+    now[0] += 1.1
+    assert cache.get() is second  # re-read, nothing changed: the same state (the fast path relies on it)
 
 
 def fastpath(app):

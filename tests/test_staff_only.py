@@ -26,12 +26,13 @@ from sqlalchemy import insert, select
 from werkzeug.security import generate_password_hash
 
 from feedapp import accounts, create_app
+from feedapp.content_scopes import SITE
 from feedapp.db import make_engine, make_session_factory
 from feedapp.db import sessions as app_sessions
 from feedapp.ingest.sources import apply_profile
 from feedapp.ingest.store import bump_content_version, store_posts
 from feedapp.migrate import alembic_config, upgrade
-from feedapp.models import ContentVersion, Office, Post, SeenAccount, Source
+from feedapp.models import Office, Post, ScopeVersion, SeenAccount, Source
 from feedapp.queries import posts_for_feed
 from feedapp.xapi.types import XPost, XQuotedPost, XUser
 from tests.helpers import follow, poll
@@ -211,7 +212,7 @@ def world(app, runner, sessions, caplog) -> World:
                                        created_at=datetime.now(timezone.utc) - timedelta(minutes=1), quoted=secret)])
         lyon = s.scalars(select(Source).where(Source.username == "HPL_Lyon")).one()
         lyon.staff_only = True  # what an admin's `sources add HPL_Lyon --staff-only` stores
-        bump_content_version(s)
+        bump_content_version(s, [SITE])
         s.commit()
     make_staff(sessions, "reader", "lyon")
     make_staff(sessions, "columbus.reader", "columbus")
@@ -417,7 +418,7 @@ def test_signed_in_staff_see_staff_only_posts_with_the_lock(world):
 
 def _protect_directly(s, source):
     source.protected = True
-    bump_content_version(s)
+    bump_content_version(s, [SITE])
 
 
 def _protect_by_profile_check(s, source):
@@ -669,7 +670,7 @@ def test_a_followed_account_turning_protected_hides_what_others_reposted_and_quo
         assert "News words on the audit quote" in content and NOT_AVAILABLE in content and AUDIT not in content
 
 
-def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_new_post(db_url, sessions):
+def test_an_account_seen_again_protected_bumps_the_site_version_even_with_no_new_post(db_url, sessions):
     """A page read twice (a catch-up resumed) may bring no new post, only news about an account."""
     with sessions() as s:
         news = Source(x_id="100", username="news", display_name="News", error_count=0)
@@ -684,11 +685,12 @@ def test_an_account_seen_again_protected_bumps_the_content_version_even_with_no_
                         quoted=quote_of(False))
         assert store_posts(s, news, [post]) == [2900000000000000009]
         s.commit()
-        version = s.scalar(select(ContentVersion.version))
-        assert store_posts(s, news, [post]) == [] and s.scalar(select(ContentVersion.version)) == version
+        site_version = select(ScopeVersion.version).where(ScopeVersion.scope == SITE)
+        version = s.scalar(site_version)
+        assert store_posts(s, news, [post]) == [] and s.scalar(site_version) == version
         assert store_posts(s, news, [replace(post, quoted=quote_of(True))]) == []
         s.commit()
-        assert s.scalar(select(ContentVersion.version)) > version
+        assert s.scalar(site_version) > version
         assert s.get(SeenAccount, "200").protected is True
         assert posts_for_feed(s)[0].quote_hidden is True
 

@@ -7,6 +7,7 @@ import re
 import click
 from flask import current_app
 
+from ..content_scopes import SITE
 from ..ingest.store import bump_content_version
 from ..models import Office
 from ..queries import all_offices, all_sources, office_by_slug
@@ -36,7 +37,7 @@ def add_office(slug: str, name: str, language: str | None):
         if office_by_slug(session, slug) is not None:
             raise click.ClickException(f"office {slug!r} exists already")
         session.add(Office(slug=slug, name=name.strip(), language=language))
-        bump_content_version(session)  # the office menu and the OPML list change
+        bump_content_version(session, [SITE])  # the office menu and the OPML list change
         session.commit()
     click.echo(f"added office {slug}: {name.strip()}" + (f" ({language})" if language else ""))
 

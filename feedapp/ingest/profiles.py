@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from feedapp.content_scopes import SITE
 from feedapp.queries import seen_accounts_for_check, sources_for_profile_check
 from feedapp.xapi import XClient, XError
 
@@ -91,5 +92,5 @@ def refresh_seen_accounts(sessions: sessionmaker[Session], client: XClient, ever
                 account.protected, account.username, account.updated_at = hidden, username, now
             account.checked_at = now
         if changed:
-            bump_content_version(session)
+            bump_content_version(session, [SITE])  # who may read what changed everywhere
         session.commit()

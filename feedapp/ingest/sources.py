@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
+from feedapp.content_scopes import SITE
 from feedapp.models import Office, Source, utcnow
 from feedapp.queries import office_by_slug, source_by_username
 from feedapp.xapi import XClient, XError
@@ -90,7 +91,8 @@ def upsert_source(session: Session, user: XUser, office: Office | None, staff_on
     apply_profile(source, user)
     source.office = office
     source.staff_only = staff_only
-    bump_content_version(session)  # office or staff-only may have changed what a feed shows
+    # SITE: besides its own posts, a source's settings decide which reposts and quotes of it show anywhere.
+    bump_content_version(session, [SITE])
     if created:
         source.next_check_at = utcnow()
     return source, created
@@ -98,11 +100,12 @@ def upsert_source(session: Session, user: XUser, office: Office | None, staff_on
 
 def apply_profile(source: Source, user: XUser) -> None:
     """Copy what X says of the account onto the source."""
+    if source.id is not None and (user.protected, user.username) != (source.protected, source.username):
+        # Its posts (and reposts of them) just became staff-only, or public; or reposts name it anew.
+        bump_content_version(object_session(source), [SITE])
     source.username = user.username
     source.display_name = user.name
     source.avatar_url = user.avatar_url
-    if user.protected != source.protected and source.id is not None:
-        bump_content_version(object_session(source))  # its posts just became staff-only (or public)
     source.protected = user.protected
     source.profile_checked_at = utcnow()
 
@@ -111,7 +114,7 @@ def mark_protected(sessions: sessionmaker[Session], source_id: int) -> None:
     """X refused a public account's timeline: it is protected now, staff-only from this commit on."""
     with sessions() as session:
         session.execute(update(Source).where(Source.id == source_id).values(protected=True))
-        bump_content_version(session)
+        bump_content_version(session, [SITE])
         session.commit()
 
 
@@ -122,7 +125,7 @@ def remove_source(session: Session, raw_username: str) -> Source:
     if source is None:
         raise SourceInputError(f"@{username} is not followed")
     session.delete(source)
-    bump_content_version(session)
+    bump_content_version(session, [SITE])
     return source
 
 

@@ -8,6 +8,7 @@ which is how an account nobody follows turning protected reaches the readers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import date
 
@@ -15,7 +16,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import ApiRead, ContentVersion, Media, Post, SeenAccount, Source, utcnow
+from feedapp.content_scopes import SITE, posts_scope
+from feedapp.models import ApiRead, Media, Post, ScopeVersion, SeenAccount, Source, utcnow
 from feedapp.xapi.types import XMedia, XPost, XUser
 
 
@@ -35,8 +37,10 @@ def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[in
     new_ids = set(session.execute(stmt, list(rows.values())).scalars())
     _join_threads(session, {post_id: heads[post_id] for post_id in new_ids if post_id in heads})
     turned = _record_accounts(session, source, posts, now)
-    if new_ids or turned:
-        bump_content_version(session)
+    # New posts change their source's scope only; an account turning protected or public may hide or
+    # show reposts and quotes of it anywhere.
+    bump_content_version(session, ([posts_scope(source.office_id, source.is_staff_only)] if new_ids else [])
+                         + ([SITE] if turned else []))
     media_rows = [
         _media_row(int(p.id), position, m)
         for p in posts
@@ -114,15 +118,21 @@ def _record_accounts(session: Session, source: Source, posts: list[XPost], now) 
     return any(row["protected"] != known.get(row["id"], (False,))[0] for row in rows)
 
 
-def bump_content_version(session: Session) -> None:
-    """Mark that what readers see has changed: new ETags, cached renders expire."""
+def bump_content_version(session: Session, scopes: Iterable[str] = (SITE,)) -> None:
+    """Mark that what readers of these scopes see has changed: their ETags change, their cached renders expire.
+
+    Scopes are named by feedapp.content_scopes; SITE (the default, when a write's reach
+    is not known) changes every response. A scope without a row yet gets one.
+    """
     now = utcnow()
-    done = session.execute(
-        update(ContentVersion).where(ContentVersion.id == 1).values(version=ContentVersion.version + 1, changed_at=now)
-    )
-    if done.rowcount == 0:
-        session.add(ContentVersion(id=1, version=1, changed_at=now))
-        session.flush()
+    # Sorted: concurrent writers lock the rows in one order (PostgreSQL), so two never deadlock.
+    rows = [{"scope": scope, "version": 1, "changed_at": now} for scope in sorted(set(scopes))]
+    if not rows:
+        return
+    table = ScopeVersion.__table__
+    stmt = _insert(session, table)
+    session.execute(stmt.on_conflict_do_update(index_elements=["scope"], set_={
+        "version": table.c.version + 1, "changed_at": stmt.excluded.changed_at}), rows)
 
 
 def record_reads(session: Session, kind: str, object_ids: list[str], day: date | None = None) -> int:

@@ -5,9 +5,10 @@ pages. Once Flask has served a cached body (feedapp.web.http.cached_response),
 the response is remembered under every request input an anonymous response
 can depend on: path, query string, host, scheme, script root, the whole Cookie
 header and Accept-Language (the raw inputs the Variant is resolved from, so
-two requests with equal inputs always resolve to the same Variant). While the
-content version is unchanged, a request with the same inputs gets the same
-answer without routing or hooks: 304 when its validators match, else the
+two requests with equal inputs always resolve to the same Variant), with the
+content scopes it shows and their versions. While those versions are unchanged
+(writes to other scopes do not count), a request with the same inputs gets the
+same answer without routing or hooks: 304 when its validators match, else the
 body in the content-coding it accepts. Only `Cache-Control: public` answers
 are remembered; requests with a session or remember-me cookie (signed-in
 readers, one-time messages) always go through Flask.
@@ -20,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from .state import StateCache
+from .state import ContentState, StateCache
 
 CACHED_KEY = "feedapp.cached"  # set by cached_response in the WSGI environ
 # Never copied from a remembered answer: they describe one message, not the resource.
@@ -34,20 +35,36 @@ NOT_MODIFIED_KEPT = {"etag", "cache-control", "vary", "expires", "content-locati
 
 @dataclass(frozen=True)
 class Cached:
-    """What cached_response leaves in the environ: the content version and the rendered body."""
+    """What cached_response leaves in the environ: the scopes the body shows, their versions, the body."""
 
-    version: int
+    scopes: tuple[str, ...]
+    versions: tuple[int, ...]
     rendered: object  # feedapp.web.http.Rendered
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)
 class Entry:
-    version: int
+    scopes: tuple[str, ...]
+    versions: tuple[int, ...]  # of scopes when the answer was made
     etag: str
     last_modified: str | None
     rendered: object  # feedapp.web.http.Rendered
     headers: list[tuple[str, str]]  # of the 200, without per-message fields
     not_modified: list[tuple[str, str]]
+    checked: object = None  # the ContentState these versions were last found current in
+
+    def current(self, state: ContentState) -> bool:
+        """True while the scopes still have the versions the answer was made at.
+
+        StateCache makes a new state only when a version changed, so the common case is
+        one identity check; after a change each entry compares its own versions once.
+        """
+        if self.checked is state:
+            return True
+        if state.versions_of(self.scopes) != self.versions:
+            return False
+        self.checked = state  # a plain attribute write: threads racing here write equal values
+        return True
 
 
 class FastPath:
@@ -71,7 +88,7 @@ class FastPath:
         if key is None:
             return self.wsgi_app(environ, _trim_304(start_response))
         entry = self.entries.get(key)  # a dict read is atomic; the lock guards writes
-        if entry is not None and entry.version == self.state.get().version:
+        if entry is not None and entry.current(self.state.get()):
             return self._answer(entry, environ, start_response)
         captured = {}
         trimmed = _trim_304(start_response)
@@ -109,7 +126,8 @@ class FastPath:
         if not names.get("cache-control", "").startswith("public") or "set-cookie" in names:
             return  # private answers (a feed token's, a reader's) are checked by Flask every time
         entry = Entry(
-            version=cached.version, etag=names.get("etag", ""), last_modified=names.get("last-modified"),
+            scopes=cached.scopes, versions=cached.versions, etag=names.get("etag", ""),
+            last_modified=names.get("last-modified"),
             rendered=cached.rendered,
             headers=[(k, v) for k, v in headers if k.lower() not in PER_MESSAGE],
             not_modified=[(k, v) for k, v in headers if k.lower() in NOT_MODIFIED_KEPT],

@@ -1,8 +1,9 @@
 """HTTP caching for pages and feeds: validators, 304s, a render cache and compression.
 
-ETag and Last-Modified come from the content version (read once a second per
-worker) and the response's Variant, so a conditional GET is answered before
-any post is queried or rendered.
+ETag and Last-Modified come from the versions of the content scopes a response
+shows (read once a second per worker) and the response's Variant, so a
+conditional GET is answered before any post is queried or rendered, and a write
+changes the validators of the responses that show it only.
 """
 
 from __future__ import annotations
@@ -103,17 +104,20 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
                     vary: tuple[str, ...] = ()) -> Response:
     """Answer from validators (304), the render cache, or by building the body once.
 
-    The render-cache key and the ETag are the content version plus the variant
-    (feedapp.web.variant): nothing else may change the body. What is not a page
+    The render-cache key and the ETag are the versions of the content scopes the
+    response shows plus the variant (feedapp.web.variant): nothing else may change
+    the body. The scopes follow from the variant: site, the company-wide posts
+    (unless not Variant.company), its office's (Variant.office; EVERY_OFFICE for a
+    response that may show any office's posts, like a post's own page), and the
+    staff-only ones of those when Variant.staff. Last-Modified is the newest change
+    among them. What is not a page
     is built in the default language, so the reader's cannot leak in.
     """
-    state = content_state()
-    version = state.version
-    key = (version, variant)
-    etag = variant.etag(version)
+    valid = content_state().validators(variant.office, variant.staff, variant.company)
+    etag = variant.etag(valid.versions)
     headers = {
         "ETag": etag,  # weak: one ETag for every content-coding of the same content (RFC 9110 §8.8.1)
-        "Last-Modified": state.last_modified,
+        "Last-Modified": valid.last_modified,
         "Cache-Control": cache_control,
         "Vary": ", ".join(("Accept-Encoding", *vary)),  # pages add Cookie and Accept-Language
     }
@@ -125,12 +129,13 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
         response.headers["Cache-Control"] = "private, no-store"
         del response.headers["ETag"]
         return response
-    if _not_modified(etag, state.changed_at):
+    if _not_modified(etag, valid.changed_at):
         # The 200's content type (Werkzeug leaves it out of the 304 itself), so that after-request
         # hooks treat both answers alike.
         return Response(status=304, headers=headers, content_type=content_type)
-    rendered = render_cache().get(key, lambda: Rendered(build(), content_type))
-    request.environ[CACHED_KEY] = Cached(version, rendered)  # lets the fast path answer repeats of this request
+    rendered = render_cache().get((valid.versions, variant), lambda: Rendered(build(), content_type))
+    # Lets the fast path answer repeats of this request while these scopes keep these versions.
+    request.environ[CACHED_KEY] = Cached(valid.scopes, valid.versions, rendered)
     encoding = negotiate_encoding()
     response = Response(rendered.encoded(encoding), content_type=rendered.content_type, headers=headers)
     if encoding != "identity":
