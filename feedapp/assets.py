@@ -12,8 +12,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
-import shutil
 from pathlib import Path
 
 import brotli
@@ -47,24 +47,56 @@ def is_current(static_dir: Path) -> bool:
 
 
 def build(static_dir: Path) -> dict[str, str]:
-    """Write static/dist/ (hashed copies, .gz and .br) and its manifest; return the manifest."""
+    """Write static/dist/ (hashed copies, .gz and .br) and its manifest; return the manifest.
+
+    Additive, for deploys: files of the previous build stay until the next one, so a page
+    rendered by a node still running the old code (or kept by a service worker) finds its
+    stylesheet while the new build goes live, and the manifest is replaced in one rename,
+    so a reader never sees half of it.
+    """
     out = static_dir / DIST
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir()
+    out.mkdir(exist_ok=True)
+    previous = _manifest(out)
     manifest = {}
     for path, digest in _sources(static_dir):
         rel = path.relative_to(static_dir)
         data = path.read_bytes()
         target = static_dir / _target(rel, digest)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        _write(target, data)
         if path.suffix in TEXT_TYPES:
-            target.with_name(target.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
-            target.with_name(target.name + ".br").write_bytes(brotli.compress(data, quality=11))
+            _write(target.with_name(target.name + ".gz"), gzip.compress(data, 9, mtime=0))
+            _write(target.with_name(target.name + ".br"), brotli.compress(data, quality=11))
         manifest[rel.as_posix()] = _target(rel, digest)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    _write(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    _prune(static_dir, set(manifest.values()) | set(previous.values()))
     return manifest
+
+
+def _manifest(out: Path) -> dict[str, str]:
+    try:
+        return json.loads((out / MANIFEST).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a whole file under its name in one rename (a concurrent reader sees old or new)."""
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    aside.write_bytes(data)
+    os.replace(aside, path)
+
+
+def _prune(static_dir: Path, keep: set[str]) -> None:
+    """Remove hashed files (and their .gz/.br) of builds older than the kept ones."""
+    out = static_dir / DIST
+    for path in sorted(out.rglob("*"), reverse=True):  # files before their folders
+        rel = path.relative_to(static_dir).as_posix()
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif rel.removesuffix(".gz").removesuffix(".br") not in keep and path.name != MANIFEST:
+            path.unlink()
 
 
 def is_immutable(_path: str, url: str) -> bool:

@@ -29,6 +29,25 @@ def test_build_writes_hashed_copies_with_gzip_and_brotli(tmp_path):
     assert assets.build(static)["feed.css"] != manifest["feed.css"]
 
 
+def test_a_build_keeps_the_previous_ones_files_until_the_next(tmp_path):
+    """A deploy: pages rendered by the old code still find their stylesheet while the new build goes live."""
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("dist"))
+    first = assets.build(static)
+    (static / "feed.css").write_text("body{color:red}")
+    second = assets.build(static)
+    for name in (first["feed.css"], second["feed.css"]):
+        assert (static / name).exists() and (static / f"{name}.br").exists()
+    (static / "feed.css").write_text("body{color:blue}")
+    (static / "dist" / ".feed.css.99.tmp").write_text("left by a build that crashed")
+    third = assets.build(static)
+    assert not (static / first["feed.css"]).exists() and not (static / f"{first['feed.css']}.gz").exists()
+    assert (static / second["feed.css"]).exists() and (static / third["feed.css"]).exists()
+    assert not (static / "dist" / ".feed.css.99.tmp").exists()
+    assert (static / third["icons/icon-192.png"]).exists()  # unchanged files are shared by every build
+    assert json.loads((static / "dist/manifest.json").read_text()) == third
+
+
 def test_pages_link_hashed_assets_served_immutable_and_precompressed(client):
     html = client.get("/").get_data(as_text=True)
     css_url = re.search(r'<link rel="stylesheet" href="(/static/dist/feed\.[0-9a-f]{12}\.css)">', html)[1]
