@@ -211,3 +211,12 @@ def runner(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Debian Chromium per test module (browser tests; tests/browser.py launches it)."""
+    from tests.browser import launch_chromium
+
+    with launch_chromium() as browser:
+        yield browser

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from feedapp.db import sessions
 from feedapp.xapi.types import Link
-from tests.browser import (PHONE, SERVER_TIME_RE, PageOpener, Seal, contrast, demo_app, fits, launch_chromium,
+from tests.browser import (PHONE, SERVER_TIME_RE, PageOpener, Seal, contrast, demo_app, fits,
                            load_all_images, luminance, serve, store_post, watch, widths)
 
 ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
@@ -30,13 +30,6 @@ class Site:
     app: object
     url: str
     seals: list[Seal]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian Chromium for the whole module."""
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

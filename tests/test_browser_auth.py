@@ -18,7 +18,7 @@ from werkzeug.security import generate_password_hash
 from feedapp import accounts
 from feedapp.db import sessions
 from feedapp.models import Office
-from tests.browser import PageOpener, demo_app, launch_chromium, PHONE, Seal, fits, serve, store_post, watch, widths
+from tests.browser import PageOpener, demo_app, PHONE, Seal, fits, serve, store_post, watch, widths
 from tests.test_pwa import until
 
 PASSWORD = "tugboat at dawn 9"
@@ -35,13 +35,6 @@ class Site:
     invite: str  # path of a fresh invite for "newhire"
     spare_invite: str  # path of another user's invite, only looked at
     admin_id: int
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian Chromium for the whole module."""
-    with launch_chromium() as browser:
-        yield browser
 
 
 def _user(s, username: str, *, admin: bool = False, office: str | None = None, password: bool = True):

@@ -16,7 +16,7 @@ from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
 from feedapp.xapi.types import XPost, XQuotedPost, XUser
-from tests.browser import PageOpener, demo_app, launch_chromium, serve, watch
+from tests.browser import PageOpener, demo_app, serve, watch
 
 RLO = "\u202e"
 # Where each part of a post card sits, relative to its article, and how user text is isolated.
@@ -35,13 +35,6 @@ LAYOUT_JS = """(id) => {
     .map(e => getComputedStyle(e).unicodeBidi);
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian Chromium for the whole module."""
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from feedapp.content_scopes import SITE
 from feedapp.queries import seen_accounts_for_check, sources_for_profile_check
-from feedapp.xapi import XClient, XError
+from feedapp.xapi import Lookup, XClient, XError
 
 from .report import CycleSummary
 from .sources import apply_profile
@@ -30,15 +30,9 @@ def refresh_profiles(sessions: sessionmaker[Session], client: XClient, every: in
         stale = sources_for_profile_check(session, now - timedelta(seconds=every))
         if not stale:
             return
-        before = client.requests_made
-        try:
-            lookup = client.lookup_ids([s.x_id for s in stale])
-        except XError as exc:
-            summary.notes.append(f"profile check skipped: {exc}")
+        lookup = _lookup(session, client, [s.x_id for s in stale], summary, "profile check")
+        if lookup is None:
             return
-        finally:
-            summary.lookup_requests += client.requests_made - before
-        summary.lookup_user_reads += record_reads(session, "user", lookup.user_ids)
         by_id = {u.id: u for u in lookup.users}
         for source in stale:
             user = by_id.get(source.x_id)
@@ -71,15 +65,9 @@ def refresh_seen_accounts(sessions: sessionmaker[Session], client: XClient, ever
         accounts = seen_accounts_for_check(session, now - timedelta(seconds=every), SEEN_PER_CYCLE)
         if not accounts:
             return
-        before = client.requests_made
-        try:
-            lookup = client.lookup_ids([a.id for a in accounts])
-        except XError as exc:
-            summary.notes.append(f"check of reposted and quoted accounts skipped: {exc}")
+        lookup = _lookup(session, client, [a.id for a in accounts], summary, "check of reposted and quoted accounts")
+        if lookup is None:
             return
-        finally:
-            summary.lookup_requests += client.requests_made - before
-        summary.lookup_user_reads += record_reads(session, "user", lookup.user_ids)
         by_id = {u.id: u for u in lookup.users}
         changed = False
         for account in accounts:
@@ -94,3 +82,17 @@ def refresh_seen_accounts(sessions: sessionmaker[Session], client: XClient, ever
         if changed:
             bump_content_version(session, [SITE])  # who may read what changed everywhere
         session.commit()
+
+
+def _lookup(session: Session, client: XClient, ids: list[str], summary: CycleSummary, what: str) -> Lookup | None:
+    """Users by id, with the requests and billed user reads counted; None (and a note) when X refuses."""
+    before = client.requests_made
+    try:
+        lookup = client.lookup_ids(ids)
+    except XError as exc:
+        summary.notes.append(f"{what} skipped: {exc}")
+        return None
+    finally:
+        summary.lookup_requests += client.requests_made - before
+    summary.lookup_user_reads += record_reads(session, "user", lookup.user_ids)
+    return lookup

@@ -44,11 +44,7 @@ def record_outcome(sessions: sessionmaker[Session], source_id: int, outcome: Out
     source's failure (in a fresh transaction) and returned; nothing is raised.
     """
     try:
-        with sessions() as session:
-            source = session.get(Source, source_id)
-            if source is not None:
-                apply_outcome(source, outcome, now, backoff)
-                session.commit()
+        _store(sessions, source_id, outcome, now, backoff)
         return outcome
     except SQLAlchemyError as exc:
         log.exception("source_id=%s: the poll's bookkeeping failed", source_id)
@@ -56,14 +52,19 @@ def record_outcome(sessions: sessionmaker[Session], source_id: int, outcome: Out
             FAILED, f"database error while recording this poll: {type(exc).__name__} (see the log)",
             skipped=False, backoff=True)
     try:
-        with sessions() as session:
-            source = session.get(Source, source_id)
-            if source is not None:
-                apply_outcome(source, failed, now, backoff)
-                session.commit()
+        _store(sessions, source_id, failed, now, backoff)
     except SQLAlchemyError:
         log.exception("source_id=%s: storing the bookkeeping failure failed too", source_id)
     return failed
+
+
+def _store(sessions: sessionmaker[Session], source_id: int, outcome: Outcome, now: datetime, backoff: Backoff) -> None:
+    """Apply outcome to the source in one transaction (a source removed meanwhile is left alone)."""
+    with sessions() as session:
+        source = session.get(Source, source_id)
+        if source is not None:
+            apply_outcome(source, outcome, now, backoff)
+            session.commit()
 
 
 def apply_outcome(source: Source, outcome: Outcome, now: datetime, backoff: Backoff) -> None:
