@@ -68,7 +68,6 @@ FR = {
     'Quoted post on X': "Le message cité, sur X",
     'Part %(position)d of %(total)d': "Partie %(position)d sur %(total)d",
     'Thread continues: part %(position)d of %(total)d': "Suite du fil : partie %(position)d sur %(total)d",
-    'Rest of the thread': "Suite du fil",
     'Thread by %(name)s': "Fil de %(name)s",
     'Post by %(name)s': "Message de %(name)s",
     'Staff only': "Réservé au personnel",
