@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
 from feedapp.models import Post
+from feedapp.render.page import handle_list, reply_to, summary
 from tests.auth_helpers import PASSWORD, login, make_staff
 from tests.helpers import follow, poll
 
@@ -327,3 +329,33 @@ def test_demo_thread_and_repost_read_right_in_french(demo, client, sessions, db_
         repost = s.scalar(select(Post.id).where(Post.repost_of_id.is_not(None)))
     columbus = client.get(f"/posts/{repost}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "Republié par @<bdi>HPL_Columbus</bdi>" in columbus
+
+
+# --- the pure helpers -----------------------------------------------------------------------------------------------
+
+
+def test_reposters_are_listed_in_the_readers_language_and_escaped():
+    assert handle_list(["a<b>", "c"], "en") == "@<bdi>a&lt;b&gt;</bdi> and @<bdi>c</bdi>"
+    assert handle_list(["a", "b", "c"], "fr") == "@<bdi>a</bdi>, @<bdi>b</bdi> et @<bdi>c</bdi>"
+    assert handle_list(["solo"], "en") == "@<bdi>solo</bdi>"
+
+
+def reply(**fields):
+    base = dict(reply_to_username="Other", is_thread_part=False, reply_to_user_id="2", author_id="1",
+                author_username="hq")
+    return SimpleNamespace(**{**base, **fields})
+
+
+def test_only_replies_to_another_account_are_labelled_replies():
+    assert reply_to(reply()) == "Other"
+    assert reply_to(reply(is_thread_part=True)) is None
+    assert reply_to(reply(reply_to_user_id="1")) is None  # to itself, in a row stored before threads were named
+    assert reply_to(reply(reply_to_username="HQ", reply_to_user_id=None)) is None
+    assert reply_to(reply(reply_to_username=None)) is None
+
+
+def test_a_preview_summary_is_one_plain_line_cut_at_a_word():
+    text = "Line one\nline two " + "word " * 60
+    post = SimpleNamespace(text=text, links=[{"start": 0, "end": 4, "kind": "url", "href": "https://ex.example/a/"}])
+    line = summary(post, limit=40)
+    assert line == "ex.example/a one line two word word…" and "\n" not in line
