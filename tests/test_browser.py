@@ -20,7 +20,9 @@ from feedapp.xapi.types import Link
 from tests.browser import (PHONE, SERVER_TIME_RE, PageOpener, Seal, contrast, demo_app, fits,
                            load_all_images, luminance, serve, store_post, watch, widths)
 
-ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
+CARD_TIMES = ":is(.ph, .ph2) time"  # each card's own time (not a quoted post's or a reply parent's)
+# Every post card, a thread's later parts (shown inside their first post's card) included: 20 a page.
+ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post, article.part')].map(a => a.id)"
 
 
 @dataclass
@@ -148,14 +150,14 @@ def test_works_without_javascript_and_javascript_makes_times_relative(new_page, 
     posted = store_post(site.app, 2900000000000000300, "Depot reopens at noon.")
     plain = new_page(java_script_enabled=False)
     plain.goto("/")
-    assert plain.locator("article.post").count() == 20
-    server_times = plain.locator("article time").all_inner_texts()
+    assert plain.locator("article.post, article.part").count() == 20
+    server_times = plain.locator(CARD_TIMES).all_inner_texts()
     assert len(server_times) == 20 and all(SERVER_TIME_RE.match(t) for t in server_times), server_times
 
     page = new_page()
     ages = [minutes_since(posted)]
     page.goto("/")
-    times = page.locator("article time").all_inner_texts()
+    times = page.locator(CARD_TIMES).all_inner_texts()
     ages.append(minutes_since(posted - timedelta(seconds=1)))  # the page may see the time cut to whole seconds
     assert len(times) == 20
     for before, after in zip(server_times, times):

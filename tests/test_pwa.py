@@ -29,7 +29,8 @@ from feedapp.web import pwa
 from tests.browser import (CHROMIUM, CHROMIUM_ARGS, PATIENCE, PHONE, Seal, demo_app, load_all_images, patient, serve,
                            watch)
 
-ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post')].map(a => a.id)"
+# Every post card, a thread's later parts (shown inside their first post's card) included: 20 a page.
+ARTICLE_IDS_JS = "() => [...document.querySelectorAll('article.post, article.part')].map(a => a.id)"
 # The registration as plain data: which workers it has, in which state, and what controls the page.
 SW_STATE_JS = """() => navigator.serviceWorker.getRegistration().then(r => ({
   registered: !!r, installing: !!(r && r.installing), waiting: !!(r && r.waiting),

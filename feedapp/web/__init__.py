@@ -6,6 +6,7 @@ import re
 
 from flask import Flask
 
+from feedapp.render import page as page_render
 from feedapp.render import post as post_render
 
 # X tags some posts with codes that are not languages (X API: "und", "qme", "zxx" …).
@@ -22,12 +23,13 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, pwa, security, state
+    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, posts, pwa, security, state
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
-    for module in (health, pages, feeds, account, admin, pwa):
+    app.url_map.converters["xid"] = posts.XIdConverter  # before any rule that names it
+    for module in (health, pages, posts, feeds, account, admin, pwa):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)
@@ -48,4 +50,11 @@ def init_app(app: Flask, translations: str) -> None:
         avatar=post_render.avatar,
         lang_attr=lang_attr,
         canonical_path=canonical_path,
+        profile_url=post_render.profile_url,
+        page_id=page_render.page_id,
+        reply_to=page_render.reply_to,
+        handle_list=page_render.handle_list,
+        quoted_time=page_render.quoted_time,
+        summary=page_render.summary,
+        preview_image=page_render.preview_image,
     )

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
+from feedapp.render.page import fold_threads
 
 from .http import cached_response
 from .scope import OFFICE_COOKIE, chosen_office, cursor, get_office_or_404
@@ -64,7 +65,8 @@ def _feed_page(office):
         posts = posts_for_feed(session, office.id if office else None, staff=staff, before=before,
                                limit=PAGE_SIZE + 1)
         older = posts[PAGE_SIZE - 1].id if len(posts) > PAGE_SIZE else None
-        html = render_template("feed.html", posts=posts[:PAGE_SIZE], office=office, older=older,
+        # A thread's later parts show under its first post when both are on this page (never twice).
+        html = render_template("feed.html", posts=fold_threads(posts[:PAGE_SIZE]), office=office, older=older,
                                before=before, staff=staff)
         return html.encode()
 

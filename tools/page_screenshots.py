@@ -1,0 +1,89 @@
+"""Screenshots of a post's page (the demo thread's first post) and of the feed, for a person to look at.
+
+Same throwaway instance, gunicorn server and network seal as bench/screenshots.py (demo data, remote images
+answered by grey PNGs of their real size, nothing leaves 127.0.0.1), in Debian's Chromium through Playwright.
+Writes, for `/posts/ID` (ID: the thread's first post) and `/`, at 390x844 (phone, 2x) and 1280x800
+(desktop), light and dark, English and French:
+
+    OUT/post-phone-light-en.png  OUT/feed-desktop-dark-fr.png  …  (16 files)
+
+Run: .venv/bin/python tools/page_screenshots.py [--out /tmp/shots-pages] [--full-page]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from lighthouse import CHROMIUM, feedapp_server, get, image_sizes  # noqa: E402
+from screenshots import CHROMIUM_ARGS, WAIT_IMAGES_JS, Sealed  # noqa: E402
+
+SIZES = {
+    "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+              "has_touch": True},
+    "desktop": {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1},
+}
+LOCALES = {"en": "en-US", "fr": "fr-FR"}
+THREAD_HEAD_RE = re.compile(r'<article class="post" id="p(\d+)"(?:(?!<article class="post").)*?<ol class="thread">', re.S)
+
+
+def thread_head(base: str) -> str:
+    """The id of the first thread's first post on the front page."""
+    status, body = get(base + "/")
+    match = THREAD_HEAD_RE.search(body.decode())
+    if status != 200 or not match:
+        raise RuntimeError("the front page shows no thread")
+    return match[1]
+
+
+def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme: str, lang: str,
+          full_page: bool) -> None:
+    """One screenshot, with a line saying what it shows and anything the page complained about."""
+    _, body = get(base + path)
+    context = browser.new_context(**SIZES[size], color_scheme=scheme, locale=LOCALES[lang], timezone_id="UTC",
+                                  service_workers="block")
+    seal = Sealed(base, image_sizes(body.decode(errors="replace")), 0x4A if scheme == "dark" else 0xC8)
+    context.route("**/*", seal)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    response = page.goto(base + path, wait_until="networkidle")
+    page.evaluate(WAIT_IMAGES_JS)
+    target = out / f"{name}-{size}-{scheme}-{lang}.png"
+    page.screenshot(path=target, full_page=full_page)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    print(f"{target}: {path} -> HTTP {response.status}, page width {width} CSS px"
+          + (f", BLOCKED {seal.blocked}" if seal.blocked else "") + "".join(f"\n  {p}" for p in problems))
+    context.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/shots-pages"), help="folder for the PNG files")
+    parser.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server and the browser on the way out
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with feedapp_server() as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pages = {"post": f"/posts/{thread_head(base)}", "feed": "/"}
+            for name, path in pages.items():
+                for size in SIZES:
+                    for scheme in ("light", "dark"):
+                        for lang in LOCALES:
+                            shoot(browser, base, args.out, name, path, size, scheme, lang, args.full_page)
+        finally:
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
