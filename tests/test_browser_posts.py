@@ -17,16 +17,9 @@ from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Post, Source
 from feedapp.xapi.types import XPost, XUser
-from tests.browser import PHONE, PageOpener, demo_app, fits, launch_chromium, load_all_images, serve, watch, widths
+from tests.browser import PHONE, PageOpener, demo_app, fits, load_all_images, serve, watch, widths
 
 CARDS_JS = "(root) => [...document.querySelectorAll(root)].map(a => a.id)"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Debian Chromium for the whole module."""
-    with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
