@@ -22,12 +22,12 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, pwa, security, state
+    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, posts, pwa, security, state
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
-    for module in (health, pages, feeds, account, admin, pwa):
+    for module in (health, pages, posts, feeds, account, admin, pwa):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)
