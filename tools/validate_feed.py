@@ -1,14 +1,15 @@
-"""Check RSS/Atom files with the W3C Feed Validator, offline: `python tools/validate_feed.py FILE [BASE_URL]`.
+"""Check RSS/Atom files with the W3C Feed Validator, offline: `python tools/validate_feed.py FILE[=URL]...`.
 
 The validator (https://github.com/w3c/feedvalidator, MIT licence, see
 tools/vendor/feedvalidator/LICENSE) is vendored unchanged under tools/vendor: only its
 package, without the web front end. It needs html5lib (requirements-dev.txt). It sets a
 process-wide socket timeout when imported, so tests run this script in a process of its own.
 
-Prints one line per problem the online validator would show ("AA" level: errors and
-warnings; its "info" notes are left out, as feedvalidator.org leaves them out of its
-verdict), or nothing; exits 1 when there is any. `--json` prints a list of
-{"level", "type", "message", "line"} instead.
+URL is where the feed is served (its rel="self" link is checked against it). Prints one
+line per problem the online validator would show ("AA" level: errors and warnings; its
+"info" notes are left out, as feedvalidator.org leaves them out of its verdict), or
+nothing; exits 1 when there is any. `--json` prints {FILE: [{"level", "type", "message",
+"line"}...]} instead (tests validate many feeds in one process this way).
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ def main(argv: list[str]) -> int:
     if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    found = problems(Path(args[0]).read_bytes(), args[1] if len(args) > 1 else "")
+    report = {}
+    for arg in args:
+        path, _, url = arg.partition("=")
+        report[path] = problems(Path(path).read_bytes(), url)
     if as_json:
-        print(json.dumps(found))
+        print(json.dumps(report))
     else:
-        for problem in found:
-            print(f"{problem['level']}: {problem['message']}")
-    return 1 if found else 0
+        for path, found in report.items():
+            for problem in found:
+                print(f"{path}: {problem['level']}: {problem['message']}")
+    return 1 if any(report.values()) else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from feedapp.textclean import clean, scrub
 
@@ -43,9 +43,10 @@ from .post import (
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feedapp"
-# An empty feed has no newest post; the Unix epoch keeps its bytes (and the
-# caller's Last-Modified) stable instead of changing on every request.
-EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# An empty feed has no newest post; a fixed date keeps its bytes stable instead of changing on
+# every request. Not the Unix epoch, which validators flag as implausible (before 1990): the
+# first post ever on X (2006-03-21), which no post in a feed can predate.
+EMPTY_FEED_DATE = datetime(2006, 3, 21, 20, 50, 14, tzinfo=timezone.utc)
 _PHOTO_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 _MEDIA_FIELDS = ("key", "type", "url", "preview_url", "width", "height", "alt_text", "duration_ms", "variants")
 _VIDEO_TYPES = ("video", "animated_gif")
@@ -57,6 +58,7 @@ _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # BCP 47, as
 _AVATAR_SIZE = re.compile(r"_(normal|bigger|mini|200x200)(\.[A-Za-z]+)$")  # X's profile image sizes
 ATOM = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_MARKUP_CHARACTERS = re.compile("[<&]")
 MIN_TITLE_TEXT = 40  # a title's label never squeezes its text below this
 # A thread part's own numbering at the start of its text ("2/3: …", "2/3 …"), said once by the label.
 _OWN_NUMBERING = re.compile(r"^\d+\s*/\s*\d+\s*[:.)\-–—]?\s+")
@@ -107,6 +109,13 @@ def atom(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str]
     root = etree.fromstring(_generator(info, posts, staff, links or {}, "atom").atom_str())
     # feedgen 1.0 drops the rel and type of entry links and has no entry xml:lang: both are added here.
     for entry, post in zip(root.iterfind(f"{{{ATOM}}}entry"), posts):
+        title = entry.find(f"{{{ATOM}}}title")
+        if title is not None and _MARKUP_CHARACTERS.search(title.text or ""):
+            # A post quoting markup ("</b>", "&amp;"): said as escaped HTML (RFC 4287 §3.1.1.2), which
+            # every reader shows as the same text, rather than as type="text", which some readers
+            # still take for markup (the W3C validator warns about exactly that).
+            title.set("type", "html")
+            title.text = str(escape(title.text))
         if _language(post.lang):
             entry.set(XML_LANG, post.lang)  # RFC 4287 §2: xml:lang on any element; the post's own language
         enclosure = _enclosure(post)
