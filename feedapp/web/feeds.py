@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import uuid
 
@@ -133,11 +132,10 @@ def feed_id(scope: str) -> str:
     Unique per feed (company, an office, an office's own posts, one reader's private feed) and
     the same whatever host the feed is fetched through, so a reader never takes it for another.
     """
-    installation = content_state().installation_id
     try:
-        namespace = uuid.UUID(installation)
-    except ValueError:  # a database older than migration 0007 has none: the secret key stands in
-        namespace = uuid.uuid5(uuid.NAMESPACE_OID, hashlib.sha256(current_app.secret_key.encode()).hexdigest())
+        namespace = uuid.UUID(content_state().installation_id)
+    except ValueError:  # never after `db upgrade` (migration 0007 mints it); still a valid, host-free id
+        namespace = uuid.NAMESPACE_URL
     return uuid.uuid5(namespace, f"feed:{scope}").urn
 
 
