@@ -37,11 +37,12 @@ translations/%.mo: translations/%.po | $(VENV)/.installed
 	$(BIN)/pybabel -q compile -i $< -o $@.tmp
 	mv $@.tmp $@
 
-# Debian packages the tests use: headless Chromium (Playwright only drives it) and a Java
-# runtime for the W3C HTML validator. Installed only when missing; that needs root.
+# Debian packages the tests use: headless Chromium (Playwright only drives it), a Java runtime
+# for the W3C HTML validator and sfeed (a feed reader's parser, in C, that the feed tests read
+# feeds back with beside feedparser). Installed only when missing; that needs root.
 browser:
-	@command -v chromium >/dev/null && command -v java >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium default-jre-headless; }
+	@command -v chromium >/dev/null && command -v java >/dev/null && command -v sfeed >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium default-jre-headless sfeed; }
 
 bench-poll: $(VENV)/.installed
 	$(BIN)/python bench/poll_bench.py

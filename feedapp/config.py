@@ -70,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_PROFILE_REFRESH", 86400, "seconds between re-reads of a source's profile (name, avatar, protected)", int),
     Setting("FEEDAPP_STATE_TTL", 1.0, "seconds a web worker trusts its copy of the content version and office list", float),
     Setting("FEEDAPP_FEED_ITEMS", 50, "items in each RSS/Atom/JSON feed", int),
+    Setting("FEEDAPP_SITE_NAME", "Staff news", "the name staff see: the title of every feed and of the OPML list"),
     Setting("FEEDAPP_LOG_LEVEL", "INFO", "level of feedapp's own log lines"),
 )
 

@@ -19,50 +19,66 @@ from feedapp.visibility import posts_statement, visible
 EVERY_SOURCE = "every source"  # the scope of a post's own page: whichever source it came from
 
 
-def in_scope(source, office_id) -> ColumnElement[bool]:
-    """SQL: the source feeds this scope (company-wide, plus office_id's; EVERY_SOURCE: any)."""
+def in_scope(source, office_id, company: bool = True) -> ColumnElement[bool]:
+    """SQL: the source feeds this scope (company-wide, plus office_id's; EVERY_SOURCE: any).
+
+    company False: office_id's sources only (an office-only feed).
+    """
     if office_id == EVERY_SOURCE:
         return true()
+    if not company:
+        return source.office_id == office_id
     scope = source.office_id.is_(None)
     return or_(scope, source.office_id == office_id) if office_id is not None else scope
 
 
-def first_appearances(session: Session, ids: list[int], office_id, public: bool) -> list[int]:
+def first_appearances(session: Session, ids: list[int], office_id, public: bool, company: bool = True) -> list[int]:
     """Of these post ids, the ones no newer row of the same post in the scope supersedes (order kept).
 
     A post reached twice in one scope (an office's repost of a company post, two sources reposting
     one post) is shown once, where it last appeared: the newest row with its canonical_id that this
     reader may see. Whether a row is kept depends on that row alone, so keyset pages stay exact.
+    company False (an office-only feed): a post the company-wide sources carry too (the office's
+    repost of a company post, or a company repost of the office's) is left to the company feed,
+    so the two feeds an OPML import subscribes to never hold the same post.
     """
     if not ids:
         return []
     newer, source = aliased(Post), aliased(Source)
     superseding = select(newer.id).join(source, source.id == newer.source_id).where(
-        newer.canonical_id == Post.canonical_id, newer.id > Post.id, in_scope(source, office_id))
+        newer.canonical_id == Post.canonical_id, newer.id > Post.id, in_scope(source, office_id, company))
     condition = visible(public, newer)
     if condition is not None:
         superseding = superseding.where(condition)
     stmt = select(Post.id).where(Post.id.in_(ids), ~superseding.exists())
+    if not company:
+        other, company_source = aliased(Post), aliased(Source)
+        in_company = select(other.id).join(company_source, company_source.id == other.source_id).where(
+            other.canonical_id == Post.canonical_id, company_source.office_id.is_(None))
+        condition = visible(public, other)
+        if condition is not None:
+            in_company = in_company.where(condition)
+        stmt = stmt.where(~in_company.exists())
     kept = set(session.scalars(stmt))
     return [post_id for post_id in ids if post_id in kept]
 
 
-def add_context(session: Session, posts: list[Post], office_id, public: bool) -> None:
+def add_context(session: Session, posts: list[Post], office_id, public: bool, company: bool = True) -> None:
     """Set reposted_by, the thread attributes and reply_parent on posts (see models.Post)."""
     if not posts:
         return
-    _add_reposters(session, posts, office_id, public)
+    _add_reposters(session, posts, office_id, public, company)
     others = _add_threads(session, posts, public)
     _add_parents(session, posts, others, public)
 
 
-def _add_reposters(session: Session, posts: list[Post], office_id, public: bool) -> None:
+def _add_reposters(session: Session, posts: list[Post], office_id, public: bool, company: bool = True) -> None:
     """Each repost kept on the page names every in-scope source that reposted the post, newest first."""
     reposts = {post.canonical_id for post in posts if post.repost_of_id}
     if not reposts:
         return
     stmt = (select(Post.canonical_id, Source.username).join(Source, Source.id == Post.source_id)
-            .where(Post.canonical_id.in_(reposts), Post.repost_of_id.is_not(None), in_scope(Source, office_id))
+            .where(Post.canonical_id.in_(reposts), Post.repost_of_id.is_not(None), in_scope(Source, office_id, company))
             .order_by(Post.id.desc()))
     condition = visible(public)
     if condition is not None:

@@ -77,8 +77,12 @@ def posts_for_feed(
     staff: bool = False,
     before: int | None = None,
     limit: int = 30,
+    company: bool = True,
 ) -> list[Post]:
     """Newest posts of company-wide sources plus office_id's, older than `before` (keyset).
+
+    company False: office_id's own posts only (an office-only feed), without any post the
+    company-wide sources carry too (see post_context.first_appearances).
 
     Public readers (staff False) never get a post whose source, or whose original author (a
     repost), is staff-only now, and the page still has `limit` posts when enough remain. Each
@@ -96,17 +100,18 @@ def posts_for_feed(
         # Rows superseded by a newer copy of the same post in the scope are dropped (first_appearances);
         # a page short of them reads on below the last row read. Rarely more than one round.
         wanted = limit - len(ids)
-        found = _recent_ids(session, office_id, before, wanted, public)
+        found = _recent_ids(session, office_id, before, wanted, public, company)
         if found is None:
-            found = _newest_ids(session, scope_source_ids(session, office_id, staff=staff), before, wanted, public)
-        ids += first_appearances(session, found, office_id, public)
+            found = _newest_ids(session, scope_source_ids(session, office_id, staff=staff, company=company),
+                                before, wanted, public)
+        ids += first_appearances(session, found, office_id, public, company)
         if len(found) < wanted:
             break
         before = found[-1]
     if not ids:
         return []
     posts = list(session.scalars(posts_statement(public), {"ids": ids}))
-    add_context(session, posts, office_id, public)
+    add_context(session, posts, office_id, public, company)
     return posts
 
 
@@ -131,10 +136,15 @@ def post_with_thread(session: Session, post_id: int, *, staff: bool) -> Post | N
     return post
 
 
-def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) -> list[int]:
-    """Ids of the sources a feed draws from: company-wide ones plus one office's, most recently active first."""
+def scope_source_ids(session: Session, office_id: int | None, *, staff: bool, company: bool = True) -> list[int]:
+    """Ids of the sources a feed draws from: company-wide ones plus one office's, most recently active first.
+
+    company False: that office's sources only.
+    """
     scope = Source.office_id.is_(None)
-    if office_id is not None:
+    if not company:
+        scope = Source.office_id == office_id
+    elif office_id is not None:
         scope = or_(scope, Source.office_id == office_id)
     # Most recently active first (since_id is the newest stored post): the first batch then
     # likely holds the page, and its oldest id prunes the ranges of every later batch.
@@ -145,7 +155,7 @@ def scope_source_ids(session: Session, office_id: int | None, *, staff: bool) ->
 
 
 def _recent_ids(session: Session, office_id: int | None, before: int | None, limit: int,
-                public: bool) -> list[int] | None:
+                public: bool, company: bool = True) -> list[int] | None:
     """The page's ids if the RECENT_PAGES × limit newest posts below `before` hold `limit` of the scope, else None.
 
     Exact when it answers: every other post of the scope is older than all of these.
@@ -155,18 +165,23 @@ def _recent_ids(session: Session, office_id: int | None, before: int | None, lim
     params = {"window": RECENT_PAGES * limit, "limit": limit, "office": office_id or 0}  # no office has id 0
     if before is not None:
         params["before"] = before
-    ids = list(session.scalars(_recent_statement(before is not None, public), params))
+    ids = list(session.scalars(_recent_statement(before is not None, public, company), params))
     return ids if len(ids) == limit else None
 
 
 @lru_cache(maxsize=None)
-def _recent_statement(before: bool, public: bool):
-    """SELECT the newest :limit ids of office :office's scope among the :window newest posts below :before."""
+def _recent_statement(before: bool, public: bool, company: bool = True):
+    """SELECT the newest :limit ids of office :office's scope among the :window newest posts below :before.
+
+    company False: office :office's sources only.
+    """
     recent = select(Post.id, Post.source_id, Post.author_id)
     if before:
         recent = recent.where(Post.id < bindparam("before"))
     recent = recent.order_by(Post.id.desc()).limit(bindparam("window")).subquery()  # the primary key, backwards
-    scope = or_(Source.office_id.is_(None), Source.office_id == bindparam("office"))
+    scope = Source.office_id == bindparam("office")
+    if company:
+        scope = or_(Source.office_id.is_(None), scope)
     stmt = select(recent.c.id).join(Source, Source.id == recent.c.source_id).where(scope)
     if public:
         stmt = stmt.where(Source.protected.is_(False), Source.staff_only.is_(False),

@@ -140,7 +140,7 @@ def private_feed_ids(sessions, office: str, limit: int = 50) -> list[int]:
         for p in rows:  # a post reached twice in the scope (a repost of a stored post) shows once, the newest copy
             if (p.source.office is None or p.source.office.slug == office) and (p.repost_of_id or str(p.id)) not in shown:
                 shown.add(p.repost_of_id or str(p.id))
-                ids.append(p.id)
+                ids.append(int(p.repost_of_id or p.id))  # an item's id is its post's own: a repost's original
         return ids[:limit]
 
 

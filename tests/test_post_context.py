@@ -151,6 +151,26 @@ def test_one_post_reposted_by_two_sources_appears_once_naming_both(company, runn
         assert post_with_thread(s, int(outside), staff=False).id == by_depot
 
 
+def test_an_office_only_feed_leaves_what_the_company_sources_carry_to_the_company_feed(company, runner, sessions):
+    original = int(company.post("hq", "Record safety month"))
+    company.post("depot", retweet_of=original)  # the office reposts a company post
+    office_post = int(company.post("depot", "Depot open day"))
+    company.post("hq", retweet_of=office_post)  # the company amplifies an office post
+    outside = int(company.post("outsider", "Great work, depot team"))
+    by_depot = int(company.post("depot", retweet_of=outside))
+    own = int(company.post("depot", "Canteen menu"))
+    follow_and_poll(runner)
+    depot7 = office_id(sessions, "depot7")
+    with sessions() as s:
+        local = posts_for_feed(s, depot7, company=False)
+        assert ids_of(local) == [own, by_depot]  # not the office's repost, nor the post the company reposted
+        assert local[1].reposted_by == ("depot",)
+        company_ids = {p.canonical_id for p in posts_for_feed(s, None)}
+        assert company_ids & {p.canonical_id for p in local} == set()
+        combined = {p.canonical_id for p in posts_for_feed(s, depot7)}
+        assert combined == company_ids | {p.canonical_id for p in local}
+
+
 def test_keyset_pages_stay_exact_with_copies_dropped(company, runner, sessions):
     """Every post once, in order, across pages of every size, while copies sit between them."""
     originals = [int(company.post("hq", f"company post {i}")) for i in range(12)]

@@ -61,11 +61,12 @@ class Oracle:
     def __init__(self, rows, flags, hidden: set[str], office_id: int):
         self.rows, self.flags, self.hidden, self.office_id = rows, flags, hidden, office_id
 
-    def ids(self, office_id=None, *, staff=False, before=None, limit=None) -> list[int]:
+    def ids(self, office_id=None, *, staff=False, before=None, limit=None, company=True) -> list[int]:
         keep = []
         for post_id, source_id, author_id, _ in self.rows:
             office, staff_only = self.flags[source_id]
-            if office not in (None, office_id) or (before is not None and post_id >= before):
+            scope = (None, office_id) if company else (office_id,)
+            if office not in scope or (before is not None and post_id >= before):
                 continue
             if not staff and (staff_only or author_id in self.hidden):
                 continue
@@ -200,6 +201,18 @@ def test_walking_every_page_gives_each_post_once_in_order(big, path):
             assert len(path) == pages + 1
         else:  # a busy scope: the window holds every full page, the ranges answer the last ones only
             assert len(path) <= 2 < pages
+
+
+@pytest.mark.parametrize("staff", [False, True], ids=["public", "staff"])
+def test_an_office_only_feed_walks_the_offices_own_posts_exactly(big, path, staff):
+    expected = big.ids(big.office_id, staff=staff, company=False)
+    assert len(expected) < len(big.ids(big.office_id, staff=staff))  # the company-wide posts are left out
+    walked, before = [], None
+    with big.sessions() as s:
+        while page := ids_of(posts_for_feed(s, big.office_id, staff=staff, before=before, limit=150, company=False)):
+            walked += page
+            before = page[-1]
+    assert walked == expected
 
 
 def test_each_post_says_whether_its_quote_may_be_shown(big, path):

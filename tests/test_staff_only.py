@@ -518,8 +518,11 @@ def reposts(fake_x, runner, sessions) -> Reposts:
 def public_views(client) -> list[tuple[str, str, list[int]]]:
     """Every anonymous surface that lists posts, as (url, what a reader sees, post ids in it, newest first).
 
-    The feed pages (every older page too) and the feeds in all three formats of every feed the
-    OPML lists: the company's and each office's.
+    The feed pages (every older page too) and the feeds in all three formats of the company's
+    feed and each office's combined feed (the OPML lists each office's own posts, a subset of
+    the combined feed: test_an_office_only_feed_shows_no_staff_only_words checks those). A feed
+    item's id is the post's own X id, the original's for a repost: its ids here are the stored
+    rows it stands for (item_rows).
     """
     opml = client.get("/feeds.opml")
     assert opml.status_code == 200
@@ -530,7 +533,7 @@ def public_views(client) -> list[tuple[str, str, list[int]]]:
         page_url = urlsplit(outline.get("htmlUrl")).path
         for page in walk(client, page_url):
             views.append((page_url, readable(page), [int(i) for i in POST_ID_RE.findall(page.get_data(as_text=True))]))
-        rss = urlsplit(outline.get("xmlUrl")).path
+        rss = urlsplit(outline.get("xmlUrl")).path.replace("/local/feed.", "/feed.")
         for url in (rss, rss.replace(".rss", ".atom"), rss.replace(".rss", ".json")):
             feed = client.get(url)
             assert feed.status_code == 200, url
@@ -540,8 +543,28 @@ def public_views(client) -> list[tuple[str, str, list[int]]]:
                 parsed = feedparser.parse(feed.data)
                 assert parsed.bozo == 0, (url, parsed.get("bozo_exception"))
                 item_ids = [entry.id for entry in parsed.entries]
-            views.append((url, readable(feed), [int(ITEM_ID_RE.search(i)[1]) for i in item_ids]))
+            views.append((url, readable(feed), item_rows(client, [int(ITEM_ID_RE.search(i)[1]) for i in item_ids])))
     return views
+
+
+def item_rows(client, item_ids: list[int]) -> list[int]:
+    """The stored rows feed items stand for (every row of each item's post: the original and its reposts), newest first."""
+    with app_sessions(client.application)() as s:
+        rows = s.execute(select(Post.canonical_id, Post.id).where(Post.canonical_id.in_(item_ids))).all()
+    by_item: dict[int, list[int]] = {}
+    for canonical_id, row_id in rows:
+        by_item.setdefault(canonical_id, []).append(row_id)
+    return [row for item_id in item_ids for row in sorted(by_item.get(item_id, [item_id]), reverse=True)]
+
+
+def test_an_office_only_feed_shows_no_staff_only_words(reposts, client):
+    for fmt in ("rss", "atom", "json"):
+        feed = client.get(f"/offices/depot7/local/feed.{fmt}")
+        assert feed.status_code == 200
+        text = readable(feed)
+        assert secrets_in(text, [BOARD, VAULT, *HIDDEN_NAMES]) == [], fmt
+        assert "Depot words on the vault quote" in text and NOT_AVAILABLE in text, fmt
+        assert "News words" not in text, fmt  # the company's posts are in the company feed only
 
 
 def feed_item_html(client, url: str, post_id: int) -> str:
@@ -552,7 +575,8 @@ def feed_item_html(client, url: str, post_id: int) -> str:
     else:
         items = {ITEM_ID_RE.search(e.id)[1]: e.content[0].value if "content" in e else e.summary
                  for e in feedparser.parse(feed.data).entries}
-    return items[str(post_id)]
+    by_row = {row: html for item_id, html in items.items() for row in item_rows(client, [int(item_id)])}
+    return by_row[post_id]
 
 
 def secrets_in(text: str, secrets: list[str]) -> list[str]:

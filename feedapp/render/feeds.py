@@ -5,41 +5,48 @@ the same bytes, because every date comes from the posts, never from the clock.
 Every string goes through feedapp.textclean: scrub() (characters XML forbids) on
 everything, clean() (scrub plus balanced bidi controls) on plain-text values, so a
 post stored before normalization cleaned it still cannot break or flip a feed.
+The words around posts come in a Labels value, already in the feed's language.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from feedapp.textclean import clean, scrub
 
 from .post import (
+    TITLE_MAX,
+    cut,
+    first_line,
     guid,
     permalink,
     profile_url,
     quote_visible,
     quoted_html,
+    readable_text,
     safe_url,
     scaled,
     small_photo,
     smallest_mp4,
     status_url,
     text_html,
-    title,
 )
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feedapp"
-# An empty feed has no newest post; the Unix epoch keeps its bytes (and the
-# caller's Last-Modified) stable instead of changing on every request.
-EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# An empty feed has no newest post; a fixed date keeps its bytes stable instead of changing on
+# every request. Not the Unix epoch, which validators flag as implausible (before 1990): the
+# first post ever on X (2006-03-21), which no post in a feed can predate.
+EMPTY_FEED_DATE = datetime(2006, 3, 21, 20, 50, 14, tzinfo=timezone.utc)
 _PHOTO_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 _MEDIA_FIELDS = ("key", "type", "url", "preview_url", "width", "height", "alt_text", "duration_ms", "variants")
 _VIDEO_TYPES = ("video", "animated_gif")
@@ -47,6 +54,34 @@ _JSON_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u002
 # X's codes for posts without a language: undetermined, mentions/cashtags/hashtags/media only,
 # very short text, no linguistic content (X API docs, "lang" field).
 _NO_LANGUAGE = {"und", "qam", "qct", "qht", "qme", "qst", "zxx", "art"}
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # BCP 47, as xml:lang and RSS <language> take it
+_AVATAR_SIZE = re.compile(r"_(normal|bigger|mini|200x200)(\.[A-Za-z]+)$")  # X's profile image sizes
+ATOM = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_MARKUP_CHARACTERS = re.compile("[<&]")
+MIN_TITLE_TEXT = 40  # a title's label never squeezes its text below this
+# A thread part's own numbering at the start of its text ("2/3: …", "2/3 …"), said once by the label.
+_OWN_NUMBERING = re.compile(r"^\d+\s*/\s*\d+\s*[:.)\-–—]?\s+")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The words a feed puts around posts, in the feed's language (the view fills them through Flask-Babel)."""
+
+    reposted_by: str = "Reposted by"
+    replying_to: str = "Replying to"
+    watch_video: str = "Watch video"
+    quoting: str = "Quoting"
+    view_post: str = "View post"
+    quote_unavailable: str = "Quoted post not available"
+    thread: str = "Thread"  # title label of a thread's first post: "Thread 1/3: …"
+    continued: str = "Continued"  # title label of a later part: "Continued 2/3: …"
+    continues: str = "Continues a thread"  # a later part's body line, linking to the thread's first post
+    reply: str = "Re:"
+    repost: str = "RT"
+    photo: str = "Photo"
+    video: str = "Video"
+    post: str = "Post"
 
 
 @dataclass(frozen=True)
@@ -57,32 +92,49 @@ class FeedInfo:
     subtitle: str
     home_url: str
     self_url: str
-    feed_id: str
+    feed_id: str  # RFC 4287 atom:id: unique to this feed and never made from the request's host
     ttl_minutes: int
     icon_url: str | None = None
-    language: str | None = None
+    language: str | None = None  # BCP 47 tag of the labels: RSS <language>, Atom xml:lang, JSON language
+    labels: Labels = field(default_factory=Labels)
 
 
-def rss(info: FeedInfo, posts, *, staff: bool = False) -> bytes:
-    """The posts as an RSS 2.0 document with atom:link rel=self, dc:creator and media:content."""
-    return _generator(info, posts, staff, "application/rss+xml").rss_str()
+def rss(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str] | None = None) -> bytes:
+    """The posts as an RSS 2.0 document with atom:link rel=self, dc:creator, media:content and enclosures."""
+    return _generator(info, posts, staff, links or {}, "rss").rss_str()
 
 
-def atom(info: FeedInfo, posts, *, staff: bool = False) -> bytes:
+def atom(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str] | None = None) -> bytes:
     """The posts as an Atom 1.0 (RFC 4287) document."""
-    return _generator(info, posts, staff, "application/atom+xml").atom_str()
+    root = etree.fromstring(_generator(info, posts, staff, links or {}, "atom").atom_str())
+    # feedgen 1.0 drops the rel and type of entry links and has no entry xml:lang: both are added here.
+    for entry, post in zip(root.iterfind(f"{{{ATOM}}}entry"), posts):
+        title = entry.find(f"{{{ATOM}}}title")
+        if title is not None and _MARKUP_CHARACTERS.search(title.text or ""):
+            # A post quoting markup ("</b>", "&amp;"): said as escaped HTML (RFC 4287 §3.1.1.2), which
+            # every reader shows as the same text, rather than as type="text", which some readers
+            # still take for markup (the W3C validator warns about exactly that).
+            title.set("type", "html")
+            title.text = str(escape(title.text))
+        if _language(post.lang):
+            entry.set(XML_LANG, post.lang)  # RFC 4287 §2: xml:lang on any element; the post's own language
+        enclosure = _enclosure(post)
+        if enclosure:
+            # RFC 4287 §4.2.7.2: rel="enclosure", a potentially large related resource (length optional).
+            etree.SubElement(entry, f"{{{ATOM}}}link", rel="enclosure", type=enclosure[1], href=enclosure[0])
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def json_feed(info: FeedInfo, posts, *, staff: bool = False) -> bytes:
+def json_feed(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str] | None = None) -> bytes:
     """The posts as a JSON Feed 1.1 document, UTF-8."""
     feed = {"version": JSON_FEED_VERSION, "title": clean(info.title), "home_page_url": info.home_url,
             "feed_url": info.self_url, "description": clean(info.subtitle)}
     if info.icon_url:
         feed["icon"] = info.icon_url
-    if info.language:
+    if _language(info.language):
         feed["language"] = info.language
     feed["authors"] = [{"name": clean(info.title), "url": info.home_url}]
-    feed["items"] = [_json_item(post, staff) for post in posts]
+    feed["items"] = [_json_item(post, staff, info.labels, links or {}) for post in posts]
     text = json.dumps(_clean_tree(feed), ensure_ascii=False)
     # "<", ">" and "&" only occur inside JSON strings, so \u escapes are lossless; like Go's
     # encoding/json, they keep a sniffed or embedded document from ever holding live markup.
@@ -103,7 +155,33 @@ def opml(title: str, feeds: list[tuple[str, str, str]]) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenerator:
+def item_title(post, labels: Labels | None = None, staff: bool = False, limit: int = TITLE_MAX) -> str:
+    """An item's plain-text title: a short label (repost, thread, continuation, reply), the first line, the quote.
+
+    The first line is readable text (links as expanded URLs, never X's "example.com/people/holiday…"),
+    cut at a word boundary so that the whole title stays near `limit` characters.
+    """
+    labels = labels or Labels()
+    prefix = suffix = ""
+    if post.repost_of_id:
+        prefix = f"{labels.repost} @{post.author_username}: "
+    elif _in_thread(post):
+        word = labels.thread if post.thread_position == 1 else labels.continued
+        prefix = f"{word} {post.thread_position}/{post.thread_total}: "
+    elif _reply_to_other(post):
+        prefix = f"{labels.reply} "
+    if quote_visible(post, staff):
+        # Only where the reader may see the quote: a hidden quote's author is named nowhere.
+        suffix = f" · {labels.quoting} @{(post.quoted.get('author') or {}).get('username') or ''}"
+    text = first_line(post)
+    if _in_thread(post):
+        text = _OWN_NUMBERING.sub("", text)
+    text = cut(text or _media_word(post, labels), max(limit - len(prefix) - len(suffix), MIN_TITLE_TEXT))
+    # clean() again after the cut, which can separate a bidi override from its closer.
+    return clean(prefix + text + suffix)
+
+
+def _generator(info: FeedInfo, posts, staff: bool, links: Mapping[int, str], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)  # Atom has its own <author>
     fg.load_extension("media")
@@ -112,10 +190,10 @@ def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenera
     # RSS 2.0 requires a non-empty channel <description>; feedgen maps it to atom:subtitle.
     fg.subtitle(clean(info.subtitle or info.title))
     # feedgen copies the *last* link's href into RSS <channel><link>, so rel=self goes first.
-    fg.link(href=_clean(info.self_url), rel="self", type=self_type)
+    fg.link(href=_clean(info.self_url), rel="self", type=f"application/{fmt}+xml")
     fg.link(href=_clean(info.home_url), rel="alternate", type="text/html")
-    if info.language:
-        fg.language(_clean(info.language))
+    if _language(info.language):
+        fg.language(_clean(info.language))  # RSS <language>; xml:lang on Atom's <feed>
     if info.icon_url:
         fg.icon(_clean(info.icon_url))  # atom:icon (RFC 4287 §4.2.5: square)
         # RSS 2.0 <image>: title and link should match the channel's; also sets atom:logo.
@@ -125,32 +203,47 @@ def _generator(info: FeedInfo, posts, staff: bool, self_type: str) -> FeedGenera
     # feedgen defaults atom:updated and lastBuildDate to now; the newest post keeps output stable.
     fg.updated(max((_utc(p.created_at) for p in posts), default=EMPTY_FEED_DATE))
     for post in posts:
-        _add_entry(fg, post, staff)
+        _add_entry(fg, post, staff, info.labels, links, fmt)
     return fg
 
 
-def _add_entry(fg: FeedGenerator, post, staff: bool) -> None:
+def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapping[int, str], fmt: str) -> None:
     fe = fg.add_entry(order="append")  # feedgen prepends by default, reversing newest-first
     fe.guid(_clean(guid(post)), permalink=False)  # also atom:id; stable across builds and hosts
-    fe.title(title(post))  # clean: plain text
+    fe.title(item_title(post, labels, staff))  # clean: plain text
     # Atom entry links lose rel/type in feedgen 1.0; a bare link is rel="alternate" (RFC 4287 §4.2.7.2).
-    fe.link(href=_clean(permalink(post)))
+    fe.link(href=_clean(_link(post, links)))
     # type="html" escapes the markup (Atom content type="html", RSS <description>) and never
     # uses CDATA, so a "]]>" in a post cannot end a section early.
-    fe.content(_content_html(post, staff), type="html")
+    fe.content(_content_html(post, staff, labels, links), type="html")
     fe.published(_utc(post.created_at))  # RSS <pubDate> and atom:published
     fe.updated(_utc(post.created_at))
     author = _author_label(post)
     fe.author(name=author, uri=profile_url(post.author_username))  # Atom only: RSS <author> needs an email
     fe.dc.dc_creator(author)
+    if fmt == "rss" and _language(post.lang):
+        fe.dc.dc_language(post.lang)  # an RSS 2.0 item has no language of its own: Dublin Core's
     for media in post.media:
         content = _media_content(media)
         if content:
             # group=None puts media:content straight under the item: feedgen's default group
             # would bundle different photos, but Media RSS keeps <media:group> for alternates of one.
             fe.media.content(group=None, **content)
-    # No RSS <enclosure>: RSS 2.0 makes its length (bytes) required and the byte size of an
-    # X photo or video is unknown; a made-up length is wrong data, media:content needs none.
+    enclosure = _enclosure(post) if fmt == "rss" else None
+    if enclosure:
+        # RSS 2.0: at most one <enclosure> per item, length in bytes required. X gives no size, and
+        # length="0" is the RSS Advisory Board's advice for an unknown one. Signage players and
+        # podcast-style readers show only enclosures. (Atom's link rel="enclosure": see atom().)
+        fe.enclosure(url=_clean(enclosure[0]), length="0", type=enclosure[1])
+
+
+def _enclosure(post) -> tuple[str, str] | None:
+    """(url, type) of the item's one enclosure: its first photo (small variant) or video (smallest mp4)."""
+    for media in post.media:
+        content = _media_content(media)
+        if content and content.get("type"):
+            return content["url"], content["type"]
+    return None
 
 
 def _media_content(media) -> dict | None:
@@ -170,49 +263,85 @@ def _media_content(media) -> dict | None:
     return {"url": _clean(variant["url"]), "type": "video/mp4", "medium": "video", **extra}
 
 
-def _content_html(post, staff: bool) -> str:
+def _content_html(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> str:
     parts = []
     # Every piece of user text sits in its own <bdi> or dir="auto" element (HTML: unicode-bidi:
     # isolate), so no direction it sets reaches the markup around it in a feed reader.
     if post.repost_of_id:
-        by = clean(post.source.username)
-        parts.append(Markup('<p>Reposted by <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(by), by))
-    if post.reply_to_id and post.reply_to_username:
+        names = [clean(name) for name in (post.reposted_by or (post.source.username,))]
+        by = Markup(", ").join(Markup('<a href="{}"><bdi>@{}</bdi></a>').format(profile_url(n), n) for n in names)
+        parts.append(Markup("<p>{} {}</p>").format(labels.reposted_by, by))
+    heads_thread = _in_thread(post) and post.thread_position == 1
+    if _in_thread(post) and not heads_thread:
+        # A later part is its own item, saying where its thread starts (that item, or the post on x.com).
+        head = _link(post.thread_head, links) if post.thread_head is not None else \
+            status_url(post.author_username, post.thread_id)
+        parts.append(Markup('<p>{}/{} · <a href="{}">{}</a></p>').format(
+            post.thread_position, post.thread_total, head, labels.continues))
+    elif _reply_to_other(post) and post.reply_to_username:
         to = clean(post.reply_to_username)
-        parts.append(Markup('<p>Replying to <a href="{}"><bdi>@{}</bdi></a></p>').format(profile_url(to), to))
-    if post.text:
-        parts.append(Markup('<p dir="auto">{}</p>').format(text_html(post)))
-    parts += [_media_html(media, permalink(post)) for media in post.media]
-    if post.quoted:
-        parts.append(_quote_html(post, staff))
+        parts.append(Markup('<p>{} <a href="{}"><bdi>@{}</bdi></a></p>').format(labels.replying_to, profile_url(to), to))
+        if post.reply_parent is not None:
+            parts.append(_parent_html(post.reply_parent, links))
+    if heads_thread:
+        parts.append(Markup('<p><a href="{}">1/{}</a></p>').format(_link(post, links), post.thread_total))
+    parts += _body_html(post, staff, labels, links)
+    if heads_thread:
+        # The parts known when this item is built, in order (readers take an item again when it changes).
+        for part in post.thread_parts:
+            parts.append(Markup('<hr><p><a href="{}">{}/{}</a></p>').format(
+                _link(part, links), part.thread_position, part.thread_total))
+            parts += _body_html(part, staff, labels, links)
     return _clean(str(Markup("\n").join(parts)))
 
 
-def _quote_html(post, staff: bool) -> Markup:
+def _body_html(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> list[Markup]:
+    """A post's text, media and quote."""
+    parts = []
+    if post.text:
+        parts.append(Markup('<p dir="auto">{}</p>').format(text_html(post)))
+    parts += [_media_html(media, _link(post, links), labels) for media in post.media]
+    if post.quoted:
+        parts.append(_quote_html(post, staff, labels))
+    return parts
+
+
+def _parent_html(parent, links: Mapping[int, str]) -> Markup:
+    """The post a reply answers (queries set reply_parent only when the reader may see it)."""
+    username = clean(parent.author_username or "")
+    return Markup('<blockquote><p><bdi>{}</bdi> <a href="{}"><bdi>@{}</bdi></a></p><p dir="auto">{}</p>'
+                  '</blockquote>').format(clean(parent.author_name or username), _link(parent, links), username,
+                                          text_html(parent))
+
+
+def _quote_html(post, staff: bool, labels: Labels) -> Markup:
     if not quote_visible(post, staff):
         # Never the text of a staff-only or protected account outside staff feeds, not even its
         # author: decided by the query from the account's current state (post.quote_hidden).
-        return Markup("<p>Quoted post not available</p>")
+        return Markup("<p>{}</p>").format(labels.quote_unavailable)
     quoted = post.quoted
     author = quoted.get("author") or {}
     username = clean(author.get("username") or "")
     url = status_url(username, quoted.get("id"))
-    media = Markup("").join(_media_html(_quoted_media(m), url) for m in quoted.get("media") or [])
-    return Markup('<blockquote><p><bdi>{}</bdi> <a href="{}"><bdi>@{}</bdi></a></p><p dir="auto">{}</p>{}'
-                  '</blockquote>').format(clean(author.get("name") or username), url, username,
-                                          quoted_html(quoted), media)
+    media = Markup("").join(_media_html(_quoted_media(m), url, labels) for m in quoted.get("media") or [])
+    # "Quoting Name @name": the name links to the quoted author's profile, "View post" to the quoted post.
+    return Markup('<blockquote><p>{} <a href="{}"><bdi>{}</bdi> <bdi>@{}</bdi></a></p><p dir="auto">{}</p>{}'
+                  '<p><a href="{}">{}</a></p></blockquote>').format(
+        labels.quoting, profile_url(username), clean(author.get("name") or username), username,
+        quoted_html(quoted), media, url, labels.view_post)
 
 
-def _media_html(media, post_url: str) -> Markup:
+def _media_html(media, post_url: str, labels: Labels) -> Markup:
     width, height = scaled(media.width, media.height)
     if media.type == "photo":
         src = small_photo(media.url)
         return Markup("<p>{}</p>").format(_img(src, media.alt_text, width, height)) if src else Markup("")
     poster = small_photo(media.preview_url)
-    image = _img(poster, media.alt_text or "Video", width, height) if poster else Markup("")
+    image = _img(poster, media.alt_text or labels.video, width, height) if poster else Markup("")
     variant = smallest_mp4(media)
     watch = variant["url"] if variant else post_url
-    return Markup('<p><a href="{}">{}</a><br><a href="{}">Watch video</a></p>').format(post_url, image, watch)
+    return Markup('<p><a href="{}">{}</a><br><a href="{}">{}</a></p>').format(post_url, image, watch,
+                                                                             labels.watch_video)
 
 
 def _img(src: str, alt: str | None, width: int | None, height: int | None) -> Markup:
@@ -225,31 +354,38 @@ def _quoted_media(data: dict) -> SimpleNamespace:
     return SimpleNamespace(**{**dict.fromkeys(_MEDIA_FIELDS), **data})
 
 
-def _json_item(post, staff: bool) -> dict:
+def _json_item(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> dict:
     # JSON Feed 1.1: id is a string, unique and stable; content_html or content_text required.
-    item = {"id": guid(post), "url": permalink(post), "title": title(post),
-            "content_html": _content_html(post, staff)}
+    item = {"id": guid(post), "url": _link(post, links), "title": item_title(post, labels, staff),
+            "content_html": _content_html(post, staff, labels, links)}
     if post.text:
-        item["content_text"] = clean(post.text)
+        # Plain text: links as their readable expanded URLs, never X's truncated display text.
+        item["content_text"] = readable_text(post.text, post.links)
     item["date_published"] = _rfc3339(post.created_at)
     author = {"name": _author_label(post), "url": profile_url(post.author_username)}
-    if safe_url(post.author_avatar):
-        author["avatar"] = post.author_avatar
+    avatar = _avatar(post.author_avatar)
+    if avatar:
+        author["avatar"] = avatar
     item["authors"] = [author]
+    item["author"] = author  # JSON Feed 1.0's single author, for readers older than 1.1's authors
     if _language(post.lang):
         item["language"] = post.lang
     image = _first_image(post.media)
     if image:
         item["image"] = image
-    attachments = [_attachment(m) for m in post.media if m.type in _VIDEO_TYPES and smallest_mp4(m)]
+    attachments = [attachment for attachment in map(_attachment, post.media) if attachment]
     if attachments:
         item["attachments"] = attachments
     return item
 
 
-def _attachment(media) -> dict:
-    attachment = {"url": smallest_mp4(media)["url"], "mime_type": "video/mp4"}
-    if media.duration_ms:
+def _attachment(media) -> dict | None:
+    """A JSON Feed attachment: a photo (small variant) or a video (smallest mp4)."""
+    content = _media_content(media)
+    if not content or not content.get("type"):
+        return None
+    attachment = {"url": content["url"], "mime_type": content["type"]}
+    if media.type in _VIDEO_TYPES and media.duration_ms:
         attachment["duration_in_seconds"] = media.duration_ms // 1000
     return attachment
 
@@ -261,9 +397,37 @@ def _first_image(media_list) -> str | None:
     return next((url for url in photos + posters if url), None)
 
 
+def _avatar(url: str | None) -> str | None:
+    """The profile image at X's 400×400 size, sharp in readers (not the 48 px _normal)."""
+    if not safe_url(url):
+        return None
+    return _AVATAR_SIZE.sub(r"_400x400\2", url)
+
+
+def _link(post, links: Mapping[int, str]) -> str:
+    """Where an item sends its reader: the caller's page for the post (staff-only ones), else x.com."""
+    return links.get(post.id) or permalink(post)
+
+
+def _in_thread(post) -> bool:
+    """Whether the post is in a thread of at least two posts the reader may see."""
+    return bool(post.thread_position) and (post.thread_total or 0) > 1
+
+
+def _reply_to_other(post) -> bool:
+    """A reply to another account's post: an account's reply to itself is a thread, never "Re:"."""
+    self_reply = bool(post.reply_to_user_id) and post.reply_to_user_id == post.author_id
+    return bool(post.reply_to_id) and post.thread_id is None and not self_reply
+
+
+def _media_word(post, labels: Labels) -> str:
+    kinds = {m.type for m in post.media}
+    return labels.video if kinds & set(_VIDEO_TYPES) else labels.photo if kinds else labels.post
+
+
 def _language(lang: str | None) -> bool:
-    """Whether X's lang names a real language (not one of its no-language codes)."""
-    return bool(lang) and lang not in _NO_LANGUAGE
+    """Whether lang names a real language as a BCP 47 tag (not one of X's no-language codes)."""
+    return bool(lang) and lang not in _NO_LANGUAGE and bool(_LANGUAGE_TAG.match(lang))
 
 
 def _rfc3339(value: datetime) -> str:

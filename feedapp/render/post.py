@@ -14,7 +14,7 @@ from feedapp.textclean import clean, scrub
 
 from .text import post_html
 
-TITLE_MAX = 140
+TITLE_MAX = 100  # about 100 characters: what feed readers show of a title on one line
 # pbs.twimg.com serves sized variants: name=small is at most 680 px wide (X media docs).
 AVATAR_NORMAL_RE = re.compile(r"_normal(\.[A-Za-z]+)$")  # X profile image sizes: _normal, _bigger, _200x200
 PHOTO_RE = re.compile(r"^https://pbs\.twimg\.com/media/([A-Za-z0-9_-]+)\.(jpg|png|webp)$")
@@ -64,8 +64,12 @@ def permalink(post) -> str:
 
 
 def guid(post) -> str:
-    """A stable id for feed items: never changes between builds or hosts."""
-    return f"https://x.com/i/status/{post.id}"
+    """A stable id for feed items: never changes between builds or hosts.
+
+    The post's own X id (canonical_id: the original of a repost), so the one item a feed keeps of
+    a post reached twice has the same id whichever copy it is (RSS 2.0 guid, RFC 4287 atom:id).
+    """
+    return f"https://x.com/i/status/{post.canonical_id or post.id}"
 
 
 def title(post, limit: int = TITLE_MAX) -> str:
@@ -76,18 +80,59 @@ def title(post, limit: int = TITLE_MAX) -> str:
 
 
 def _title(post, limit: int) -> str:
-    first = next((line.strip() for line in clean(post.text or "").splitlines() if line.strip()), "")
-    if not first:
-        kinds = {m.type for m in post.media}
-        first = "Video" if kinds & {"video", "animated_gif"} else "Photo" if kinds else "Post"
-    if len(first) > limit:
-        cut = first[:limit].rsplit(" ", 1)[0] if " " in first[:limit] else first[:limit]
-        first = cut.rstrip(" ,;:.-") + "…"
+    first = first_line(post) or media_word(post)
+    first = cut(first, limit)
     if post.repost_of_id:
         return f"RT @{post.author_username}: {first}"
-    if post.reply_to_id:
+    if post.reply_to_id and post.thread_id is None and not (post.reply_to_user_id and post.reply_to_user_id == post.author_id):
         return f"Re: {first}"
     return first
+
+
+def readable_text(text: str, links: list[dict]) -> str:
+    """Clean plain text with each link's readable expanded URL in place of X's display text.
+
+    X shortens a link's display text ("example.com/people/holiday…"); where the text is plain
+    (titles, JSON Feed content_text) nobody can follow the link, so the URL itself is shown,
+    without its scheme: "example.com/people/holiday-schedule".
+    """
+    out, pos = [], 0
+    for link in sorted(links or [], key=lambda l: l["start"]):
+        start, end, href = link["start"], link["end"], link.get("href") or ""
+        if link.get("kind") != "url" or start < pos or end > len(text) or start >= end or not safe_url(href):
+            continue  # mentions and hashtags read as written; a bad span stays as it is
+        out += [text[pos:start], readable_url(href)]
+        pos = end
+    out.append(text[pos:])
+    return clean("".join(out))
+
+
+def readable_url(url: str) -> str:
+    """A URL as people write it: without its scheme, and without the lone "/" of an empty path."""
+    bare = re.sub(r"^https?://", "", url, flags=re.IGNORECASE)
+    return bare[:-1] if bare.count("/") == 1 and bare.endswith("/") else bare
+
+
+def first_line(post) -> str:
+    """The first non-blank line of the post's readable text (see readable_text)."""
+    text = readable_text(post.text or "", post.links)
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def media_word(post) -> str:
+    """"Video", "Photo" or "Post": what a post without text shows as its title."""
+    kinds = {m.type for m in post.media}
+    return "Video" if kinds & {"video", "animated_gif"} else "Photo" if kinds else "Post"
+
+
+def cut(text: str, limit: int = TITLE_MAX) -> str:
+    """text cut to at most limit characters at a word boundary, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    limit = max(limit - 1, 1)  # room for the ellipsis
+    window = text[:limit + 1]  # a space just after the limit ends a whole word
+    head = window.rsplit(" ", 1)[0] if " " in window else text[:limit]
+    return head.rstrip(" ,;:.-") + "…"
 
 
 def small_photo(url: str | None) -> str | None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import uuid
+
 from flask import Blueprint, abort, current_app, url_for
+from flask_babel import force_locale, gettext
 
 from feedapp import accounts
+from feedapp.assets import asset_url
 from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
 from feedapp.render import feeds as render
 
-from feedapp.assets import asset_url
-
 from .http import cached_response
 from .scope import base_url, get_office_or_404
-from .state import content_state
+from .state import OfficeInfo, content_state
 from .variant import variant
 
 bp = Blueprint("feeds", __name__)
@@ -23,7 +26,7 @@ FORMATS = {
     "atom": (render.atom, "application/atom+xml; charset=utf-8"),
     "json": (render.json_feed, "application/feed+json; charset=utf-8"),
 }
-COMPANY = "Company feed"
+FEED_ICON = "icons/icon-512.png"  # JSON Feed 1.1: icon 512×512; RFC 4287 §4.2.5: atom:icon square
 
 
 @bp.get("/feed.<fmt>")
@@ -38,6 +41,12 @@ def show_office_feed(slug: str, fmt: str):
     return _feed(fmt, get_office_or_404(slug))
 
 
+@bp.get("/offices/<slug>/local/feed.<fmt>")
+def show_office_local_feed(slug: str, fmt: str):
+    """The public feed of one office's own posts only: with the company feed, no post twice."""
+    return _feed(fmt, get_office_or_404(slug), company=False)
+
+
 @bp.get("/private/<token>/feed.<fmt>")
 def show_private_feed(token: str, fmt: str):
     """A user's own feed with staff-only posts: the secret token stands in for signing in."""
@@ -49,55 +58,132 @@ def show_private_feed(token: str, fmt: str):
 
 @bp.get("/feeds.opml")
 def show_opml():
-    """Every public feed, for import into an RSS reader."""
+    """The public feeds that do not overlap (company-wide, and each office's own), for import into an RSS reader."""
     root = base_url()
+    site = current_app.config["FEEDAPP_SITE_NAME"]
 
     def build() -> bytes:
-        entries = [(COMPANY, root + url_for("feeds.show_company_feed", fmt="rss"), root + url_for("pages.show_feed"))]
+        # Not the combined office feeds: a reader importing those beside the company feed would
+        # show each company-wide post once per feed (rss2email mailed one post four times).
+        entries = [(gettext("%(site)s: company-wide posts", site=site),
+                    root + url_for("feeds.show_company_feed", fmt="rss"), root + url_for("pages.show_feed"))]
         for office in content_state().offices:
-            entries.append((office.name, root + url_for("feeds.show_office_feed", slug=office.slug, fmt="rss"),
+            entries.append((gettext("%(site)s: %(office)s only", site=site, office=office.name),
+                            root + url_for("feeds.show_office_local_feed", slug=office.slug, fmt="rss"),
                             root + url_for("pages.show_office", slug=office.slug)))
-        return render.opml("Staff feeds", entries)
+        return render.opml(gettext("%(site)s feeds", site=site), entries)
 
-    return cached_response(variant(page=False), build, content_type="text/x-opml; charset=utf-8",
+    # The list shows no post: only offices and settings (the site scope) change it.
+    return cached_response(variant(page=False, company=False), build, content_type="text/x-opml; charset=utf-8",
                            cache_control=_public_max_age())
 
 
-def _feed(fmt: str, office, reader: int | None = None, token: str | None = None):
+def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token: str | None = None,
+          company: bool = True):
     if fmt not in FORMATS:
         abort(404)
     builder, content_type = FORMATS[fmt]
     root = base_url()
-    interval = current_app.config["FEEDAPP_POLL_INTERVAL"]
+    staff = reader is not None
 
     def build() -> bytes:
-        posts = posts_for_feed(get_session(), office.id if office else None, staff=reader is not None,
+        posts = posts_for_feed(get_session(), office.id if office else None, staff=staff, company=company,
                                limit=current_app.config["FEEDAPP_FEED_ITEMS"])
         if token:
             home = root + url_for("pages.show_feed")
             self_url = root + url_for("feeds.show_private_feed", token=token, fmt=fmt)
+            scope = f"private:{reader}"
         elif office:
             home = root + url_for("pages.show_office", slug=office.slug)
-            self_url = root + url_for("feeds.show_office_feed", slug=office.slug, fmt=fmt)
+            endpoint = "feeds.show_office_feed" if company else "feeds.show_office_local_feed"
+            self_url = root + url_for(endpoint, slug=office.slug, fmt=fmt)
+            scope = f"office:{office.id}" if company else f"office-local:{office.id}"
         else:
             home, self_url = root + url_for("pages.show_feed"), root + url_for("feeds.show_company_feed", fmt=fmt)
-        info = render.FeedInfo(
-            title=("Staff · " if token else "") + (f"{office.name} · {COMPANY}" if office else COMPANY),
-            subtitle=f"Company-wide posts and {office.name}" if office else "Company-wide posts",
-            home_url=home,
-            self_url=self_url,
-            feed_id=home,
-            ttl_minutes=max(1, interval // 60),  # RSS <ttl> matches Cache-Control max-age
-            icon_url=root + asset_url("icons/icon-192.png"),
-            language=None,
-        )
-        return builder(info, posts, staff=reader is not None)
+            scope = "company"
+        language = (office.language if office else None) or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+        with force_locale(language):  # labels and titles in the feed's language, whoever asks
+            title, subtitle = _titles(office, company, staff)
+            info = render.FeedInfo(
+                title=title,
+                subtitle=subtitle,
+                home_url=home,
+                self_url=self_url,
+                feed_id=feed_id(scope),
+                # RSS 2.0 <ttl> in minutes, never shorter than Cache-Control max-age (rounded up).
+                ttl_minutes=max(1, math.ceil(current_app.config["FEEDAPP_POLL_INTERVAL"] / 60)),
+                icon_url=root + asset_url(FEED_ICON),
+                language=language,
+                labels=feed_labels(),
+            )
+        return builder(info, posts, staff=staff, links=_own_pages(posts, root) if staff else None)
 
     cache_control = _public_max_age()
-    if reader is not None:
+    if staff:
         cache_control = cache_control.replace("public", "private")  # never in a shared cache
-    return cached_response(variant(page=False, office=office.slug if office else None, reader=reader, token=token),
+    return cached_response(variant(page=False, office=office.slug if office else None, reader=reader, token=token,
+                                   company=company),
                            build, content_type=content_type, cache_control=cache_control)
+
+
+def feed_id(scope: str) -> str:
+    """The feed's RFC 4287 atom:id: a UUID from the installation's identity and the feed's scope.
+
+    Unique per feed (company, an office, an office's own posts, one reader's private feed) and
+    the same whatever host the feed is fetched through, so a reader never takes it for another.
+    """
+    try:
+        namespace = uuid.UUID(content_state().installation_id)
+    except ValueError:  # never after `db upgrade` (migration 0007 mints it); still a valid, host-free id
+        namespace = uuid.NAMESPACE_URL
+    return uuid.uuid5(namespace, f"feed:{scope}").urn
+
+
+def feed_labels() -> render.Labels:
+    """The words around posts in the current locale (the view sets the feed's language with force_locale)."""
+    return render.Labels(
+        reposted_by=gettext("Reposted by"),
+        replying_to=gettext("Replying to"),
+        watch_video=gettext("Watch video"),
+        quoting=gettext("Quoting"),
+        view_post=gettext("View post"),
+        quote_unavailable=gettext("Quoted post not available"),
+        thread=gettext("Thread"),
+        continued=gettext("Continued"),
+        continues=gettext("Continues a thread"),
+        reply=gettext("Re:"),
+        repost=gettext("RT"),
+        photo=gettext("Photo"),
+        video=gettext("Video"),
+        post=gettext("Post"),
+    )
+
+
+def _titles(office: OfficeInfo | None, company: bool, staff: bool) -> tuple[str, str]:
+    """The feed's title (the site's name, FEEDAPP_SITE_NAME) and description, in the current locale."""
+    site = current_app.config["FEEDAPP_SITE_NAME"]
+    if office is None:
+        title, subtitle = site, gettext("Company-wide posts")
+    elif company:
+        title, subtitle = f"{site} · {office.name}", gettext("Company-wide posts and %(office)s", office=office.name)
+    else:
+        title = f"{site} · " + gettext("%(office)s only", office=office.name)
+        subtitle = gettext("Posts of %(office)s only, without the company-wide posts", office=office.name)
+    if staff:
+        title += " · " + gettext("staff")
+        subtitle += " · " + gettext("with staff-only posts")
+    return title, subtitle
+
+
+def _own_pages(posts, root: str) -> dict[int, str]:
+    """Our /posts/ID page for each staff-only post an item shows (staff cannot open it on x.com unless they follow)."""
+    links = {}
+    for post in posts:
+        shown = [post, *post.thread_parts, post.thread_head, post.reply_parent]
+        for one in shown:
+            if one is not None and (one.source.is_staff_only or one.author_hidden):
+                links[one.id] = root + url_for("posts.show_post", post_id=one.id)
+    return links
 
 
 def _public_max_age() -> str:
