@@ -13,7 +13,7 @@ from markupsafe import Markup, escape
 
 from feedapp.textclean import clean
 
-from .post import small_photo
+from .post import cut, readable_text, small_photo
 
 SUMMARY_MAX = 200  # Open Graph descriptions: messaging apps show about two lines
 
@@ -65,19 +65,8 @@ def quoted_time(quoted: dict) -> datetime | None:
 
 def summary(post, limit: int = SUMMARY_MAX) -> str:
     """The post's text as one plain line for a link preview, links written out in full, cut at a word."""
-    text, pos, out = post.text or "", 0, []
-    for link in sorted(post.links or [], key=lambda l: l["start"]):
-        start, end, href = link["start"], link["end"], link.get("href", "")
-        if link.get("kind") != "url" or start < pos or end > len(text) or not href.startswith(("https://", "http://")):
-            continue
-        # X shows links shortened ("example.com/people/holiday…"): a preview gets the readable whole address.
-        out += [text[pos:start], href.split("://", 1)[1].rstrip("/")]
-        pos = end
-    line = " ".join(clean("".join(out) + text[pos:]).split())
-    if len(line) > limit:
-        cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
-        line = cut.rstrip(" ,;:.-") + "…"
-    return clean(line)
+    # X shows links shortened ("example.com/people/holiday…"): a preview gets the readable whole address.
+    return clean(cut(" ".join(readable_text(post.text or "", post.links).split()), limit))
 
 
 def preview_image(post) -> str | None:
