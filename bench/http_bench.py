@@ -94,7 +94,9 @@ def grow(url: str, seeded: int, total: int, t0_ms: int) -> None:
     engine = make_engine(url)
     pg, id0, t0_s = engine.dialect.name == "postgresql", (t0_ms - EPOCH_MS) << 22, t0_ms // 1000
     new_id = f"({id0} - seq.n * {STEP_ID})"
-    expr = {"id": new_id, "conversation_id": f"CAST({new_id} AS VARCHAR(32))",
+    # Each copy is a post of its own: its own canonical id (a copy keeping its model's would be a second
+    # row of that post, shown once by the feed query, so the table would hold 10k posts, not 1m) and no thread.
+    expr = {"id": new_id, "canonical_id": new_id, "thread_id": "NULL", "conversation_id": f"CAST({new_id} AS VARCHAR(32))",
             "created_at": f"to_timestamp({t0_s} - seq.n * 60)" if pg
             else f"datetime({t0_s} - seq.n * 60, 'unixepoch') || '.000000'"}
     cols = [c.name for c in Post.__table__.columns]
