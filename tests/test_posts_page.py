@@ -157,6 +157,9 @@ def test_signed_in_and_anonymous_answers_differ_in_caching_only_where_they_must(
     staff = staff_client(app, sessions).get(f"/posts/{post_id}")
     assert staff.headers["Cache-Control"] == "private, no-cache"
     assert staff.headers["ETag"] != public.headers["ETag"]
+    # Both are kept by the service worker for offline reading (in its staff or public cache), as feed pages are.
+    assert public.headers["X-Feedapp-Offline"] == staff.headers["X-Feedapp-Offline"] == "page"
+    assert "X-Feedapp-Offline" not in client.get(f"/posts/{post_id + 1}").headers
     # A public post previews the same for staff: its tags hold nothing staff-only.
     assert meta(staff.get_data(as_text=True)) == meta(public.get_data(as_text=True))
 

@@ -59,7 +59,7 @@ def show_post(post_id: int):
         )
         return html.encode()
 
-    return cached_response(
+    response = cached_response(
         # The post may belong to any office: its ETag follows every office's scopes of this audience.
         variant(office=EVERY_OFFICE),
         build,
@@ -67,3 +67,6 @@ def show_post(post_id: int):
         cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
         vary=("Cookie", "Accept-Language"),
     )
+    # A post opened from a shared link can be read again offline, like the feed pages (templates/sw.js).
+    response.headers["X-Feedapp-Offline"] = "page"
+    return response
