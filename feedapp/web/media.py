@@ -128,11 +128,11 @@ def mapper(audience: str | None, root: str = ""):
     def url(kind: str, upstream: str | None) -> str | None:
         if not upstream:
             return None
-        if kind == "avatar":
-            upstream = AVATAR_SIZE_RE.sub(r"_200x200\2", upstream)  # the size nearest above 80 px
         ours = media.allowed(upstream, current_app.extensions["feedapp.media"].extra_origins)
         if not ours or not (on or media.is_demo(upstream)):
             return upstream
+        if kind == "avatar":
+            upstream = AVATAR_SIZE_RE.sub(r"_200x200\2", upstream)  # X's size nearest above our 80 px
         who = audience or ("s" if current_user.is_authenticated else "p")
         return root + media_path(kind, upstream, who)
 
