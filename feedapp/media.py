@@ -21,6 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from feedapp.render.post import scaled
+
 log = logging.getLogger(__name__)
 
 # X's image CDN: photos, video posters (pbs.twimg.com/ext_tw_video_thumb/…), profile images;
@@ -218,7 +220,9 @@ def resize(data: bytes, box: int) -> bytes:
                 raise Refused("image has too many pixels")
             image.load()
             image = ImageOps.exif_transpose(image)  # the orientation EXIF gave, before EXIF is dropped
-            image.thumbnail((box, box), Image.Resampling.LANCZOS)
+            size = scaled(image.width, image.height, box)  # the very width and height pages declare
+            if size != image.size:
+                image = image.resize(size, Image.Resampling.LANCZOS)
             if image.mode != "RGB":
                 # Transparent avatars (PNG) on white: JPEG has no alpha.
                 rgba = image.convert("RGBA")
