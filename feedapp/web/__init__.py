@@ -57,5 +57,5 @@ def init_app(app: Flask, translations: str) -> None:
         handle_list=page_render.handle_list,
         quoted_time=page_render.quoted_time,
         summary=page_render.summary,
-        preview_image=page_render.preview_image,
+        preview_image=media.page_preview_image,
     )

@@ -29,6 +29,7 @@ from flask_login import current_user
 from feedapp import media
 from feedapp.db import get_session
 from feedapp.models import FeedToken, User
+from feedapp.render import page as page_render
 from feedapp.render import post as post_render
 
 bp = Blueprint("media", __name__)
@@ -151,3 +152,9 @@ def page_avatar(url: str | None) -> str | None:
     if not current_app.config["FEEDAPP_MEDIA_PROXY"] and not media.is_demo(url):
         return post_render.avatar(url)
     return mapper(None)("avatar", url)
+
+
+def page_preview_image(post) -> str | None:
+    """Template helper: og:image of a public post's page, absolute (link-preview bots fetch it on their own)."""
+    from .scope import base_url
+    return mapper("p", base_url())("photo", page_render.preview_image(post))
