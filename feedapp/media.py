@@ -7,6 +7,7 @@ host, answered from files in the package), redirects included, so the route is n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -38,6 +39,7 @@ MAX_BYTES = 8 * 1024 * 1024  # X's photos are at most 5 MB; anything bigger is n
 MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
 MAX_REDIRECTS = 3
 TIMEOUT = 10.0
+RESCAN_EVERY = 100
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
 
@@ -92,6 +94,11 @@ class MediaCache:
         self.http.trust_env = False  # no proxy from the environment, no .netrc credentials sent to X
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Bytes on disk as this process last counted them plus what it wrote since: the folder is
+        # scanned again only when that passes the cap, or every RESCAN_EVERY writes (other
+        # processes write too), never on every miss.
+        self._total: int | None = None
+        self._writes = 0
 
     def get(self, kind: str, url: str) -> Cached:
         """The resized image of url for kind ("avatar", "photo"), fetched on first use. Raises MediaError."""
@@ -111,15 +118,20 @@ class MediaCache:
                 return hit
             data = resize(self._download(url), SIZES[kind])
             self._store(path, data)
-        self.evict()
+        self._writes += 1
+        if self._total is not None:
+            self._total += len(data)
+        if self._total is None or self._total > self.cap_bytes or self._writes % RESCAN_EVERY == 0:
+            self.evict()
         return Cached(path, key[:32], len(data))
 
     def _hit(self, path: Path, key: str) -> Cached | None:
         try:
             size = path.stat().st_size
-            os.utime(path)  # "recently used": eviction goes by modification time
         except FileNotFoundError:
             return None
+        with contextlib.suppress(OSError):  # a file evicted meanwhile is still read below, or refetched
+            os.utime(path)  # "recently used": eviction goes by modification time
         return Cached(path, key[:32], size)
 
     def _lock(self, key: str) -> threading.Lock:
@@ -188,6 +200,7 @@ class MediaCache:
             path.unlink(missing_ok=True)
             total -= size
             deleted += 1
+        self._total = total
         if deleted:
             log.info("media cache evicted=%d bytes=%d cap=%d", deleted, total, self.cap_bytes)
         return deleted

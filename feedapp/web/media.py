@@ -60,8 +60,7 @@ def show_media(kind: str, audience: str, signature: str, encoded: str):
     if not _may_see(audience):
         abort(404)  # the same answer as a forged URL: nothing says the image exists
     try:
-        cached = current_app.extensions["feedapp.media"].get(kind, upstream)
-        body = cached.path.read_bytes()
+        cached, body = _load(kind, upstream)
     except media.Refused as exc:
         log.info("media refused kind=%s reason=%s", kind, exc)
         abort(404)
@@ -76,6 +75,16 @@ def show_media(kind: str, audience: str, signature: str, encoded: str):
     if audience == "s":
         response.vary.add("Cookie")
     return response.make_conditional(request)
+
+
+def _load(kind: str, upstream: str) -> tuple[media.Cached, bytes]:
+    cache = current_app.extensions["feedapp.media"]
+    try:
+        cached = cache.get(kind, upstream)
+        return cached, cached.path.read_bytes()
+    except FileNotFoundError:  # evicted between the two lines (another process at its cap): once more
+        cached = cache.get(kind, upstream)
+        return cached, cached.path.read_bytes()
 
 
 def _may_see(audience: str) -> bool:
