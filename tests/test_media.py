@@ -97,6 +97,9 @@ def test_forged_or_mangled_urls_get_the_plain_404(app, client):
                  f"/media/avatar/{audience}/{sig}/{encoded}",  # another size
                  f"/media/{kind}/{audience}/{sig}/{encoded}x",  # another URL
                  f"/media/{kind}/{audience}/{sig}/%%%",
+                 f"/media/{kind}/{audience}/%C3%A9{sig[2:]}/{encoded}",  # not ASCII
+                 f"/media/{kind}/{audience}/{sig}/%C3%A9",
+                 f"/media/{kind}/{audience}/{sig}/{encoded[:-1]}%FF",
                  f"/media/huge/{audience}/{sig}/{encoded}"):
         response = client.get(path, headers=as_json)
         assert response.status_code == 404, path

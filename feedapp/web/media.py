@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 YEAR = 31536000
 AUDIENCE_RE = re.compile(r"^(p|s|f[0-9]{1,12}-[0-9a-f]{16})$")
+SIGNATURE_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")  # ASCII only: compare_digest refuses other text
 AVATAR_SIZE_RE = re.compile(r"_(normal|bigger|mini|400x400)(\.[A-Za-z]+)$")  # X's profile image sizes
 
 
@@ -54,7 +55,8 @@ def init_app(app: Flask) -> None:
 def show_media(kind: str, audience: str, signature: str, encoded: str):
     """One resized image, for the audience its URL was minted for."""
     upstream = _decode(encoded)
-    if (kind not in media.SIZES or not AUDIENCE_RE.match(audience) or upstream is None
+    if (kind not in media.SIZES or not AUDIENCE_RE.match(audience) or not SIGNATURE_RE.match(signature)
+            or upstream is None
             or not hmac.compare_digest(signature, sign(kind, audience, upstream))):
         abort(404)
     if not _may_see(audience):
