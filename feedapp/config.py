@@ -71,6 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_STATE_TTL", 1.0, "seconds a web worker trusts its copy of the content version and office list", float),
     Setting("FEEDAPP_FEED_ITEMS", 50, "items in each RSS/Atom/JSON feed", int),
     Setting("FEEDAPP_SITE_NAME", "Staff news", "the name staff see: the title of every feed and of the OPML list"),
+    Setting("FEEDAPP_MEDIA_PROXY", True, "serve avatars and photos from our own /media/ route (fetched from X's media hosts, resized, cached); off: pages and feeds link X's CDN", _bool),
+    Setting("FEEDAPP_MEDIA_CACHE_MB", 500, "megabytes of resized images kept under instance/media (least recently used go first)", int),
     Setting("FEEDAPP_LOG_LEVEL", "INFO", "level of feedapp's own log lines"),
 )
 

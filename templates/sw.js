@@ -43,7 +43,10 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(page(event));
   } else if (url.origin === self.location.origin && url.pathname.startsWith("/static/dist/")) {
     event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
-  } else if (request.destination === "image") {
+  } else if (request.destination === "image" && url.origin === self.location.origin) {
+    // Our own /media/ images only: their real size counts against the quota. A cross-origin
+    // (opaque) response would count as megabytes each in Chromium, so X's CDN images, when
+    // FEEDAPP_MEDIA_PROXY is off, are left to the browser's HTTP cache.
     event.respondWith(image(request));
   }
 });
@@ -107,7 +110,7 @@ async function image(request) {
   const hit = await cache.match(request);
   if (hit) return hit;
   const response = await fetch(request);
-  if (response.ok || response.type === "opaque") {
+  if (response.ok && response.type === "basic") {
     await cache.put(request, response.clone());
     await trim(cache, MAX_MEDIA);
   }

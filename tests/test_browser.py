@@ -89,8 +89,22 @@ def test_no_console_errors_or_page_errors(new_page, site):
         page.goto(url)
         load_all_images(page)
     assert problems == []
+    # The demo's pictures come from our own /media/ route: no image was asked of another host.
     stubbed = [url for seal in site.seals for url in seal.stubbed]
-    assert stubbed and all(url.startswith("https://pbs.twimg.com/") for url in stubbed), stubbed
+    assert stubbed == [], stubbed
+
+
+def test_demo_pages_show_every_picture_from_our_own_origin_while_sealed(new_page, site):
+    """No broken image with the browser sealed to loopback: the demo's pictures are bundled and served by /media/."""
+    page = new_page()
+    for url in ("/", "/offices/lyon", "/offices/columbus"):
+        page.goto(url)
+        load_all_images(page)  # every img, lazy ones too, has naturalWidth > 0
+        images = page.evaluate("() => [...document.images].map(i => ({src: i.currentSrc, width: i.naturalWidth, "
+                               "avatar: i.classList.contains('av')}))")
+        assert images and all(i["src"].startswith(site.url + "/media/") for i in images), images
+        assert all(i["width"] == 80 for i in images if i["avatar"]), images  # 40 CSS px at 2x
+    assert [url for seal in site.seals for url in seal.stubbed + seal.blocked] == []
 
 
 def test_no_horizontal_scroll_even_with_a_huge_post(new_page, site):

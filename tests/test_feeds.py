@@ -227,7 +227,8 @@ def test_every_photo_or_video_is_an_enclosure_readers_see(demo, client):
     doc = json.loads(client.get("/offices/lyon/feed.json").data)
     assert any(a["mime_type"].startswith("image/") for item in doc["items"] for a in item.get("attachments", []))
     assert all(item["author"] == item["authors"][0] for item in doc["items"])
-    assert all("_400x400." in item["author"]["avatar"] for item in doc["items"])
+    # Absolute URLs of our own media route (FEEDAPP_MEDIA_PROXY, on by default; test_media checks it off).
+    assert all(item["author"]["avatar"].startswith("http://localhost/media/avatar/p/") for item in doc["items"])
     assert doc["icon"].endswith(".png") and "icon-512" in doc["icon"]
 
 
@@ -282,9 +283,19 @@ def test_private_feeds_link_staff_only_posts_to_their_page(demo, client, session
     assert all(e.link.startswith("https://x.com/") for e in entries if e not in own)
 
 
-def test_the_w3c_validator_finds_nothing_to_report_in_any_feed(demo, client, sessions, tmp_path):
+@pytest.fixture
+def dotted_client(make_app, app):
+    """A client of the same database on a site with a dotted host name, as every real site has.
+
+    The validator wants enclosure and media:content URLs on a domain; images come from our own
+    route, on FEEDAPP_BASE_URL, and http://localhost has no domain.
+    """
+    return make_app(FEEDAPP_BASE_URL="https://feed.example.com").test_client()
+
+
+def test_the_w3c_validator_finds_nothing_to_report_in_any_feed(demo, dotted_client, sessions, tmp_path):
     paths = [*PUBLIC_FEEDS, private_feed(sessions, "ann", "lyon")]
-    documents = {f"http://localhost{path}.{fmt}": client.get(f"{path}.{fmt}").data
+    documents = {f"https://feed.example.com{path}.{fmt}": dotted_client.get(f"{path}.{fmt}").data
                  for path in paths for fmt in ("rss", "atom")}
     assert w3c_problems(tmp_path, documents) == {url: [] for url in documents}  # no errors, no warnings
 
@@ -334,8 +345,9 @@ def xml_titles(data: bytes) -> list[tuple[str, str]]:
     return titles
 
 
-def test_hostile_posts_stay_valid_for_every_client(hostile, client, tmp_path):
-    documents = {f"http://localhost/feed.{fmt}": client.get(f"/feed.{fmt}").data for fmt in ("rss", "atom")}
+def test_hostile_posts_stay_valid_for_every_client(hostile, dotted_client, tmp_path):
+    documents = {f"https://feed.example.com/feed.{fmt}": dotted_client.get(f"/feed.{fmt}").data
+                 for fmt in ("rss", "atom")}
     problems = w3c_problems(tmp_path, documents)
     # The one warning accepted (see test_render_feeds.test_the_w3c_validator_finds_nothing_to_report): a plain-text
     # field quoting an HTML end tag, as these posts' text and their author's display name do: an RSS title, an
@@ -345,7 +357,8 @@ def test_hostile_posts_stay_valid_for_every_client(hostile, client, tmp_path):
     for url, found in problems.items():
         assert [p["type"] for p in found] == ["ContainsHTML"], url
         assert re.search(r"\b(title|name|creator) should not contain HTML", found[0]["message"]), found
-    for fmt, data in (("rss", documents["http://localhost/feed.rss"]), ("atom", documents["http://localhost/feed.atom"])):
+    for fmt, data in (("rss", documents["https://feed.example.com/feed.rss"]),
+                      ("atom", documents["https://feed.example.com/feed.atom"])):
         parsed = feedparser.parse(data)
         assert parsed.bozo == 0, parsed.get("bozo_exception")
         ids = [e.id for e in parsed.entries]
@@ -357,6 +370,6 @@ def test_hostile_posts_stay_valid_for_every_client(hostile, client, tmp_path):
         # What the document says (feedparser guesses an RSS title holding "<i>" is HTML: RSS titles have no type).
         assert [title for entry_id, title in xml_titles(data) if entry_id.endswith("3000000000000000202")] == [
             "Continued 2/2: <i>the end</i>"]  # its own "2/2" said once, by the label
-    doc = json.loads(client.get("/feed.json").data)
+    doc = json.loads(dotted_client.get("/feed.json").data)
     item = next(i for i in doc["items"] if i["id"].endswith("3000000000000000201"))
     assert item["content_text"].startswith('Open example.com/search?q="dock 4"&sort=new&x=<y>')

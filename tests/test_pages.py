@@ -12,6 +12,8 @@ from feedapp.ingest.store import store_posts
 from feedapp.models import Post, Source
 from feedapp.xapi.types import Link, XMedia, XPost, XQuotedPost, XUser
 
+from .fakemedia import upstream_of
+
 
 @pytest.fixture
 def demo(runner):
@@ -160,8 +162,10 @@ def test_links_mentions_photos_video_and_protected_quotes_render(demo, client, s
     assert '<a href="https://harborpine.example/swap?a=1&amp;b=2" rel="nofollow noopener noreferrer">harborpine.example/swap</a>' in html
     assert '<a href="https://x.com/HPL_Columbus">@HPL_Columbus</a>' in html
     assert "javascript:" not in html
-    assert ('<img src="https://pbs.twimg.com/media/AbCdEf123?format=jpg&amp;name=small" alt="Swap board in the break room"'
-            ' width="680" height="382" loading="lazy"') in html
+    # The small variant, through our own media route (FEEDAPP_MEDIA_PROXY is on by default).
+    photo = re.search(r'<img src="(/media/photo/p/[^"]+)" alt="Swap board in the break room"'
+                      r' width="680" height="382" loading="lazy"', html)
+    assert photo and upstream_of(photo[1]) == "https://pbs.twimg.com/media/AbCdEf123?format=jpg&name=small"
     assert '<video controls preload="none" playsinline' in html and 'src="https://video.twimg.com/v/360.mp4"' in html
     assert "internal numbers" not in html and "Quoted post not available" in html
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from feedapp.models import Post
 from feedapp.render.page import handle_list, reply_to, summary
 from tests.auth_helpers import PASSWORD, login, make_staff
+from tests.fakemedia import upstream_of
 from tests.helpers import follow, poll
 
 ARTICLE_RE = re.compile(r'<article class="(post|part)" id="p(\d+)"')
@@ -99,7 +100,9 @@ def test_open_graph_tags_describe_a_public_post(company, runner, client):
     assert tags["og:url"] == CANONICAL_RE.search(html)[1] == f"http://localhost/posts/{post_id}"
     # The link written out in full, never X's shortened display form; the photo as the preview image.
     assert tags["og:description"].startswith('Depot "open day" <Saturday> & more: harborpine.example/open-day/2030/program')
-    assert tags["og:image"].startswith("https://pbs.twimg.com/media/") and "name=small" in tags["og:image"]
+    # Absolute, through our own media route (FEEDAPP_MEDIA_PROXY): the small variant of X's photo.
+    assert tags["og:image"].startswith("http://localhost/media/photo/p/")
+    assert upstream_of(tags["og:image"]).startswith("https://pbs.twimg.com/media/") and "name=small" in upstream_of(tags["og:image"])
     assert tags["twitter:card"] == "summary_large_image"
     assert "<Saturday>" not in html and "&lt;Saturday&gt;" in html  # escaped in the attribute and the text
 

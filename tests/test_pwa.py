@@ -307,6 +307,25 @@ def test_a_page_opened_before_reads_offline_and_an_unopened_one_says_offline(new
     context.set_offline(False)
 
 
+def test_offline_reading_shows_the_pictures_the_worker_kept(new_context):
+    context = new_context()
+    page = context.new_page()
+    page.goto("/")
+    wait_for_worker(page)
+    open_saved(page, "/")
+    load_all_images(page)  # each one fetched through the worker
+    sources = run(page, "() => [...new Set([...document.images].map(i => i.currentSrc))]")
+    assert sources and all(src.startswith(page.url.rstrip("/") + "/media/") for src in sources), sources
+    for src in sources:  # kept at their real size: same-origin, never opaque
+        until(page, CACHED_JS, ["media", src], what=f"{src} in the media cache")
+
+    context.set_offline(True)
+    page.reload()
+    expect(page.locator("#offline-banner")).to_be_visible()
+    load_all_images(page)  # naturalWidth > 0 for every one, offline
+    context.set_offline(False)
+
+
 # --- update ---------------------------------------------------------------------------------------------------
 
 

@@ -27,8 +27,12 @@ MAX_BYTES = 150_000
 
 TCO_RE = re.compile(r"https://t\.co/[A-Za-z0-9]{10}")
 CREATED_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-PHOTO_URL_RE = re.compile(r"https://pbs\.twimg\.com/media/[A-Za-z0-9_-]{15}\.jpg")
-AVATAR_RE = re.compile(r"https://pbs\.twimg\.com/profile_images/\d+/[A-Za-z0-9_-]+_normal\.jpg")
+# The demo's own pictures, bundled in demo/media and served by feedapp.media (the host is reserved: .invalid).
+MEDIA_HOST = "https://demo-media.invalid/"
+PHOTO_URL_RE = re.compile(r"https://demo-media\.invalid/photo-\d+\.jpg")
+AVATAR_RE = re.compile(r"https://demo-media\.invalid/avatar-[a-z0-9_]+\.png")
+POSTER_RE = re.compile(r"https://demo-media\.invalid/poster-\d+\.jpg")
+MEDIA_MAX_BYTES = 200_000  # every bundled picture together
 STATUS_RE = re.compile(r"https://x\.com/(\w+)/status/(\d+)(?:/(photo|video)/1)?")
 USERNAME_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
 # Hosts a demo link may point at: fictional (.example) or X itself.
@@ -40,6 +44,17 @@ TWEET_KEYS = {"id", "text", "edit_history_tweet_ids", "author_id", "created_at",
 
 errors: list[str] = []
 seen = Counter()  # coverage of the data traps
+
+
+def check_pictures() -> None:
+    """Every demo-media URL in the data names a bundled picture, every picture is used, all of them small."""
+    named = set(re.findall(r"https://demo-media\.invalid/([a-z0-9_.-]+)", "".join(
+        p.read_text(encoding="utf-8") for p in DEMO.glob("*.json"))))
+    files = {p.name for p in (DEMO / "media").iterdir()}
+    check(named <= files, f"pictures missing from demo/media: {sorted(named - files)}")
+    check(files <= named, f"pictures no post or account uses: {sorted(files - named)}")
+    size = sum(p.stat().st_size for p in (DEMO / "media").iterdir())
+    check(size < MEDIA_MAX_BYTES, f"demo pictures are {size} bytes, over {MEDIA_MAX_BYTES}")
 
 
 def check(ok: object, message: str) -> bool:
@@ -173,7 +188,7 @@ def check_media(m: dict, where: str) -> None:
         seen["photo without alt"] += "alt_text" not in m
         check(m.get("alt_text", "x").strip(), f"{where}: empty alt_text (X omits it instead)")
     else:
-        check(m.get("preview_image_url", "").startswith("https://pbs.twimg.com/"), f"{where}: preview_image_url")
+        check(POSTER_RE.fullmatch(m.get("preview_image_url", "")), f"{where}: preview_image_url")
         check(isinstance(m.get("duration_ms"), int) and m["duration_ms"] > 0, f"{where}: duration_ms")
         variants = m.get("variants", [])
         hls = [v for v in variants if v.get("content_type") == "application/x-mpegURL"]
@@ -339,6 +354,7 @@ def main() -> int:
 
     size = sum(p.stat().st_size for p in DEMO.iterdir() if p.is_file())
     check(size < MAX_BYTES, f"demo data is {size} bytes, over {MAX_BYTES}")
+    check_pictures()
 
     for item in ("retweet", "quote", "long post", "self-thread reply", "reply to someone else", "video",
                  "photo with alt", "photo without alt", "several photos", "ampersand", "lt/gt",

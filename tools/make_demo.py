@@ -33,6 +33,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "feedapp" / "demo"
+# The demo's own pictures, drawn below and served by feedapp.media from OUT/media: the host is
+# reserved (RFC 2606 .invalid), so the demo never reaches the internet for an image.
+MEDIA_HOST = "https://demo-media.invalid"
+PICTURES: dict[str, tuple[int, int, str]] = {}  # file name -> (width, height, account) of each photo/poster
 TWEPOCH = 1288834974657
 PAGE_SIZE = 5  # max_results of the recorded requests
 RNG = random.Random(20261126)
@@ -303,8 +307,8 @@ USERS = {**{u: dict(a, username=u) for u, a in ACCOUNTS.items()},
 def user_object(username: str) -> dict:
     u = USERS[username]
     if "avatar" not in u:
-        u["avatar"] = (f"https://pbs.twimg.com/profile_images/{RNG.randrange(10**18, 2 * 10**18)}/"
-                       f"{rand(8)}_normal.jpg")
+        RNG.randrange(10**18, 2 * 10**18), rand(8)  # as when these were X URLs: every later id stays the same
+        u["avatar"] = f"{MEDIA_HOST}/avatar-{username.lower()}.png"
     return {"id": u["id"], "name": u["name"], "username": username, "protected": u.get("protected", False),
             "verified": u["verified"], "profile_image_url": u["avatar"]}
 
@@ -382,14 +386,17 @@ def build() -> dict[str, dict]:
                 key = f"{3 if kind == 'photo' else 7}_{mid}"
                 media_keys.append(key)
                 if kind == "photo":
-                    obj = {"media_key": key, "type": "photo", "url": f"https://pbs.twimg.com/media/{rand(15)}.jpg",
+                    rand(15)  # the random part of the X URL these once were: later ids stay the same
+                    obj = {"media_key": key, "type": "photo", "url": f"{MEDIA_HOST}/photo-{mid}.jpg",
                            "width": w, "height": h}
+                    PICTURES[f"photo-{mid}.jpg"] = (w, h, p["user"])
                     if extra:
                         obj["alt_text"] = extra
                 else:
                     base = f"https://video.twimg.com/ext_tw_video/{mid}/pu"
+                    rand(16)  # the random part of the poster's X URL: later ids stay the same
                     obj = {"media_key": key, "type": "video",
-                           "preview_image_url": f"https://pbs.twimg.com/ext_tw_video_thumb/{mid}/pu/img/{rand(16)}.jpg",
+                           "preview_image_url": f"{MEDIA_HOST}/poster-{mid}.jpg",
                            "width": w, "height": h, "duration_ms": extra,
                            "variants": [
                                {"content_type": "application/x-mpegURL", "url": f"{base}/pl/{rand(16)}.m3u8?tag=12"},
@@ -397,6 +404,8 @@ def build() -> dict[str, dict]:
                                 "url": f"{base}/vid/avc1/480x270/{rand(16)}.mp4?tag=12"},
                                {"bit_rate": 2176000, "content_type": "video/mp4",
                                 "url": f"{base}/vid/avc1/1280x720/{rand(16)}.mp4?tag=12"}]}
+                if kind != "photo":
+                    PICTURES[f"poster-{mid}.jpg"] = (w, h, p["user"])
                 media_objects[key] = obj
             if media_keys:
                 pic = tco()
@@ -474,6 +483,65 @@ def page_body(tweets: list[dict], by_id: dict, media_objects: dict, next_token: 
     return body
 
 
+# Colours per account (no brand's): avatars and the photos each account posts share them.
+PALETTE = {"HarborPineNews": (31, 78, 121), "HarborPineSafe": (196, 98, 16), "HarborPineHR": (122, 62, 140),
+           "HPL_Columbus": (27, 120, 92), "HPL_Lyon": (176, 48, 72), "HPL_AllHands": (70, 70, 80),
+           "HPL_Fleet": (60, 110, 160)}
+
+
+def initials(name: str) -> str:
+    words = [w for w in re.split(r"[^A-Za-z]+", name) if w and w[0].isupper()]
+    return "".join(w[0] for w in words[:2]) or name[:1].upper()
+
+
+def draw_avatar(username: str):
+    """A flat disc of the account's colour with its initials: no face, no logo."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = 96
+    image = Image.new("RGB", (size, size), PALETTE[username])
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=40)
+    draw.text((size / 2, size / 2), initials(USERS[username]["name"]), fill=(255, 255, 255), font=font, anchor="mm")
+    return image
+
+
+def draw_photo(name: str, width: int, height: int, username: str):
+    """A soft gradient in the account's colour with a few simple shapes, at most 680 px wide or tall."""
+    from PIL import Image, ImageDraw
+
+    scale = min(1.0, 680 / max(width, height))
+    w, h = round(width * scale), round(height * scale)
+    rng = random.Random(name)  # its own generator: drawing never moves the ids above
+    base = PALETTE[username]
+    top = tuple(min(255, c + 90) for c in base)
+    image = Image.new("RGB", (w, h))
+    draw = ImageDraw.Draw(image)
+    for y in range(h):
+        t = y / max(h - 1, 1)
+        draw.line([(0, y), (w, y)], fill=tuple(round(a * (1 - t) + b * t) for a, b in zip(top, base)))
+    for _ in range(5):
+        x, y, r = rng.randrange(w), rng.randrange(h), rng.randrange(min(w, h) // 10, min(w, h) // 4)
+        shade = tuple(min(255, c + rng.randrange(20, 120)) for c in base)
+        if rng.random() < 0.5:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=shade)
+        else:
+            draw.rectangle([x - r, y - r // 2, x + r, y + r // 2], fill=shade)
+    draw.rectangle([0, round(h * 0.8), w, h], fill=tuple(max(0, c - 40) for c in base))  # a floor line
+    return image
+
+
+def draw_pictures(folder: Path) -> None:
+    """Every avatar and photo the demo's URLs name, into folder (small files, committed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.*"):
+        old.unlink()
+    for username in USERS:
+        draw_avatar(username).save(folder / f"avatar-{username.lower()}.png", optimize=True)
+    for name, (w, h, username) in PICTURES.items():
+        draw_photo(name, w, h, username).save(folder / name, quality=70, optimize=True)
+
+
 def main() -> None:
     by_key, media_objects = build()
     by_id = {t["id"]: t for t in by_key.values()}
@@ -499,6 +567,7 @@ def main() -> None:
     files["manifest.json"] = manifest
     for name, body in files.items():
         (OUT / name).write_text(json.dumps(body, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    draw_pictures(OUT / "media")
     print(f"wrote {len(files)} files to {OUT}")
 
 

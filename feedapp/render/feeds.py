@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
+from typing import Callable
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -62,6 +63,7 @@ _MARKUP_CHARACTERS = re.compile("[<&]")
 MIN_TITLE_TEXT = 40  # a title's label never squeezes its text below this
 # A thread part's own numbering at the start of its text ("2/3: …", "2/3 …"), said once by the label.
 _OWN_NUMBERING = re.compile(r"^\d+\s*/\s*\d+\s*[:.)\-–—]?\s+")
+Images = Callable[[str, "str | None"], "str | None"]  # (kind, stored X URL) → the URL an item writes
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class FeedInfo:
     icon_url: str | None = None
     language: str | None = None  # BCP 47 tag of the labels: RSS <language>, Atom xml:lang, JSON language
     labels: Labels = field(default_factory=Labels)
+    # Where readers fetch images: (kind "photo" | "avatar", X's URL of the size feeds use) → absolute URL.
+    # The view passes its own /media/ route; None keeps X's URL (see x_media_url).
+    media_url: Callable[[str, str], str | None] | None = None
 
 
 def rss(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str] | None = None) -> bytes:
@@ -118,7 +123,7 @@ def atom(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str]
             title.text = str(escape(title.text))
         if _language(post.lang):
             entry.set(XML_LANG, post.lang)  # RFC 4287 §2: xml:lang on any element; the post's own language
-        enclosure = _enclosure(post)
+        enclosure = _enclosure(post, _images(info))
         if enclosure:
             # RFC 4287 §4.2.7.2: rel="enclosure", a potentially large related resource (length optional).
             etree.SubElement(entry, f"{{{ATOM}}}link", rel="enclosure", type=enclosure[1], href=enclosure[0])
@@ -134,7 +139,7 @@ def json_feed(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int,
     if _language(info.language):
         feed["language"] = info.language
     feed["authors"] = [{"name": clean(info.title), "url": info.home_url}]
-    feed["items"] = [_json_item(post, staff, info.labels, links or {}) for post in posts]
+    feed["items"] = [_json_item(post, staff, info.labels, links or {}, _images(info)) for post in posts]
     text = json.dumps(_clean_tree(feed), ensure_ascii=False)
     # "<", ">" and "&" only occur inside JSON strings, so \u escapes are lossless; like Go's
     # encoding/json, they keep a sniffed or embedded document from ever holding live markup.
@@ -203,11 +208,12 @@ def _generator(info: FeedInfo, posts, staff: bool, links: Mapping[int, str], fmt
     # feedgen defaults atom:updated and lastBuildDate to now; the newest post keeps output stable.
     fg.updated(max((_utc(p.created_at) for p in posts), default=EMPTY_FEED_DATE))
     for post in posts:
-        _add_entry(fg, post, staff, info.labels, links, fmt)
+        _add_entry(fg, post, staff, info.labels, links, fmt, _images(info))
     return fg
 
 
-def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapping[int, str], fmt: str) -> None:
+def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapping[int, str], fmt: str,
+               images: Images) -> None:
     fe = fg.add_entry(order="append")  # feedgen prepends by default, reversing newest-first
     fe.guid(_clean(guid(post)), permalink=False)  # also atom:id; stable across builds and hosts
     fe.title(item_title(post, labels, staff))  # clean: plain text
@@ -215,7 +221,7 @@ def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapp
     fe.link(href=_clean(_link(post, links)))
     # type="html" escapes the markup (Atom content type="html", RSS <description>) and never
     # uses CDATA, so a "]]>" in a post cannot end a section early.
-    fe.content(_content_html(post, staff, labels, links), type="html")
+    fe.content(_content_html(post, staff, labels, links, images), type="html")
     fe.published(_utc(post.created_at))  # RSS <pubDate> and atom:published
     fe.updated(_utc(post.created_at))
     author = _author_label(post)
@@ -224,12 +230,12 @@ def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapp
     if fmt == "rss" and _language(post.lang):
         fe.dc.dc_language(post.lang)  # an RSS 2.0 item has no language of its own: Dublin Core's
     for media in post.media:
-        content = _media_content(media)
+        content = _media_content(media, images)
         if content:
             # group=None puts media:content straight under the item: feedgen's default group
             # would bundle different photos, but Media RSS keeps <media:group> for alternates of one.
             fe.media.content(group=None, **content)
-    enclosure = _enclosure(post) if fmt == "rss" else None
+    enclosure = _enclosure(post, images) if fmt == "rss" else None
     if enclosure:
         # RSS 2.0: at most one <enclosure> per item, length in bytes required. X gives no size, and
         # length="0" is the RSS Advisory Board's advice for an unknown one. Signage players and
@@ -237,18 +243,18 @@ def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapp
         fe.enclosure(url=_clean(enclosure[0]), length="0", type=enclosure[1])
 
 
-def _enclosure(post) -> tuple[str, str] | None:
+def _enclosure(post, images: Images) -> tuple[str, str] | None:
     """(url, type) of the item's one enclosure: its first photo (small variant) or video (smallest mp4)."""
     for media in post.media:
-        content = _media_content(media)
+        content = _media_content(media, images)
         if content and content.get("type"):
             return content["url"], content["type"]
     return None
 
 
-def _media_content(media) -> dict | None:
+def _media_content(media, images: Images) -> dict | None:
     if media.type == "photo":
-        url = small_photo(media.url)
+        url = images("photo", media.url)
         if not url:
             return None
         width, height = scaled(media.width, media.height)
@@ -263,7 +269,7 @@ def _media_content(media) -> dict | None:
     return {"url": _clean(variant["url"]), "type": "video/mp4", "medium": "video", **extra}
 
 
-def _content_html(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> str:
+def _content_html(post, staff: bool, labels: Labels, links: Mapping[int, str], images: Images) -> str:
     parts = []
     # Every piece of user text sits in its own <bdi> or dir="auto" element (HTML: unicode-bidi:
     # isolate), so no direction it sets reaches the markup around it in a feed reader.
@@ -285,24 +291,24 @@ def _content_html(post, staff: bool, labels: Labels, links: Mapping[int, str]) -
             parts.append(_parent_html(post.reply_parent, links))
     if heads_thread:
         parts.append(Markup('<p><a href="{}">1/{}</a></p>').format(_link(post, links), post.thread_total))
-    parts += _body_html(post, staff, labels, links)
+    parts += _body_html(post, staff, labels, links, images)
     if heads_thread:
         # The parts known when this item is built, in order (readers take an item again when it changes).
         for part in post.thread_parts:
             parts.append(Markup('<hr><p><a href="{}">{}/{}</a></p>').format(
                 _link(part, links), part.thread_position, part.thread_total))
-            parts += _body_html(part, staff, labels, links)
+            parts += _body_html(part, staff, labels, links, images)
     return _clean(str(Markup("\n").join(parts)))
 
 
-def _body_html(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> list[Markup]:
+def _body_html(post, staff: bool, labels: Labels, links: Mapping[int, str], images: Images) -> list[Markup]:
     """A post's text, media and quote."""
     parts = []
     if post.text:
         parts.append(Markup('<p dir="auto">{}</p>').format(text_html(post)))
-    parts += [_media_html(media, _link(post, links), labels) for media in post.media]
+    parts += [_media_html(media, _link(post, links), labels, images) for media in post.media]
     if post.quoted:
-        parts.append(_quote_html(post, staff, labels))
+        parts.append(_quote_html(post, staff, labels, images))
     return parts
 
 
@@ -314,7 +320,7 @@ def _parent_html(parent, links: Mapping[int, str]) -> Markup:
                                           text_html(parent))
 
 
-def _quote_html(post, staff: bool, labels: Labels) -> Markup:
+def _quote_html(post, staff: bool, labels: Labels, images: Images) -> Markup:
     if not quote_visible(post, staff):
         # Never the text of a staff-only or protected account outside staff feeds, not even its
         # author: decided by the query from the account's current state (post.quote_hidden).
@@ -323,7 +329,7 @@ def _quote_html(post, staff: bool, labels: Labels) -> Markup:
     author = quoted.get("author") or {}
     username = clean(author.get("username") or "")
     url = status_url(username, quoted.get("id"))
-    media = Markup("").join(_media_html(_quoted_media(m), url, labels) for m in quoted.get("media") or [])
+    media = Markup("").join(_media_html(_quoted_media(m), url, labels, images) for m in quoted.get("media") or [])
     # "Quoting Name @name": the name links to the quoted author's profile, "View post" to the quoted post.
     return Markup('<blockquote><p>{} <a href="{}"><bdi>{}</bdi> <bdi>@{}</bdi></a></p><p dir="auto">{}</p>{}'
                   '<p><a href="{}">{}</a></p></blockquote>').format(
@@ -331,12 +337,12 @@ def _quote_html(post, staff: bool, labels: Labels) -> Markup:
         quoted_html(quoted), media, url, labels.view_post)
 
 
-def _media_html(media, post_url: str, labels: Labels) -> Markup:
+def _media_html(media, post_url: str, labels: Labels, images: Images) -> Markup:
     width, height = scaled(media.width, media.height)
     if media.type == "photo":
-        src = small_photo(media.url)
+        src = images("photo", media.url)
         return Markup("<p>{}</p>").format(_img(src, media.alt_text, width, height)) if src else Markup("")
-    poster = small_photo(media.preview_url)
+    poster = images("photo", media.preview_url)
     image = _img(poster, media.alt_text or labels.video, width, height) if poster else Markup("")
     variant = smallest_mp4(media)
     watch = variant["url"] if variant else post_url
@@ -354,34 +360,34 @@ def _quoted_media(data: dict) -> SimpleNamespace:
     return SimpleNamespace(**{**dict.fromkeys(_MEDIA_FIELDS), **data})
 
 
-def _json_item(post, staff: bool, labels: Labels, links: Mapping[int, str]) -> dict:
+def _json_item(post, staff: bool, labels: Labels, links: Mapping[int, str], images: Images) -> dict:
     # JSON Feed 1.1: id is a string, unique and stable; content_html or content_text required.
     item = {"id": guid(post), "url": _link(post, links), "title": item_title(post, labels, staff),
-            "content_html": _content_html(post, staff, labels, links)}
+            "content_html": _content_html(post, staff, labels, links, images)}
     if post.text:
         # Plain text: links as their readable expanded URLs, never X's truncated display text.
         item["content_text"] = readable_text(post.text, post.links)
     item["date_published"] = _rfc3339(post.created_at)
     author = {"name": _author_label(post), "url": profile_url(post.author_username)}
-    avatar = _avatar(post.author_avatar)
+    avatar = images("avatar", post.author_avatar)
     if avatar:
         author["avatar"] = avatar
     item["authors"] = [author]
     item["author"] = author  # JSON Feed 1.0's single author, for readers older than 1.1's authors
     if _language(post.lang):
         item["language"] = post.lang
-    image = _first_image(post.media)
+    image = _first_image(post.media, images)
     if image:
         item["image"] = image
-    attachments = [attachment for attachment in map(_attachment, post.media) if attachment]
+    attachments = [attachment for attachment in (_attachment(m, images) for m in post.media) if attachment]
     if attachments:
         item["attachments"] = attachments
     return item
 
 
-def _attachment(media) -> dict | None:
+def _attachment(media, images: Images) -> dict | None:
     """A JSON Feed attachment: a photo (small variant) or a video (smallest mp4)."""
-    content = _media_content(media)
+    content = _media_content(media, images)
     if not content or not content.get("type"):
         return None
     attachment = {"url": content["url"], "mime_type": content["type"]}
@@ -390,11 +396,29 @@ def _attachment(media) -> dict | None:
     return attachment
 
 
-def _first_image(media_list) -> str | None:
+def _first_image(media_list, images: Images) -> str | None:
     """The first photo (small variant), else the first video poster."""
-    photos = [small_photo(m.url) for m in media_list if m.type == "photo"]
-    posters = [small_photo(m.preview_url) for m in media_list if m.type in _VIDEO_TYPES]
+    photos = [images("photo", m.url) for m in media_list if m.type == "photo"]
+    posters = [images("photo", m.preview_url) for m in media_list if m.type in _VIDEO_TYPES]
     return next((url for url in photos + posters if url), None)
+
+
+def x_media_url(kind: str, url: str | None) -> str | None:
+    """X's own URL of the size feeds use: a photo's small variant, a profile image at 400×400."""
+    return _avatar(url) if kind == "avatar" else small_photo(url)
+
+
+def _images(info: FeedInfo) -> Images:
+    """(kind, stored X URL) → the URL a feed writes: through info.media_url when given, else X's own."""
+    mapped = info.media_url
+    if mapped is None:
+        return x_media_url
+
+    def url(kind: str, stored: str | None) -> str | None:
+        x_url = x_media_url(kind, stored)
+        return mapped(kind, x_url) if x_url else None
+
+    return url
 
 
 def _avatar(url: str | None) -> str | None:

@@ -23,13 +23,13 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import account, admin, auth, errors, feeds, health, http, i18n, pages, posts, pwa, security, state
+    from . import account, admin, auth, errors, feeds, health, http, i18n, media, pages, posts, pwa, security, state
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
     app.url_map.converters["xid"] = posts.XIdConverter  # before any rule that names it
-    for module in (health, pages, posts, feeds, account, admin, pwa):
+    for module in (health, pages, posts, feeds, account, admin, pwa, media):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)
@@ -37,17 +37,18 @@ def init_app(app: Flask, translations: str) -> None:
     security.init_app(app)
     http.init_app(app)
     state.init_app(app)
+    media.init_app(app)
     app.jinja_env.globals.update(
         text_html=post_render.text_html,
         quoted_html=post_render.quoted_html,
         quote_visible=post_render.quote_visible,
         permalink=post_render.permalink,
         status_url=post_render.status_url,
-        small_photo=post_render.small_photo,
+        small_photo=media.page_photo,  # our /media/ route (FEEDAPP_MEDIA_PROXY), else X's small variant
         scaled=post_render.scaled,
         smallest_mp4=post_render.smallest_mp4,
         safe_url=post_render.safe_url,
-        avatar=post_render.avatar,
+        avatar=media.page_avatar,
         lang_attr=lang_attr,
         canonical_path=canonical_path,
         profile_url=post_render.profile_url,
@@ -56,5 +57,5 @@ def init_app(app: Flask, translations: str) -> None:
         handle_list=page_render.handle_list,
         quoted_time=page_render.quoted_time,
         summary=page_render.summary,
-        preview_image=page_render.preview_image,
+        preview_image=media.page_preview_image,
     )

@@ -14,6 +14,7 @@ from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
 from feedapp.render import feeds as render
 
+from . import media
 from .http import cached_response
 from .scope import base_url, get_office_or_404
 from .state import OfficeInfo, content_state
@@ -115,6 +116,8 @@ def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token:
                 icon_url=root + asset_url(FEED_ICON),
                 language=language,
                 labels=feed_labels(),
+                # Absolute: readers fetch images on their own. Private feeds' images carry its audience.
+                media_url=media.mapper(media.feed_audience(reader, token) if token else "p", root),
             )
         return builder(info, posts, staff=staff, links=_own_pages(posts, root) if staff else None)
 
