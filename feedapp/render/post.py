@@ -156,11 +156,11 @@ AVATAR_HUES = 12  # colour classes .h0 to .h11 in static/feed.css (the CSP allow
 
 
 def initials(name: str | None, username: str | None) -> str:
-    """One or two letters standing in for an account's picture: "Harbor Pine News" -> "HP", "@lyonhub" -> "L"."""
+    """Letters standing in for an account's picture, first and last word: "Harbor & Pine News" -> "HN", "lyonhub" -> "L"."""
     words = [w for w in re.split(r"[\s_.\-]+", name or "") if w and w[0].isalnum()]
     if not words:
         words = [username or "?"]
-    letters = words[0][0] + (words[1][0] if len(words) > 1 else "")
+    letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
     return letters.upper()
 
 
