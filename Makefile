@@ -71,6 +71,7 @@ bench-http: $(VENV)/.installed
 lighthouse: browser $(VENV)/.installed
 	$(BIN)/python bench/lighthouse.py
 
-# Phone screenshots of the demo feed (light, dark, French) into bench/out/*.png, to look at.
+# Every kind of page (feed, office, thread, sign-in, offline, error) at 390x844 and 1280x800, light and dark,
+# English and French, into screenshots/*.png, to look at (tools/page_screenshots.py).
 screenshots: browser $(VENV)/.installed
-	$(BIN)/python bench/screenshots.py
+	$(BIN)/python tools/page_screenshots.py --out screenshots

@@ -22,6 +22,36 @@
     });
   }
 
+  // A picture that cannot load never shows as a broken image: an avatar goes, leaving the account's initials under
+  // it; a photo becomes a grey box of the same size (no layout shift) that keeps its description for screen readers.
+  // Errors do not bubble: listen in the capture phase, and catch up with those that failed before this ran.
+  var replace = function (img) {
+    if (!img.parentNode || !img.closest("article")) return;
+    if (img.classList.contains("av")) { img.remove(); return; }
+    var box = document.createElement("span");
+    box.className = "gone";
+    box.setAttribute("role", "img");
+    box.setAttribute("aria-label", img.alt);
+    var w = img.getAttribute("width"), h = img.getAttribute("height");
+    box.style.aspectRatio = w && h ? w + " / " + h : "16 / 9";  // CSSOM, which the CSP allows (no style attribute)
+    img.replaceWith(box);
+  };
+  document.addEventListener("error", function (event) {
+    if (event.target instanceof HTMLImageElement) replace(event.target);
+  }, true);
+  Array.prototype.forEach.call(document.images, function (img) {
+    if (img.complete && !img.naturalWidth && img.getAttribute("src")) replace(img);
+  });
+  // The play badge over a video's poster goes once it plays.
+  document.addEventListener("play", function (event) {
+    var box = event.target.closest && event.target.closest(".vid");
+    if (box) box.classList.add("on");
+  }, true);
+  // Older posts: say it is loading until the next page arrives.
+  var more = document.querySelector(".pager a[rel=next]");
+  if (more) more.addEventListener("click", function () { more.setAttribute("aria-busy", "true"); });
+  window.addEventListener("pageshow", function () { if (more) more.removeAttribute("aria-busy"); });
+
   // A page the service worker served from its saved copy: say so, and from when.
   var saved = document.body.getAttribute("data-offline-saved");
   var offline = document.getElementById("offline-banner");

@@ -562,7 +562,7 @@ def test_tab_order_and_focus_rings(new_context):
     # Skip link, brand, the main navigation, the feed's scope link, then the first post.
     assert places[:2] == ["skip", "brand"], expected
     nav = [e["text"] for e in expected if e["where"] == "nav"]
-    assert nav == ["Offices", "Staff sign-in"], expected
+    assert nav == ["Company-wide only", "Staff sign-in"], expected  # the office switcher names the office shown
     assert places == ["skip", "brand", "nav", "nav"] + ["main"] * places.count("main") + ["post"] * places.count("post")
     assert places.count("post") >= 1 and expected[-1]["text"].startswith("Reply or like on X"), expected
 

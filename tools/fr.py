@@ -1,6 +1,10 @@
 """French translations of feedapp's interface, kept as data; `tools/update_translations.py` writes the .po."""
 
 FR = {
+    'Feeds': "Flux",
+    'New posts appear here as soon as they are published.': "Les nouveaux messages apparaissent ici dès leur publication.",
+    'You are all caught up.': "Vous avez tout lu.",
+    'Office: %(office)s. Change office': "Site : %(office)s. Changer de site",
     'A username is 2–50 letters, digits, dots, dashes or underscores.': "Un identifiant compte de 2 à 50 lettres, chiffres, points, tirets ou tirets bas.",
     'Use at least %(count)d characters.': "Utilisez au moins %(count)d caractères.",
     'Use at most %(count)d characters.': "Utilisez au plus %(count)d caractères.",

@@ -1,13 +1,15 @@
-"""Screenshots of a post's page (the demo thread's first post) and of the feed, for a person to look at.
+"""Screenshots of every kind of page, for a person to look at (`make screenshots`).
 
-Same throwaway instance, gunicorn server and network seal as bench/screenshots.py (demo data, remote images
-answered by grey PNGs of their real size, nothing leaves 127.0.0.1), in Debian's Chromium through Playwright.
-Writes, for `/posts/ID` (ID: the thread's first post) and `/`, at 390x844 (phone, 2x) and 1280x800
-(desktop), light and dark, English and French:
+Same throwaway instance, gunicorn server and network seal as bench/screenshots.py (demo data, nothing leaves
+127.0.0.1), in Debian's Chromium through Playwright. Remote photos are answered by grey PNGs of their real size;
+remote avatars fail (as X's image host does from a machine without internet), so the pages show what a reader sees
+then: each account's initials on its colour. Writes, for `/`, `/offices/lyon` and its second page (the demo's media), `/posts/ID` (ID: the demo
+thread's first post), `/login`, `/offline` and a 404 page, at 390x844 (phone, 2x) and 1280x800 (desktop), light
+and dark, English and French:
 
-    OUT/post-phone-light-en.png  OUT/feed-desktop-dark-fr.png  …  (16 files)
+    OUT/post-phone-light-en.png  OUT/feed-desktop-dark-fr.png  …  (56 files)
 
-Run: .venv/bin/python tools/page_screenshots.py [--out /tmp/shots-pages] [--full-page]
+Run: .venv/bin/python tools/page_screenshots.py [--out screenshots] [--full-page] [--only feed,post]
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ def thread_head(base: str) -> str:
     return match[1]
 
 
+def older_page(base: str, path: str) -> str:
+    """The second page of a feed (where the demo's photos, video, quote and repost are)."""
+    _, body = get(base + path)
+    match = re.search(r'rel="next" href="([^"]+)"', body.decode())
+    if not match:
+        raise RuntimeError(f"{path} has no older page")
+    return path + match[1].replace("&amp;", "&")
+
+
 def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme: str, lang: str,
           full_page: bool) -> None:
     """One screenshot, with a line saying what it shows and anything the page complained about."""
@@ -49,6 +60,8 @@ def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme
                                   service_workers="block")
     seal = Sealed(base, image_sizes(body.decode(errors="replace")), 0x4A if scheme == "dark" else 0xC8)
     context.route("**/*", seal)
+    # Registered last, so asked first (Playwright runs matching routes newest first).
+    context.route("**/profile_images/**", lambda route: route.abort("internetdisconnected"))
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
@@ -64,7 +77,8 @@ def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("/tmp/shots-pages"), help="folder for the PNG files")
+    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="folder for the PNG files")
+    parser.add_argument("--only", default="", help="comma-separated page names (feed, lyon, lyon-older, post, login, offline, error)")
     parser.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server and the browser on the way out
@@ -74,8 +88,12 @@ def main() -> int:
     with feedapp_server() as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = {"post": f"/posts/{thread_head(base)}", "feed": "/"}
+            pages = {"feed": "/", "lyon": "/offices/lyon", "lyon-older": older_page(base, "/offices/lyon"), "post": f"/posts/{thread_head(base)}", "login": "/login",
+                     "offline": "/offline", "error": "/posts/1"}
+            only = set(filter(None, args.only.split(",")))
             for name, path in pages.items():
+                if only and name not in only:
+                    continue
                 for size in SIZES:
                     for scheme in ("light", "dark"):
                         for lang in LOCALES:

@@ -152,6 +152,26 @@ def avatar(url: str | None) -> str | None:
     return AVATAR_NORMAL_RE.sub(r"_bigger\1", url)
 
 
+AVATAR_HUES = 12  # colour classes .h0 to .h11 in static/feed.css (the CSP allows no inline style attribute)
+
+
+def initials(name: str | None, username: str | None) -> str:
+    """Letters standing in for an account's picture, first and last word: "Harbor & Pine News" -> "HN", "lyonhub" -> "L"."""
+    words = [w for w in re.split(r"[\s_.\-]+", name or "") if w and w[0].isalnum()]
+    if not words:
+        words = [username or "?"]
+    letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
+    return letters.upper()
+
+
+def avatar_hue(username: str | None) -> int:
+    """A stable colour class for an account, the same on every page and every server (not Python's salted hash)."""
+    value = 0
+    for char in (username or "").lower():
+        value = (value * 31 + ord(char)) % 1_000_003
+    return value % AVATAR_HUES
+
+
 def scaled(width: int | None, height: int | None, box: int = 680) -> tuple[int | None, int | None]:
     """Width and height of the small variant: X fits name=small inside a 680×680 box."""
     if not width or not height or max(width, height) <= box:

@@ -49,6 +49,8 @@ def init_app(app: Flask, translations: str) -> None:
         smallest_mp4=post_render.smallest_mp4,
         safe_url=post_render.safe_url,
         avatar=media.page_avatar,
+        initials=post_render.initials,
+        avatar_hue=post_render.avatar_hue,
         lang_attr=lang_attr,
         canonical_path=canonical_path,
         profile_url=post_render.profile_url,
