@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 import zlib
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import PHONE, contrast, fits, widths
+from tests.browser import PATIENCE, PHONE, contrast, fits, widths
 from tests.test_browser import new_page, site  # noqa: F401  (fixtures)
 
 PAGES = ["/", "/offices/lyon", "/offices", "/login", "/offline", "/posts/1"]
@@ -58,10 +59,23 @@ def png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-def older_lyon_page(page) -> None:
+NEAR_VIEW_SETTLED_JS = """() => [...document.images].filter(i => {
+  const r = i.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight;  // in view: surely asked for
+}).every(i => i.complete)"""
+
+
+def until(page, condition, what: str) -> None:
+    """Poll condition (letting Playwright deliver route events between polls) until true, at most PATIENCE."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {PATIENCE} s for {what}"
+        page.wait_for_timeout(50)
+
+
+def older_lyon_page(page, wait_until: str = "load") -> None:
     """Open the Lyon feed's second page: the demo's photos, video, quote and repost are there."""
     page.goto("/offices/lyon")
-    page.goto("/offices/lyon" + page.locator(".pager a[rel=next]").get_attribute("href"))
+    page.goto("/offices/lyon" + page.locator(".pager a[rel=next]").get_attribute("href"), wait_until=wait_until)
 
 
 def fail_remote_images(page, pattern: str) -> None:
@@ -71,7 +85,7 @@ def fail_remote_images(page, pattern: str) -> None:
 
 def test_failed_avatars_show_initials_and_no_broken_image(new_page):
     page = new_page()
-    fail_remote_images(page, "https://pbs.twimg.com/profile_images/**")
+    fail_remote_images(page, "**/media/avatar/**")
     page.goto("/")
     page.evaluate(SETTLE_IMAGES_JS)
     avatars = page.evaluate("""() => [...document.querySelectorAll('article .avatar')].map(a => {
@@ -92,14 +106,14 @@ def test_failed_avatars_show_initials_and_no_broken_image(new_page):
 def test_failed_photos_keep_their_box_and_description(new_page):
     page = new_page()
     held = []  # photo requests, held until the boxes are measured, then failed
-    page.context.route("https://pbs.twimg.com/media/**", lambda route: held.append(route))
-    older_lyon_page(page)
+    page.context.route("**/media/photo/**", lambda route: held.append(route))
+    older_lyon_page(page, wait_until="domcontentloaded")  # held photos hold the load event back
     wanted = page.evaluate("""() => [...document.querySelectorAll('.media img')].map(i => ({
         alt: i.alt, ratio: i.getAttribute('width') / i.getAttribute('height'), width: i.getBoundingClientRect().width,
         height: i.getBoundingClientRect().height}))""")
     assert wanted, "the Lyon demo feed should show photos"
-    page.context.unroute("https://pbs.twimg.com/media/**")
-    fail_remote_images(page, "https://pbs.twimg.com/media/**")
+    page.context.unroute("**/media/photo/**")
+    fail_remote_images(page, "**/media/photo/**")
     for route in held:
         route.abort("internetdisconnected")
     page.evaluate(SETTLE_IMAGES_JS)
@@ -226,7 +240,7 @@ def test_no_layout_shift_when_images_arrive_late(new_page):
     held = []
     page.goto("/offices/lyon")
     href = "/offices/lyon" + page.locator(".pager a[rel=next]").get_attribute("href")
-    page.context.route("https://pbs.twimg.com/**", lambda route: held.append(route))  # answered later, below
+    page.context.route("**/media/**", lambda route: held.append(route))  # answered later, below
     page.goto(href, wait_until="domcontentloaded")
     sizes = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('img[width], video[width]')]
         .map(e => [e.poster || e.src, [+e.getAttribute('width'), +e.getAttribute('height')]]))""")
@@ -234,21 +248,24 @@ def test_no_layout_shift_when_images_arrive_late(new_page):
         for (const e of list.getEntries()) if (!e.hadRecentInput) window.__shifts.push(
             [e.value, e.sources.map(s => s.node && (s.node.className || s.node.nodeName))]);
     }).observe({type: 'layout-shift', buffered: true}); }""")
-    page.wait_for_timeout(500)
     answered = 0
-    for turn in range(40):  # lazy images are asked for as the page scrolls to them
+
+    def answer_held() -> None:
+        nonlocal answered
         while held:
             route = held.pop()
             answered += 1
-            if "/profile_images/" in route.request.url and turn % 2:
+            if "/media/avatar/" in route.request.url and answered % 2:
                 route.abort("internetdisconnected")  # some avatars fail: the initials stay, nothing moves
             else:
                 route.fulfill(status=200, content_type="image/png", body=png(*sizes.get(route.request.url, (48, 48))))
-        done = page.evaluate("""() => { window.scrollBy(0, innerHeight);
-            return scrollY + innerHeight >= document.documentElement.scrollHeight - 1 }""")
-        page.wait_for_timeout(150)
-        if done and not held:
-            break
+
+    at_end = False
+    while not at_end:  # lazy images are asked for as the page scrolls to them
+        # Until every picture in view has arrived (answering each as the page asks for it).
+        until(page, lambda: answer_held() or page.evaluate(NEAR_VIEW_SETTLED_JS), "the pictures in view")
+        at_end = page.evaluate("""() => { const end = scrollY + innerHeight >= document.documentElement.scrollHeight - 1;
+            window.scrollBy(0, innerHeight); return end }""")
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert answered > 5 and page.locator(".media img").count() > 0
     assert page.evaluate("() => window.__shifts") == []
