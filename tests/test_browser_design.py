@@ -88,6 +88,8 @@ def test_failed_avatars_show_initials_and_no_broken_image(new_page):
     fail_remote_images(page, "**/media/avatar/**")
     page.goto("/")
     page.evaluate(SETTLE_IMAGES_JS)
+    # A failed image is `complete` before its error event runs feed.js's handler: wait for the handler.
+    page.wait_for_function("() => !document.querySelector('article .avatar img')")
     avatars = page.evaluate("""() => [...document.querySelectorAll('article .avatar')].map(a => {
         const r = a.getBoundingClientRect(), s = getComputedStyle(a);
         return {text: a.textContent.trim(), img: !!a.querySelector('img'), w: r.width, h: r.height,
@@ -117,6 +119,8 @@ def test_failed_photos_keep_their_box_and_description(new_page):
     for route in held:
         route.abort("internetdisconnected")
     page.evaluate(SETTLE_IMAGES_JS)
+    # A failed image is `complete` before its error event runs feed.js's handler: wait for the handlers.
+    page.wait_for_function("n => document.querySelectorAll('.media .gone').length >= n", arg=len(wanted))
     assert page.evaluate(BROKEN_JS) == []
     boxes = page.evaluate("""() => [...document.querySelectorAll('.media .gone')].map(b => ({
         alt: b.getAttribute('aria-label'), role: b.getAttribute('role'), width: b.getBoundingClientRect().width,
