@@ -219,6 +219,17 @@ def test_db_upgrade_writes_the_secret_key_once(tmp_path, db_url):
     app_sessions(served).kw["bind"].dispose()
 
 
+def test_db_upgrade_on_a_fresh_checkout_makes_the_instance_folder_for_the_default_database(tmp_path):
+    """The quick start's first step: no instance folder yet, no FEEDAPP_DATABASE_URL (the default SQLite file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDAPP_")}
+    env["FEEDAPP_INSTANCE_PATH"] = str(tmp_path / "new" / "instance")
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "feedapp", "db", "upgrade"], env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "new" / "instance" / "feedapp.db").stat().st_size > 0
+    assert f"database at revision {head_revision()}" in done.stdout
+
+
 def test_create_app_refuses_to_serve_without_a_secret_key(tmp_path):
     with pytest.raises(RuntimeError, match="flask --app feedapp db upgrade"):
         create_app({"INSTANCE_PATH": str(tmp_path)})
