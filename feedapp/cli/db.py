@@ -20,10 +20,11 @@ db_cli = Group("db", help="Database schema and backups.")
 def upgrade_command():
     """Create or migrate the schema to the current version (safe on every start); writes the secret key once."""
     url = current_app.config["FEEDAPP_DATABASE_URL"]
-    # First: it makes the instance folder, where the default SQLite file goes (a fresh clone has none).
+    # The default SQLite file goes in the instance folder, which a fresh clone does not have yet.
+    Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(url)
     if ensure_secret_key(current_app.instance_path):
         click.echo(f"wrote a new secret key to {current_app.instance_path}/secret_key")
-    migrate.upgrade(url)
     click.echo(f"database at revision {migrate.current_revision(url)}")
 
 
