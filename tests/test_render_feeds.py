@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from feedapp.models import Media, Post, Source
-from feedapp.render import feeds
+from feedapp.render import feeds, jsonfeed
 from feedapp.render.feeds import FeedInfo
 from tests.feed_clients import w3c_problems
 
@@ -34,7 +34,7 @@ def info(fmt: str = "rss") -> FeedInfo:
 
 
 def build(fmt: str, posts, staff: bool = False, feed_info: FeedInfo | None = None) -> bytes:
-    builder = {"rss": feeds.rss, "atom": feeds.atom, "json": feeds.json_feed}[fmt]
+    builder = {"rss": feeds.rss, "atom": feeds.atom, "json": jsonfeed.json_feed}[fmt]
     return builder(feed_info or info(fmt), posts, staff=staff)
 
 
@@ -558,7 +558,7 @@ def test_long_titles_are_cut_at_a_word_near_100_characters_with_their_label(fmt)
 def test_items_link_where_the_caller_says(fmt):
     posts = sample_posts()
     own = {posts[0].id: "https://feeds.example.com/posts/1790000000000000005"}  # e.g. a staff-only post's page
-    data = {"rss": feeds.rss, "atom": feeds.atom, "json": feeds.json_feed}[fmt](info(fmt), posts, staff=True, links=own)
+    data = {"rss": feeds.rss, "atom": feeds.atom, "json": jsonfeed.json_feed}[fmt](info(fmt), posts, staff=True, links=own)
     if fmt == "json":
         urls = [item["url"] for item in json.loads(data)["items"]]
     else:

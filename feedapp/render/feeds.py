@@ -10,7 +10,6 @@ The words around posts come in a Labels value, already in the feed's language.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ from .post import (
     profile_url,
     quote_visible,
     quoted_html,
-    readable_text,
     safe_url,
     scaled,
     small_photo,
@@ -42,7 +40,6 @@ from .post import (
     text_html,
 )
 
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feedapp"
 # An empty feed has no newest post; a fixed date keeps its bytes stable instead of changing on
 # every request. Not the Unix epoch, which validators flag as implausible (before 1990): the
@@ -51,7 +48,6 @@ EMPTY_FEED_DATE = datetime(2006, 3, 21, 20, 50, 14, tzinfo=timezone.utc)
 _PHOTO_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 _MEDIA_FIELDS = ("key", "type", "url", "preview_url", "width", "height", "alt_text", "duration_ms", "variants")
 _VIDEO_TYPES = ("video", "animated_gif")
-_JSON_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 # X's codes for posts without a language: undetermined, mentions/cashtags/hashtags/media only,
 # very short text, no linguistic content (X API docs, "lang" field).
 _NO_LANGUAGE = {"und", "qam", "qct", "qht", "qme", "qst", "zxx", "art"}
@@ -128,22 +124,6 @@ def atom(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str]
             # RFC 4287 §4.2.7.2: rel="enclosure", a potentially large related resource (length optional).
             etree.SubElement(entry, f"{{{ATOM}}}link", rel="enclosure", type=enclosure[1], href=enclosure[0])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def json_feed(info: FeedInfo, posts, *, staff: bool = False, links: Mapping[int, str] | None = None) -> bytes:
-    """The posts as a JSON Feed 1.1 document, UTF-8."""
-    feed = {"version": JSON_FEED_VERSION, "title": clean(info.title), "home_page_url": info.home_url,
-            "feed_url": info.self_url, "description": clean(info.subtitle)}
-    if info.icon_url:
-        feed["icon"] = info.icon_url
-    if _language(info.language):
-        feed["language"] = info.language
-    feed["authors"] = [{"name": clean(info.title), "url": info.home_url}]
-    feed["items"] = [_json_item(post, staff, info.labels, links or {}, _images(info)) for post in posts]
-    text = json.dumps(_clean_tree(feed), ensure_ascii=False)
-    # "<", ">" and "&" only occur inside JSON strings, so \u escapes are lossless; like Go's
-    # encoding/json, they keep a sniffed or embedded document from ever holding live markup.
-    return text.translate(_JSON_HTML_ESCAPES).encode("utf-8")
 
 
 def opml(title: str, feeds: list[tuple[str, str, str]]) -> bytes:
@@ -360,49 +340,6 @@ def _quoted_media(data: dict) -> SimpleNamespace:
     return SimpleNamespace(**{**dict.fromkeys(_MEDIA_FIELDS), **data})
 
 
-def _json_item(post, staff: bool, labels: Labels, links: Mapping[int, str], images: Images) -> dict:
-    # JSON Feed 1.1: id is a string, unique and stable; content_html or content_text required.
-    item = {"id": guid(post), "url": _link(post, links), "title": item_title(post, labels, staff),
-            "content_html": _content_html(post, staff, labels, links, images)}
-    if post.text:
-        # Plain text: links as their readable expanded URLs, never X's truncated display text.
-        item["content_text"] = readable_text(post.text, post.links)
-    item["date_published"] = _rfc3339(post.created_at)
-    author = {"name": _author_label(post), "url": profile_url(post.author_username)}
-    avatar = images("avatar", post.author_avatar)
-    if avatar:
-        author["avatar"] = avatar
-    item["authors"] = [author]
-    item["author"] = author  # JSON Feed 1.0's single author, for readers older than 1.1's authors
-    if _language(post.lang):
-        item["language"] = post.lang
-    image = _first_image(post.media, images)
-    if image:
-        item["image"] = image
-    attachments = [attachment for attachment in (_attachment(m, images) for m in post.media) if attachment]
-    if attachments:
-        item["attachments"] = attachments
-    return item
-
-
-def _attachment(media, images: Images) -> dict | None:
-    """A JSON Feed attachment: a photo (small variant) or a video (smallest mp4)."""
-    content = _media_content(media, images)
-    if not content or not content.get("type"):
-        return None
-    attachment = {"url": content["url"], "mime_type": content["type"]}
-    if media.type in _VIDEO_TYPES and media.duration_ms:
-        attachment["duration_in_seconds"] = media.duration_ms // 1000
-    return attachment
-
-
-def _first_image(media_list, images: Images) -> str | None:
-    """The first photo (small variant), else the first video poster."""
-    photos = [images("photo", m.url) for m in media_list if m.type == "photo"]
-    posters = [images("photo", m.preview_url) for m in media_list if m.type in _VIDEO_TYPES]
-    return next((url for url in photos + posters if url), None)
-
-
 def x_media_url(kind: str, url: str | None) -> str | None:
     """X's own URL of the size feeds use: a photo's small variant, a profile image at 400×400."""
     return _avatar(url) if kind == "avatar" else small_photo(url)
@@ -454,10 +391,6 @@ def _language(lang: str | None) -> bool:
     return bool(lang) and lang not in _NO_LANGUAGE and bool(_LANGUAGE_TAG.match(lang))
 
 
-def _rfc3339(value: datetime) -> str:
-    return _utc(value).isoformat().replace("+00:00", "Z")
-
-
 def _author_label(post) -> str:
     """"Display Name (@username)", or whichever half is known."""
     username, name = clean(post.author_username or ""), clean(post.author_name or "")
@@ -476,14 +409,3 @@ def _utc(value: datetime) -> datetime:
 def _clean(text: str | None) -> str:
     """Markup and URLs: without the characters XML forbids (feedapp.textclean.scrub)."""
     return scrub(text or "")
-
-
-def _clean_tree(value):
-    """Strip XML-invalid characters from every string of a JSON document (a last safety net)."""
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, dict):
-        return {key: _clean_tree(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_clean_tree(item) for item in value]
-    return value

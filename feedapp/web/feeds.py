@@ -13,6 +13,7 @@ from feedapp.assets import asset_url
 from feedapp.db import get_session
 from feedapp.queries import posts_for_feed
 from feedapp.render import feeds as render
+from feedapp.render import jsonfeed
 
 from . import media
 from .http import cached_response
@@ -25,7 +26,7 @@ bp = Blueprint("feeds", __name__)
 FORMATS = {
     "rss": (render.rss, "application/rss+xml; charset=utf-8"),
     "atom": (render.atom, "application/atom+xml; charset=utf-8"),
-    "json": (render.json_feed, "application/feed+json; charset=utf-8"),
+    "json": (jsonfeed.json_feed, "application/feed+json; charset=utf-8"),
 }
 FEED_ICON = "icons/icon-512.png"  # JSON Feed 1.1: icon 512×512; RFC 4287 §4.2.5: atom:icon square
 
