@@ -8,6 +8,7 @@ host, answered from files in the package), redirects included, so the route is n
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import logging
@@ -40,6 +41,7 @@ MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
 MAX_REDIRECTS = 3
 TIMEOUT = 10.0
 RESCAN_EVERY = 100
+LOCK_STRIPES = 256  # lock files shared by all images: two images rarely share one, and none is ever deleted
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 
 
@@ -109,10 +111,10 @@ class MediaCache:
         hit = self._hit(path, key)
         if hit:
             return hit
-        # One fetch per image in this process: a second request for it waits for the first.
-        # Across processes two may fetch at once; each writes a temporary file and renames it,
-        # so a reader never sees half an image.
-        with self._lock(key):
+        # One fetch per image on this machine: a second request for it, in this process or in another
+        # worker, waits for the first and then finds it on disk. The file is written under a temporary
+        # name and renamed, so a reader never sees half an image.
+        with self._lock(key), self._file_lock(key):
             hit = self._hit(path, key)
             if hit:
                 return hit
@@ -139,6 +141,19 @@ class MediaCache:
             if len(self._locks) > 1000:
                 self._locks = {k: v for k, v in self._locks.items() if v.locked()}
             return self._locks.setdefault(key, threading.Lock())
+
+    @contextlib.contextmanager
+    def _file_lock(self, key: str):
+        # flock, not a lock file created and deleted per image: a waiter would hold a deleted inode.
+        # The wait is bounded by the holder's fetch timeout; the lock ends with the holder's process.
+        folder = self.folder / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{int(key[:8], 16) % LOCK_STRIPES:03d}", "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _download(self, url: str) -> bytes:
         if urlsplit(url).hostname == DEMO_HOST:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -193,6 +195,35 @@ def test_two_requests_for_one_uncached_image_fetch_it_once(media_app, fake_media
     for thread in threads:
         thread.join(60)
     assert results == [200, 200] and fake_media.hits["/slow.jpg"] == 1
+
+
+def test_two_workers_sharing_the_cache_fetch_an_uncached_image_once(tmp_path, fake_media):
+    """Two caches on one folder, as two gunicorn workers have: each opens its own lock file, as a process does."""
+    release = threading.Event()
+    fake_media.answers["/shared.jpg"] = Answer(image_bytes(50, 30), wait=release)
+    workers = [media.MediaCache(tmp_path, 10**7, extra_origins=(fake_media.origin,)) for _ in range(2)]
+    results = []
+
+    def fetch(cache):
+        results.append(cache.get("photo", fake_media.url("/shared.jpg")).size)
+
+    threads = [threading.Thread(target=fetch, args=(cache,)) for cache in workers]
+    threads[0].start()
+    while fake_media.hits["/shared.jpg"] < 1:  # the first worker's fetch is under way upstream
+        threading.Event().wait(0.01)
+    threads[1].start()
+    # The second worker waits on the first one's lock (the kernel lists it as blocked: "->" in /proc/locks).
+    (lock_file,) = (tmp_path / ".locks").iterdir()
+    inode = f":{lock_file.stat().st_ino} "
+    deadline = time.monotonic() + 60
+    while not any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()):
+        assert time.monotonic() < deadline, "the second worker never waited for the first one's fetch"
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 2 and results[0] == results[1] > 0
+    assert fake_media.hits["/shared.jpg"] == 1
 
 
 def test_the_disk_cache_keeps_to_its_cap_least_recently_used_first(tmp_path, fake_media):
