@@ -234,6 +234,21 @@ def test_footer_links_the_feeds_and_each_answers(new_page, url, expected):
     expect(langs.get_by_role("link", name="Français")).to_be_visible()
 
 
+def test_photos_in_a_grid_keep_their_own_shape(new_page):
+    """Two photos side by side (one landscape, one portrait) are shown whole: each box has its photo's ratio."""
+    page = new_page()
+    older_lyon_page(page)
+    page.evaluate(SETTLE_IMAGES_JS)
+    photos = page.evaluate("""() => [...document.querySelectorAll('.media.n2 img, .media.n3 img, .media.n4 img')]
+        .map(i => ({ratio: i.getAttribute('width') / i.getAttribute('height'), fit: getComputedStyle(i).objectFit,
+                    w: i.getBoundingClientRect().width, h: i.getBoundingClientRect().height, loaded: i.naturalWidth}))""")
+    assert len(photos) >= 2, "the Lyon demo feed has a post with two photos"
+    assert len({round(p["ratio"], 2) for p in photos}) > 1, photos  # a landscape and a portrait one
+    for photo in photos:
+        assert photo["loaded"] > 0 and photo["fit"] != "cover", photo
+        assert abs(photo["w"] / photo["h"] - photo["ratio"]) < 0.02, photo
+
+
 def test_no_layout_shift_when_images_arrive_late(new_page):
     """Photos, video posters and avatars answered seconds after the page shows (avatars failing): nothing moves.
 
