@@ -24,6 +24,7 @@ def lang_attr(code: str | None) -> str | None:
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
     from . import account, admin, auth, errors, feeds, health, http, i18n, media, pages, posts, pwa, security, state
+    from .branding import site_name
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
@@ -60,4 +61,5 @@ def init_app(app: Flask, translations: str) -> None:
         quoted_time=page_render.quoted_time,
         summary=page_render.summary,
         preview_image=media.page_preview_image,
+        site_name=site_name,
     )

@@ -11,6 +11,7 @@ from flask_login import AnonymousUserMixin, current_user
 
 from feedapp.assets import asset_url
 
+from .branding import site_name
 from .i18n import SUPPORTED, current_locale
 
 bp = Blueprint("pwa", __name__)
@@ -27,7 +28,7 @@ def show_manifest():
     """The web app manifest (W3C Web Application Manifest), in the reader's language."""
     manifest = {
         "id": "/",
-        "name": gettext("Staff feed"),
+        "name": site_name(),
         "short_name": gettext("Staff feed"),
         "description": gettext("News from the company for every team."),
         "lang": current_locale(),
