@@ -18,7 +18,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .models import AuditEvent, FeedToken, Invite, Office, SignIn, User, utcnow
+from .models import ROLE_STAFF, AuditEvent, FeedToken, Invite, Office, SignIn, User, utcnow
+from .roles import valid_role
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,16 @@ def user_by_username(session: Session, username: str) -> User | None:
 
 
 def create_user(session: Session, username: str, display_name: str = "", office: Office | None = None,
-                is_admin: bool = False) -> User:
-    """A new account without a password; issue an invite next. Caller commits."""
+                role: str = ROLE_STAFF) -> User:
+    """A new account without a password; issue an invite next. Caller commits.
+
+    An editor with an office edits that office only; without one, the whole company.
+    """
     name = clean_staff_username(username)
     if user_by_username(session, name) is not None:
         raise AccountError(N_("The username %(username)s is taken."), username=name)
     user = User(username=name, display_name=(display_name or name).strip()[:100], office=office,
-                is_admin=is_admin, active=True)
+                role=valid_role(role), active=True)
     session.add(user)
     session.flush()
     return user

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -49,6 +50,10 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware UTC."""
     return datetime.now(timezone.utc)
+
+
+ROLE_ADMIN, ROLE_EDITOR, ROLE_STAFF = "admin", "editor", "staff"
+ROLES = (ROLE_ADMIN, ROLE_EDITOR, ROLE_STAFF)
 
 
 class Base(DeclarativeBase):
@@ -97,6 +102,12 @@ class Source(Base):
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     profile_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # new posts wait for an editor
+    # Replies to other accounts are left out on our side (X's exclude=replies would drop the account's threads too);
+    # reposts are never asked for (exclude=retweets: not read, not billed).
+    no_replies: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    no_reposts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # not polled
 
     office: Mapped[Office | None] = relationship(back_populates="sources")
 
@@ -141,6 +152,13 @@ class Post(Base):
     canonical_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     raw: Mapped[dict] = mapped_column(JSON, default=dict)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Moderation (feedapp.moderation): a pending post waits for an editor's approval, a hidden one is off every
+    # surface; neither reaches any reader. pending is set by store_posts for sources under review.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_reason: Mapped[str | None] = mapped_column(Text)
+    hidden_by: Mapped[str | None] = mapped_column(String(50))
+    highlighted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # a shout-out
 
     # Set by queries.posts_for_feed from the accounts' current state (None when read any other way):
     # the author (a repost's original author) is staff-only now / the quoted author is.
@@ -162,6 +180,20 @@ class Post(Base):
 
     source: Mapped[Source] = relationship()
     media: Mapped[list[Media]] = relationship(order_by="Media.position", cascade="all, delete-orphan")
+
+
+class Pin(Base):
+    """A post kept at the top of the company feed (office_id None) or of one office's feed, until ends_at."""
+
+    __tablename__ = "pins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # smaller first
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pinned_by: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Media(Base):
@@ -241,6 +273,43 @@ class RateWindow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SourceRequest(Base):
+    """Work the console leaves for the poller (web nodes hold no X credentials), and its outcome.
+
+    kind "add": look up username and follow it with these settings; "check": poll source_id now.
+    state: "pending" until the poller takes it, then "done" or "failed" (outcome: X's reason in words).
+    """
+
+    __tablename__ = "source_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    username: Mapped[str] = mapped_column(String(50))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id", ondelete="CASCADE"))
+    staff_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    review: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_replies: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_reposts: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(50))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SiteFile(Base):
+    """A file the console uploaded or made: the logo (re-encoded) and the icons made from it."""
+
+    __tablename__ = "site_files"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # "logo", "icon-192", …
+    content_type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SiteSetting(Base):
     """An installation-wide value: installation_id (minted by migration 0007), later the console's settings."""
 
@@ -274,13 +343,19 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(50), unique=True)  # stored lower-case
     display_name: Mapped[str] = mapped_column(String(100), default="")
     office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id", ondelete="SET NULL"), index=True)
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "admin": everything; "editor": content and sources (of office_id only, when set); "staff": reads.
+    role: Mapped[str] = mapped_column(String(10), default="staff", server_default="staff")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))  # None until the invite is used
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     office: Mapped[Office | None] = relationship()
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the account may do everything, staff accounts and branding included."""
+        return self.role == ROLE_ADMIN
 
 
 class SignIn(Base):

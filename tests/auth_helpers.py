@@ -91,11 +91,11 @@ def redeem(client, invite_path: str, password: str = PASSWORD, confirm: str | No
 
 
 def make_staff(sessions, username: str, password: str = PASSWORD, office: str | None = None,
-               admin: bool = False) -> int:
+               admin: bool = False, role: str | None = None) -> int:
     """A user with a password, straight into the database (cheap hash); returns the id."""
     with sessions() as s:
         place = s.scalars(select(Office).where(Office.slug == office)).one() if office else None
-        user = accounts.create_user(s, username, office=place, is_admin=admin)
+        user = accounts.create_user(s, username, office=place, role=role or ("admin" if admin else "staff"))
         user.password_hash = generate_password_hash(password, method=FAST_METHOD)
         s.commit()
         return user.id

@@ -30,11 +30,11 @@ def csrf(page_html: str) -> str:
 
 
 def make_user(sessions, username: str, *, admin: bool = False, office: str | None = None,
-              password: str | None = PASSWORD) -> int:
+              password: str | None = PASSWORD, role: str | None = None) -> int:
     """An account made with feedapp.accounts (with a password unless password=None); returns its id."""
     with sessions() as s:
         office_row = s.scalar(select(Office).where(Office.slug == office)) if office else None
-        user = accounts.create_user(s, username, "", office_row, admin)
+        user = accounts.create_user(s, username, "", office_row, role or ("admin" if admin else "staff"))
         if password:
             user.password_hash = generate_password_hash(password, method=FAST_HASH)
         s.commit()
@@ -155,12 +155,17 @@ def test_the_sign_in_nudge_of_admin_pages_stays_with_that_reader(ids, app, clien
     assert "Sign in to see that page." not in stranger.get_data(as_text=True)
 
 
-def test_staff_who_are_not_admins_get_a_clear_403(ids, client, sessions):
-    signed_in(client, "deckhand")
+@pytest.mark.parametrize("who, message", [
+    ("deckhand", "This page is for editors and administrators."),  # plain staff: no console at all
+    ("writer", "This page is for administrators."),  # an editor: the console, but not staff accounts
+])
+def test_staff_who_are_not_admins_get_a_clear_403(ids, client, sessions, who, message):
+    make_user(sessions, "writer", role="editor")
+    signed_in(client, who)
     for path in ("/admin/users", f"/admin/users/{ids['boss']}"):
         page = client.get(path)
         assert page.status_code == 403, path
-        assert "This page is for administrators." in page.get_data(as_text=True)
+        assert message in page.get_data(as_text=True)
         assert page.headers["Cache-Control"] == "no-store"
     # Not even with a valid CSRF token can they act.
     token = csrf(client.get("/account").get_data(as_text=True))
@@ -208,12 +213,12 @@ def test_creating_an_account_shows_its_invite_link_and_a_matching_qr_code(admin,
     assert user.display_name == "Marie Dubois" and user.password_hash is None and user.active and not user.is_admin
     with sessions() as s:
         assert s.get(Office, user.office_id).slug == "lyon"
-    assert audit_rows(sessions)[-1] == ("boss", "create_user", "marie.dubois", "office=lyon admin=False")
+    assert audit_rows(sessions)[-1] == ("boss", "create_user", "marie.dubois", "office=lyon role=staff")
 
 
 def test_an_admin_can_create_another_admin_without_an_office(admin, sessions):
     response = admin.post("/admin/users", data={"csrf_token": admin_csrf(admin), "username": "chief",
-                                                "office": "", "is_admin": "y"})
+                                                "office": "", "role": "admin"})
     assert response.status_code == 200
     user = user_row(sessions, "chief")
     assert user.is_admin and user.office_id is None
@@ -421,7 +426,7 @@ def test_every_action_is_audited_and_listed(admin, ids, sessions):
         "boss: deactivate deckhand",
         "boss: reissue_invite deckhand",
         "boss: set_office deckhand (lyon)",
-        "boss: create_user rigger (office=columbus admin=False)",
+        "boss: create_user rigger (office=columbus role=staff)",
     ]
     assert not any(secret in listing for secret in ("/invite/", "scrypt:", "pbkdf2:"))
 

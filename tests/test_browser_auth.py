@@ -39,7 +39,7 @@ class Site:
 
 def _user(s, username: str, *, admin: bool = False, office: str | None = None, password: bool = True):
     place = s.scalar(select(Office).where(Office.slug == office)) if office else None
-    user = accounts.create_user(s, username, username.title(), place, admin)
+    user = accounts.create_user(s, username, username.title(), place, "admin" if admin else "staff")
     if password:
         user.password_hash = generate_password_hash(PASSWORD, method=FAST_HASH)
     return user

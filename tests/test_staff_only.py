@@ -22,7 +22,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from lxml import etree
-from sqlalchemy import insert, select
+from sqlalchemy import JSON, column, insert, select, table
 from werkzeug.security import generate_password_hash
 
 from feedapp import accounts, create_app
@@ -32,7 +32,7 @@ from feedapp.db import sessions as app_sessions
 from feedapp.ingest.sources import apply_profile
 from feedapp.ingest.store import bump_content_version, store_posts
 from feedapp.migrate import alembic_config, upgrade
-from feedapp.models import Office, Post, ScopeVersion, SeenAccount, Source
+from feedapp.models import Office, Post, ScopeVersion, SeenAccount, Source, UTCDateTime
 from feedapp.queries import posts_for_feed
 from feedapp.xapi.types import XPost, XQuotedPost, XUser
 from tests.fakemedia import with_upstreams
@@ -750,14 +750,23 @@ def test_migration_backfills_quoted_authors_and_the_accounts_seen_from_stored_js
             (6, 1, repost("300", True)),
             (7, 0, {"quoted": quote("100", True)}),  # the source quoting itself: its row decides
         ]
+        # The tables as they were at that revision (the models' own have columns added later).
+        sources_then = table("sources", *(column(c) for c in ("id", "x_id", "username", "display_name", "error_count",
+                                                              "staff_only", "protected")),
+                             column("created_at", UTCDateTime))
+        posts_then = table("posts", *(column(c) for c in ("id", "source_id", "author_id", "author_username", "possibly_sensitive",
+                                                          "author_name", "repost_of_id", "text")),
+                           column("created_at", UTCDateTime), column("fetched_at", UTCDateTime),
+                           *(column(c, JSON) for c in ("quoted", "links", "raw")))
         with engine.begin() as conn:
-            conn.execute(insert(Source.__table__), [{"id": 1, "x_id": "100", "username": "news", "display_name": "News",
+            conn.execute(insert(sources_then), [{"id": 1, "x_id": "100", "username": "news", "display_name": "News",
                                                     "error_count": 0, "staff_only": False, "protected": False,
                                                     "created_at": now}])
-            conn.execute(insert(Post.__table__), [
+            conn.execute(insert(posts_then), [
                 {"id": BASE + pid, "source_id": 1, "created_at": now, "fetched_at": now + timedelta(minutes=after),
                  "author_id": "100", "author_username": "news", "author_name": "News", "repost_of_id": None,
-                 "quoted": None, "text": f"post {pid}", "links": [], "raw": {}, **columns}
+                 "quoted": None, "text": f"post {pid}", "links": [], "raw": {}, "possibly_sensitive": False,
+                 **columns}
                 for pid, after, columns in rows])
     finally:
         upgrade(db_url)  # back to the head whatever happened: the next tests share this database

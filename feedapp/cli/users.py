@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 from flask import current_app
 
+from ..models import ROLE_ADMIN, ROLE_EDITOR, ROLE_STAFF, ROLES
 from ..queries import office_by_slug
 from .base import Group, external_url, sessions
 
@@ -25,11 +26,16 @@ def _user_or_fail(session, username: str):
 
 @users_cli.command("add")
 @click.argument("username")
-@click.option("--admin", is_flag=True, help="may manage staff accounts")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="staff (reads), editor (posts and sources; of --office only, when given), admin (everything)")
+@click.option("--admin", is_flag=True, help="same as --role admin")
 @click.option("--office", "office_slug", metavar="SLUG", help="the user's office; omit for company-wide only")
 @click.option("--name", "display_name", default="", help="the name shown to others (default: the username)")
-def add_user(username: str, admin: bool, office_slug: str | None, display_name: str):
+def add_user(username: str, role: str | None, admin: bool, office_slug: str | None, display_name: str):
     """Create a staff account and print its one-time invite URL."""
+    if admin and role not in (None, ROLE_ADMIN):
+        raise click.BadParameter("--admin means --role admin", param_hint="--role")
+    role = ROLE_ADMIN if admin else role or ROLE_STAFF
     from .. import accounts
 
     with sessions()() as session:
@@ -38,11 +44,12 @@ def add_user(username: str, admin: bool, office_slug: str | None, display_name: 
             office = office_by_slug(session, office_slug)
             if office is None:
                 raise click.ClickException(f"no office {office_slug!r}; create it with `offices add {office_slug} NAME`")
-        user = accounts.create_user(session, username, display_name, office, admin)
+        user = accounts.create_user(session, username, display_name, office, role)
         token = accounts.issue_invite(session, user, timedelta(days=current_app.config["FEEDAPP_INVITE_DAYS"]))
-        accounts.audit(session, "cli", "create_user", user.username, f"office={office_slug or '-'} admin={admin}")
+        accounts.audit(session, "cli", "create_user", user.username, f"office={office_slug or '-'} role={role}")
         session.commit()
-        click.echo(f"created {user.username}{' (admin)' if admin else ''}; invite, valid "
+        scope = f" of {office_slug}" if role == ROLE_EDITOR and office_slug else ""
+        click.echo(f"created {user.username}{'' if role == ROLE_STAFF else f' ({role}{scope})'}; invite, valid "
                    f"{current_app.config['FEEDAPP_INVITE_DAYS']} days:")
         click.echo(external_url("auth.accept_invite", token=token))
 
@@ -92,4 +99,4 @@ def list_users_command():
         for user in session.scalars(select(User).order_by(User.username)):
             state = "switched off" if not user.active else "active" if user.password_hash else "invited"
             office = user.office.slug if user.office else "company-wide"
-            click.echo(f"{user.username}\t{office}\t{'admin' if user.is_admin else 'staff'}\t{state}")
+            click.echo(f"{user.username}\t{office}\t{user.role}\t{state}")

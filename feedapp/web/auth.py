@@ -18,6 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 
 from feedapp import accounts
 from feedapp.db import get_session
+from feedapp.models import ROLE_ADMIN, ROLE_EDITOR
 
 from . import limits
 from .forms import LoginForm, SetPasswordForm, translate
@@ -37,15 +38,25 @@ class CurrentUser(UserMixin):
     username: str
     display_name: str
     office_id: int | None
-    is_admin: bool
+    role: str
     key: str  # this browser's sign-in key
+
+    @property
+    def is_admin(self) -> bool:
+        """May do everything in the console."""
+        return self.role == ROLE_ADMIN
+
+    @property
+    def is_editor(self) -> bool:
+        """May open the console (admins and editors)."""
+        return self.role in (ROLE_ADMIN, ROLE_EDITOR)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.key}"
 
     @classmethod
     def of(cls, user, key: str) -> CurrentUser:
-        return cls(user.id, user.username, user.display_name, user.office_id, user.is_admin, key)
+        return cls(user.id, user.username, user.display_name, user.office_id, user.role, key)
 
 
 def init_app(app) -> None:
@@ -177,10 +188,10 @@ def _sign_in(user, remember: bool) -> None:
     login_user(CurrentUser.of(user, key), remember=remember, duration=REMEMBER_FOR)
 
 
-def require_admin():
-    """401 → sign-in page for anonymous readers, 403 for staff who are not admins."""
+def require_editor():
+    """401 → sign-in page for anonymous readers, 403 for staff who are neither editors nor admins."""
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    if not current_user.is_admin:
-        abort(403, description=gettext("This page is for administrators."))
+    if not current_user.is_editor:
+        abort(403, description=gettext("This page is for editors and administrators."))
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from feedapp.accounts import PASSWORD_MAX, PASSWORD_MIN, AccountError
@@ -58,7 +59,11 @@ class UserForm(FlaskForm):
         DataRequired(REQUIRED), Length(min=2, max=50, message=_l("Use %(min)d to %(max)d characters.")), plain_text])
     display_name = StringField(_l("Name"), validators=[Optional(), _too_long(100), plain_text])
     office = SelectField(_l("Office"), choices=[], validate_choice=True)
-    is_admin = BooleanField(_l("Administrator"))
+    role = SelectField(_l("Role"), choices=[
+        SelectChoice("staff", _l("Staff: reads the feed")),
+        SelectChoice("editor", _l("Editor: posts and sources (of the office above, if one is chosen)")),
+        SelectChoice("admin", _l("Administrator: everything, staff accounts and branding included"))],
+        default="staff", validate_choice=True)
 
 
 class OfficeForm(FlaskForm):

@@ -1,4 +1,4 @@
-"""/admin: staff accounts for administrators. Every action is CSRF-protected and audited."""
+"""/admin/users: staff accounts, for administrators only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext
 from flask_login import current_user
 from markupsafe import Markup
@@ -16,32 +16,21 @@ from feedapp import accounts
 from feedapp.db import get_session
 from feedapp.models import AuditEvent, Invite, User
 
-from .auth import require_admin
-from .forms import ActionForm, OfficeForm, UserForm, translate
-from .scope import base_url
-from .state import content_state
-
-bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def _admins_only():
-    return require_admin()
-
-
-@bp.after_request
-def _never_cache(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
+from ..forms import ActionForm, OfficeForm, UserForm, translate
+from ..scope import base_url
+from ..state import content_state
+from . import admins_only, bp
 
 
 @bp.get("/users")
+@admins_only
 def list_users():
     """Every staff account, with a form to add one."""
     return _render_list(_user_form())
 
 
 @bp.post("/users")
+@admins_only
 def create_user():
     """Create an account and show its invite link and QR code."""
     form = _user_form()
@@ -51,24 +40,26 @@ def create_user():
     office = content_state().by_slug.get(form.office.data)
     try:
         user = accounts.create_user(db, form.username.data, form.display_name.data,
-                                    db.get(accounts.Office, office.id) if office else None, form.is_admin.data)
+                                    db.get(accounts.Office, office.id) if office else None, form.role.data)
     except accounts.AccountError as exc:
         form.username.errors.append(translate(exc))
         return _render_list(form), 400
     token = accounts.issue_invite(db, user, _invite_lifetime())
     accounts.audit(db, current_user.username, "create_user", user.username,
-                   f"office={form.office.data or '-'} admin={form.is_admin.data}")
+                   f"office={form.office.data or '-'} role={form.role.data}")
     db.commit()
     return _render_invite(user, token)
 
 
 @bp.get("/users/<int:user_id>")
+@admins_only
 def show_user(user_id: int):
     """One account: office, state, invite, actions."""
     return _render_user(_get_user_or_404(user_id))
 
 
 @bp.post("/users/<int:user_id>/office")
+@admins_only
 def set_office(user_id: int):
     """Move a user to another office (or none: company-wide only)."""
     user = _get_user_or_404(user_id)
@@ -88,18 +79,21 @@ def set_office(user_id: int):
 
 
 @bp.post("/users/<int:user_id>/deactivate")
+@admins_only
 def deactivate_user(user_id: int):
     """Switch an account off: every session, invite and private feed link ends now."""
     return _set_active(user_id, False)
 
 
 @bp.post("/users/<int:user_id>/reactivate")
+@admins_only
 def reactivate_user(user_id: int):
     """Switch an account back on (it needs a new invite if it had no password)."""
     return _set_active(user_id, True)
 
 
 @bp.post("/users/<int:user_id>/invite")
+@admins_only
 def reissue_invite(user_id: int):
     """A new invite link (the old one stops working), e.g. for a forgotten password."""
     user = _get_user_or_404(user_id)

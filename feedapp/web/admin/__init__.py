@@ -1,0 +1,82 @@
+"""/admin: the comms console, one module per area, each thin over functions the CLI shares.
+
+Editors and admins enter; each area and each action checks the role and the office scope on the
+server (feedapp.roles) for every object it touches. Every action is CSRF-protected and audited.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_babel import gettext, lazy_gettext as _l
+from flask_login import current_user
+
+from feedapp.roles import Actor, Forbidden
+
+from ..auth import require_editor
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# The console's areas in menu order: (endpoint, label, admins only). Area modules add theirs on import.
+AREAS: list[tuple[str, object, bool]] = []
+
+
+def area(endpoint: str, label, admin_only: bool = False) -> None:
+    """Put an area in the console's menu."""
+    AREAS.append((f"admin.{endpoint}", label, admin_only))
+
+
+@bp.before_request
+def _editors_only():
+    return require_editor()
+
+
+@bp.after_request
+def _never_cache(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden):
+    abort(403, description=gettext("That is outside what your account may change."))
+
+
+def actor() -> Actor:
+    """The signed-in person as the console's checks see them."""
+    return Actor.of(current_user)
+
+
+def admins_only(view):
+    """A view for admins only (403 for editors): staff accounts and branding are theirs."""
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403, description=gettext("This page is for administrators."))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def menu() -> list[tuple[str, object, bool]]:
+    """The areas the signed-in person may open: endpoint, label, and whether this request is in it."""
+    views = current_app.view_functions
+    here = getattr(views.get(request.endpoint), "__module__", None)
+    return [(endpoint, label, views[endpoint].__module__ == here) for endpoint, label, admin_only in AREAS
+            if current_user.is_admin or not admin_only]
+
+
+@bp.context_processor
+def _console_menu():
+    return {"console_menu": menu}
+
+
+@bp.get("/")
+def console_home():
+    """The console's front page: its areas, as large targets for a phone."""
+    return render_template("admin/home.html")
+
+
+from . import users  # noqa: E402,F401  (registers its routes and menu entry)
+
+area("list_users", _l("Staff accounts"), admin_only=True)
