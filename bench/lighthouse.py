@@ -8,24 +8,12 @@ view (transfer size of the document + CSS + JS, images excluded) against targets
 accessibility 100, best practices 100, first view <= 14 KB. A benchmark, not a gate: always exits 0.
 
 Nothing leaves the machine. Chromium gets `--proxy-server=http://127.0.0.1:9` (a closed port) so any request to another
-host fails at once; Lighthouse runs with error reporting off. The demo's posts link their photos and avatars on
-https://pbs.twimg.com. Left to fail through the closed proxy, each failed image is logged by Chromium as a console
-error ("Failed to load resource: net::ERR_PROXY_CONNECTION_FAILED"), which fails Lighthouse's `errors-in-console`
-audit: measured, Best Practices 96 instead of 100 from that alone, a cost of this sealed bench, not of the app; and
-images that never load escape the audits that judge them (`image-size-responsive`). So by default (`--stub-images`)
-the script serves pbs.twimg.com from a stub on 127.0.0.1: a throwaway self-signed certificate (made with the
-`openssl` command in the temp dir) on a TLS server that answers every path with a grey PNG of the pixel size the real
-image has (X's avatar variants by name: _normal is 48x48; photos: the size the page's <img width height> gives),
-so Lighthouse judges layout and image resolution as with the real images; Chromium gets
-`--host-resolver-rules=MAP pbs.twimg.com 127.0.0.1:<port>` (the name can only resolve to the stub), pbs.twimg.com
-in the proxy bypass list (else the request would go to the closed proxy, never resolved) and
-`--ignore-certificate-errors` (the stub's certificate is self-signed). Every other host still goes to the closed
-proxy. `--no-stub-images` runs without the stub, to see what the failed images cost.
-What the stub does not model: real photos are bigger (X's name=small JPEGs, tens of KB) and come from X's CDN; they
-are lazy, below the text, and not counted in the first view.
+host fails at once; Lighthouse runs with error reporting off. The demo company's avatars, photos and video poster are
+bundled (feedapp/demo/media/) and served by the app's own /media/ route, so the page under test needs no other host:
+the script checks that every image the page names is a /media/ URL and prints any image that did not load.
 
 Run from anywhere:
-  .venv/bin/python bench/lighthouse.py [--no-stub-images] [--path /offices] [--keep]
+  .venv/bin/python bench/lighthouse.py [--path /offices/lyon] [--keep]
 """
 
 from __future__ import annotations
@@ -34,25 +22,19 @@ import argparse
 import contextlib
 import fcntl
 import html
-import http.server
 import json
 import os
 import re
 import shutil
 import signal
 import socket
-import ssl
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -60,10 +42,9 @@ OUT = BENCH / "out"
 CHROMIUM = "/usr/bin/chromium"
 LIGHTHOUSE = BENCH / "node_modules/.bin/lighthouse"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy: 127.0.0.1 only
-IMAGE_HOST = "pbs.twimg.com"
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9"]
+                "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1"]
 TARGETS = {"performance": 98, "accessibility": 100, "best-practices": 100}
 FIRST_VIEW_KB = 14
 FIRST_VIEW_TYPES = ("Document", "Stylesheet", "Script")
@@ -158,96 +139,25 @@ def feedapp_server(keep: bool = False) -> Iterator[str]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- grey images of the right size
+# ---------------------------------------------------------------- the page's images
 
-def grey_png(width: int, height: int, level: int = 0xC4) -> bytes:
-    """A plain grey 8-bit greyscale PNG of width x height pixels (a few hundred bytes even when large)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    width, height = max(1, min(width, 4096)), max(1, min(height, 4096))
-    rows = (b"\x00" + bytes([level]) * width) * height
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+IMAGE_ATTR_RE = re.compile(r'<(?:img\b[^>]*?\ssrc|video\b[^>]*?\sposter)="([^"]*)"')
 
 
-IMG_TAG_RE = re.compile(r"<(?:img|video)\b[^>]*>")
-ATTR_RE = re.compile(r'\b(src|poster|width|height)="([^"]*)"')
-
-
-def image_sizes(page_html: str) -> dict[str, tuple[int, int]]:
-    """URL -> (width, height) of every <img src> / <video poster> that states its size in the page."""
-    sizes = {}
-    for tag in IMG_TAG_RE.findall(page_html):
-        attrs = {k: html.unescape(v) for k, v in ATTR_RE.findall(tag)}
-        if attrs.get("width", "").isdigit() and attrs.get("height", "").isdigit():
-            for key in ("src", "poster"):
-                if key in attrs:
-                    sizes[attrs[key]] = (int(attrs["width"]), int(attrs["height"]))
-    return sizes
-
-
-AVATAR_RE = re.compile(r"_(normal|bigger|mini|200x200|400x400|x96)\.[a-z]+$")
-AVATAR_PX = {"mini": 24, "normal": 48, "bigger": 73, "x96": 96, "200x200": 200, "400x400": 400}
-
-
-def size_for(sizes: dict[str, tuple[int, int]], url: str) -> tuple[int, int]:
-    """The pixel size the real image at url has: X's avatar variants by name (_normal is 48x48), else the size
-    the page gives url (matched on path + query when the scheme or host differ), else 640x360."""
-    want = urlsplit(url)
-    avatar = AVATAR_RE.search(want.path) if "/profile_images/" in want.path else None
-    if avatar:
-        return AVATAR_PX[avatar[1]], AVATAR_PX[avatar[1]]
-    if url in sizes:
-        return sizes[url]
-    for known, size in sizes.items():
-        k = urlsplit(known)
-        if (k.path, k.query) == (want.path, want.query):
-            return size
-    return 640, 360
-
-
-# ---------------------------------------------------------------- the pbs.twimg.com stub (TLS, 127.0.0.1)
-
-@contextlib.contextmanager
-def image_stub(workdir: Path, sizes: dict[str, tuple[int, int]]) -> Iterator[tuple[int, list[str]]]:
-    """An HTTPS server on a free 127.0.0.1 port answering every GET with a grey PNG; yields (port, paths served)."""
-    cert, key = workdir / "stub-cert.pem", workdir / "stub-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    f"/CN={IMAGE_HOST}", "-addext", f"subjectAltName=DNS:{IMAGE_HOST}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    served: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):  # noqa: N802
-            served.append(self.path)
-            body = grey_png(*size_for(sizes, f"https://{IMAGE_HOST}{self.path}"))
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "public, max-age=604800")  # as X's CDN sends
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], served
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def check_images(base: str, path: str) -> None:
+    """Every picture the page names (lazy ones too) is ours under /media/ and answers 200; prints what is not."""
+    status, body = get(base + path)
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}")
+    urls = sorted({html.unescape(u) for u in IMAGE_ATTR_RE.findall(body.decode(errors="replace"))})
+    foreign = [u for u in urls if not u.startswith("/media/")]
+    broken = [(u, code) for u in urls if u.startswith("/media/") and (code := get(base + u)[0]) != 200]
+    print(f"images named by {path}: {len(urls)}, from /media/: {len(urls) - len(foreign)}, "
+          f"answering 200: {len(urls) - len(foreign) - len(broken)}")
+    for url in foreign:
+        print(f"  NOT OURS {url[:120]}")
+    for url, code in broken:
+        print(f"  BROKEN {url[:120]} (status {code})")
 
 
 # ---------------------------------------------------------------- Lighthouse
@@ -266,15 +176,8 @@ def ensure_lighthouse() -> None:
         subprocess.run(["npm", "install", *npm], check=True)
 
 
-def chrome_flags(stub_port: int | None) -> str:
-    if stub_port is None:
-        return " ".join(CHROME_FLAGS + ["--proxy-bypass-list=127.0.0.1"])
-    return " ".join(CHROME_FLAGS + [f"--proxy-bypass-list=127.0.0.1;{IMAGE_HOST}", "--ignore-certificate-errors",
-                                    f'--host-resolver-rules="MAP {IMAGE_HOST} 127.0.0.1:{stub_port}"'])
-
-
-def run_lighthouse(url: str, flags: str, out: Path, log: Path) -> dict:
-    cmd = [str(LIGHTHOUSE), url, "--output=json", f"--output-path={out}", f"--chrome-flags={flags}",
+def run_lighthouse(url: str, out: Path, log: Path) -> dict:
+    cmd = [str(LIGHTHOUSE), url, "--output=json", f"--output-path={out}", f"--chrome-flags={' '.join(CHROME_FLAGS)}",
            "--form-factor=mobile", "--no-enable-error-reporting"]
     env = {**os.environ, "CHROME_PATH": CHROMIUM, "NO_PROXY": "127.0.0.1,localhost"}
     with open(log, "wb") as fh:
@@ -366,8 +269,6 @@ def first_view(report: dict, origin: str) -> float:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--stub-images", action=argparse.BooleanOptionalAction, default=True,
-                   help="serve pbs.twimg.com from a local TLS stub (default); --no-stub-images lets them fail")
     p.add_argument("--path", default="/", help="page to audit (default /)")
     p.add_argument("--output", type=Path, default=OUT / "lighthouse.json")
     p.add_argument("--keep", action="store_true", help="keep the temp instance (database, logs)")
@@ -385,21 +286,11 @@ def main() -> int:
             print(f"{CHROMIUM} is missing: `make browser` (apt-get install chromium)")
             return 0
         ensure_lighthouse()
-        with feedapp_server(args.keep) as base, contextlib.ExitStack() as stack:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lighthouse-")))
-            url = base + args.path
-            stub_port, served = None, []
-            if args.stub_images:
-                status, body = get(url)
-                sizes = image_sizes(body.decode(errors="replace"))
-                stub_port, served = stack.enter_context(image_stub(work, sizes))
-            print(f"images from {IMAGE_HOST}: " + (f"stub on 127.0.0.1:{stub_port}" if stub_port else
-                                                    "not stubbed (they fail through the closed proxy)"), flush=True)
-            report = run_lighthouse(url, chrome_flags(stub_port), args.output, work / "lighthouse.log")
+        with feedapp_server(args.keep) as base, tempfile.TemporaryDirectory(prefix="lighthouse-") as work:
+            check_images(base, args.path)
+            report = run_lighthouse(base + args.path, args.output, Path(work) / "lighthouse.log")
             report_on(report)
             first_view(report, base)
-            if args.stub_images:
-                print(f"stub served {len(served)} image requests")
             print(f"report: {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     except Exception as exc:  # a benchmark: say what broke, exit 0
         print(f"ERROR: {type(exc).__name__}: {exc}")

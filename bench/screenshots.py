@@ -5,11 +5,11 @@ a 390x844 CSS px phone (device scale factor 2, mobile viewport, touch) takes:
   bench/out/feed-light.png  /              light colour scheme, en-US
   bench/out/feed-dark.png   /              dark colour scheme, en-US
   bench/out/feed-fr.png     /offices/lyon  light, fr-FR (Accept-Language picks French)
-(with --full-page also the whole page as *-full.png). Nothing leaves 127.0.0.1: each context routes every request
-to another host to a stub, images get a plain grey PNG (light grey in light mode, dark grey in dark mode) of the
-size the real image has (so the layout shows the image boxes as they would be), anything else is aborted; the
-launch flags send what a route cannot see to a closed local port. Service workers are blocked (their own fetches
-would bypass the routes; a first visit is what is shown).
+(with --full-page also the whole page as *-full.png). The demo's avatars, photos and video poster are bundled and come
+from the app's own /media/ route, so nothing else is needed: each context aborts (and reports) every request to another
+host, and the launch flags send what a route cannot see to a closed local port, so nothing leaves 127.0.0.1. Each
+line says how many images the screen shows and names any that did not load. Service workers are blocked (their own
+fetches would bypass the routes; a first visit is what is shown).
 Fonts are the machine's (DejaVu Sans here, wider than a phone's Roboto or SF, so text wraps a little earlier).
 A look, not a gate: exits 0 unless the server or the browser cannot start.
 
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lighthouse import CHROMIUM, OUT, ROOT, feedapp_server, get, grey_png, image_sizes, size_for  # noqa: E402
+from lighthouse import CHROMIUM, OUT, ROOT, feedapp_server  # noqa: E402
 
 # As tests/browser.py launches it: headless, and whatever no route sees goes to a closed local port.
 CHROMIUM_ARGS = [
@@ -45,31 +45,30 @@ SHOTS = [  # file, path, colour scheme, locale
 WAIT_IMAGES_JS = """() => Promise.all([...document.images]
   .filter(i => i.getBoundingClientRect().top < innerHeight * 2)
   .map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })))"""
+# Images of the first two screens (those WAIT_IMAGES_JS waited for): how many, and the ones with no picture.
+IMAGES_JS = """() => { const near = [...document.images].filter(i => i.getBoundingClientRect().top < innerHeight * 2);
+  return {count: near.length, broken: near.filter(i => !i.naturalWidth).map(i => i.getAttribute('src'))}; }"""
 
 
 class Sealed:
-    """Route handler: the app's origin passes, other hosts' images get a grey PNG, anything else is aborted."""
+    """Route handler: the app's origin passes; anything else is aborted and remembered."""
 
-    def __init__(self, origin: str, sizes: dict, level: int):
-        self.origin, self.sizes, self.level, self.stubbed, self.blocked = origin, sizes, level, [], []
+    def __init__(self, origin: str):
+        self.origin, self.blocked = origin, []
 
     def __call__(self, route) -> None:
-        url, parts = route.request.url, urlsplit(route.request.url)
+        """Let one request through to the app, or abort it."""
+        parts = urlsplit(route.request.url)
         if f"{parts.scheme}://{parts.netloc}" == self.origin:
             route.continue_()
-        elif route.request.resource_type == "image":
-            self.stubbed.append(url)
-            route.fulfill(status=200, content_type="image/png", body=grey_png(*size_for(self.sizes, url), self.level))
         else:
-            self.blocked.append(url)
+            self.blocked.append(route.request.url)
             route.abort("blockedbyclient")
 
 
 def shoot(browser, base: str, name: str, path: str, scheme: str, locale: str, full_page: bool) -> None:
-    status, body = get(base + path)
-    sizes = image_sizes(body.decode(errors="replace"))
     context = browser.new_context(**PHONE, color_scheme=scheme, locale=locale)
-    seal = Sealed(base, sizes, 0x4A if scheme == "dark" else 0xC8)  # a grey that reads as a photo box
+    seal = Sealed(base)
     context.route("**/*", seal)
     page = context.new_page()
     problems = []
@@ -78,6 +77,7 @@ def shoot(browser, base: str, name: str, path: str, scheme: str, locale: str, fu
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
     response = page.goto(base + path, wait_until="networkidle")
     page.evaluate(WAIT_IMAGES_JS)
+    images = page.evaluate(IMAGES_JS)
     target = OUT / name
     page.screenshot(path=target)
     if full_page:
@@ -85,7 +85,8 @@ def shoot(browser, base: str, name: str, path: str, scheme: str, locale: str, fu
     info = page.evaluate("""() => ({lang: document.documentElement.lang, title: document.title,
         height: document.documentElement.scrollHeight, width: document.documentElement.scrollWidth})""")
     print(f"{target.relative_to(ROOT)}: {path} {scheme} {locale} -> HTTP {response.status}, lang={info['lang']}, "
-          f"title={info['title']!r}, page {info['width']}x{info['height']} CSS px, {len(seal.stubbed)} images stubbed"
+          f"title={info['title']!r}, page {info['width']}x{info['height']} CSS px, {images['count']} images"
+          + (f", NOT LOADED {images['broken']}" if images["broken"] else "")
           + (f", BLOCKED {seal.blocked}" if seal.blocked else ""))
     for problem in problems:
         print(f"  {problem}")

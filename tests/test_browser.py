@@ -107,6 +107,22 @@ def test_demo_pages_show_every_picture_from_our_own_origin_while_sealed(new_page
     assert [url for seal in site.seals for url in seal.stubbed + seal.blocked] == []
 
 
+def test_the_media_proxys_tight_csp_lets_every_demo_picture_load(new_page, site):
+    """With the proxy on, img-src is 'self' alone; every picture, the video's poster too, loads without a violation."""
+    client = site.app.test_client()
+    older = re.search(r'rel="next" href="([^"]+)"', client.get("/offices/lyon").get_data(as_text=True))[1]
+    lyon_older = "/offices/lyon" + older.replace("&amp;", "&")
+    poster = re.search(r'<video[^>]* poster="([^"]+)"', client.get(lyon_older).get_data(as_text=True))[1]
+    page = new_page()
+    problems = watch(page)  # Chromium reports each CSP violation as a console error
+    with page.expect_response(lambda r: r.url == site.url + poster) as poster_response:
+        response = page.goto(lyon_older)
+    assert poster_response.value.status == 200
+    assert "; img-src 'self'; media-src https://video.twimg.com;" in response.headers["content-security-policy"]
+    load_all_images(page)
+    assert problems == []
+
+
 def test_no_horizontal_scroll_even_with_a_huge_post(new_page, site):
     page = new_page()
     width = PHONE["viewport"]["width"]

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -309,14 +310,14 @@ def test_a_private_feed_link_carries_its_images_and_a_new_link_ends_them(demo, a
 AUTHOR = XUser("42", "HarborPineNews", "Harbor & Pine News", avatar_url="https://pbs.twimg.com/profile_images/9/me_normal.jpg")
 
 
-def store_x_photo(app) -> None:
+def store_x_photo(app, *more: XMedia) -> None:
     from feedapp.db import sessions as app_sessions
     with app_sessions(app)() as session:
         source = Source(x_id="42", username="HarborPineNews", display_name="News")
         session.add(source)
         session.flush()
         post = XPost(id="2900000000000000009", author=AUTHOR, text="Dock 4", links=(),
-                     media=(XMedia("3_9", "photo", "https://pbs.twimg.com/media/Dock4.jpg", None, 1600, 900, "Dock"),),
+                     media=(XMedia("3_9", "photo", "https://pbs.twimg.com/media/Dock4.jpg", None, 1600, 900, "Dock"), *more),
                      created_at=datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
         store_posts(session, source, [post])
         session.commit()
@@ -340,6 +341,56 @@ def test_the_setting_chooses_our_route_or_x_in_pages_and_feeds(make_app, proxy):
         assert "https://pbs.twimg.com/profile_images/9/me_bigger.jpg" in sources
         assert feed["image"] == "https://pbs.twimg.com/media/Dock4?format=jpg&name=small"
         assert feed["author"]["avatar"] == "https://pbs.twimg.com/profile_images/9/me_400x400.jpg"
+
+
+VIDEO = XMedia("7_9", "video", None, "https://pbs.twimg.com/ext_tw_video_thumb/9/pu/img/Dock4.jpg", 1280, 720,
+               "Dock 4 at night", 5000, ({"url": "https://video.twimg.com/ext_tw_video/9/pu/vid/480x270/d.mp4",
+                                           "bit_rate": 256000, "content_type": "video/mp4"},))
+
+
+class PageLoads(HTMLParser):
+    """What a page makes the browser load, by CSP directive: img-src (img src, video poster) and media-src."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads: dict[str, set[str]] = {"img-src": set(), "media-src": set()}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for directive, url in (("img-src", tag == "img" and attrs.get("src")),
+                               ("img-src", tag == "video" and attrs.get("poster")),
+                               ("media-src", tag in ("video", "source") and attrs.get("src"))):
+            if url:
+                parts = urlsplit(url)
+                self.loads[directive].add("'self'" if not parts.netloc else f"{parts.scheme}://{parts.netloc}")
+
+
+def policy(response) -> dict[str, set[str]]:
+    """A response's Content-Security-Policy as directive -> sources."""
+    directives = (d.split() for d in response.headers["Content-Security-Policy"].split(";"))
+    return {name: set(sources) for name, *sources in directives}
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_the_csp_lets_pages_load_exactly_the_hosts_they_name(make_app, proxy):
+    """Images from X's hosts only with the proxy off; videos from video.twimg.com in both modes."""
+    app = make_app(FEEDAPP_MEDIA_PROXY=proxy)
+    store_x_photo(app, VIDEO)
+    client = app.test_client()
+    for path in ("/", "/posts/2900000000000000009"):
+        response = client.get(path)
+        loads = PageLoads()
+        loads.feed(response.get_data(as_text=True))
+        csp = policy(response)
+        images = {"'self'"} if proxy else {"https://pbs.twimg.com"}  # X's avatar, photo and poster
+        assert loads.loads == {"img-src": images, "media-src": {"https://video.twimg.com"}}, path
+        assert csp["img-src"] == {"'self'"} | ({"https://pbs.twimg.com", "https://abs.twimg.com"} if not proxy
+                                              else set()), path
+        assert csp["media-src"] == {"https://video.twimg.com"}
+    for path in ("/login", "/offline", "/no-such-page"):
+        assert policy(client.get(path))["img-src"] == csp["img-src"], path
+    # The worker fetches only our own origin (templates/sw.js), whatever the setting.
+    assert client.get("/sw.js").headers["Content-Security-Policy"] == "default-src 'self'"
 
 
 def test_demo_pictures_come_from_our_route_even_with_the_setting_off(make_app):

@@ -21,6 +21,8 @@ BACKGROUND = "#ffffff"
 # Files every page needs, cached when the worker installs (the "app shell").
 SHELL_ASSETS = ("feed.css", "feed.js", "icons/icon-192.png", "icons/icon-512.png", "icons/maskable-512.png",
                 "icons/apple-touch-icon.png")
+# The worker's own policy (connect-src falls back to default-src): same origin only.
+WORKER_CSP = "default-src 'self'"
 
 
 @bp.get("/manifest.webmanifest")
@@ -58,9 +60,9 @@ def show_service_worker():
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
     response = Response(body, mimetype="text/javascript", headers={
         "Cache-Control": "no-cache",
-        # A worker's own CSP governs its fetch(): it caches X's images for offline reading.
-        "Content-Security-Policy": "default-src 'self'; connect-src 'self' https://pbs.twimg.com "
-                                   "https://abs.twimg.com https://video.twimg.com",
+        # A worker's own CSP governs its fetch(), and templates/sw.js fetches only our own origin, in both
+        # FEEDAPP_MEDIA_PROXY modes: X's images and videos (proxy off) it leaves to the page and the browser.
+        "Content-Security-Policy": WORKER_CSP,
     })
     # Browsers re-check the worker on every navigation: an unchanged one costs a 304, not its body.
     response.add_etag()

@@ -8,24 +8,36 @@ from flask import Flask, Response, abort, current_app, g, request
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFProtect
 
+from feedapp.media import X_MEDIA_HOSTS
+
 csrf = CSRFProtect()
 
-# No inline script or style; images and video only from X's media hosts.
-CSP = "; ".join((
-    "default-src 'self'",
-    "img-src 'self' https://pbs.twimg.com https://abs.twimg.com",
-    "media-src https://video.twimg.com",
-    "script-src 'self'",
-    "style-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+# Pages name X's image hosts only with FEEDAPP_MEDIA_PROXY off.
+X_IMAGE_SOURCES = " ".join(f"https://{host}" for host in X_MEDIA_HOSTS)
+
+
+def content_security_policy(media_proxy: bool) -> str:
+    """The pages' CSP: no inline script or style; images only from the sources the pages name in this mode."""
+    return "; ".join((
+        "default-src 'self'",
+        # With the media proxy on, every avatar, photo and video poster is our own /media/ URL.
+        "img-src 'self'" if media_proxy else f"img-src 'self' {X_IMAGE_SOURCES}",
+        # Videos are never proxied: <video><source src> names video.twimg.com in both modes (preload=none,
+        # so nothing is fetched until the reader presses play).
+        "media-src https://video.twimg.com",
+        "script-src 'self'",
+        "style-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
 
 
 def init_app(app: Flask) -> None:
     """Turn on CSRF checks, the form encoding check and the headers below."""
+    # Once per app, not per request: the policy follows FEEDAPP_MEDIA_PROXY, read at start.
+    app.extensions["feedapp.csp"] = content_security_policy(app.config["FEEDAPP_MEDIA_PROXY"])
     app.before_request(_refuse_bad_encoding)
     csrf.init_app(app)
     app.after_request(_headers)
@@ -59,7 +71,8 @@ HSTS = "max-age=31536000"
 
 def _headers(response: Response) -> Response:
     response.headers.update(HEADERS)
-    response.headers.setdefault("Content-Security-Policy", CSP)  # the service worker brings its own
+    # setdefault: the service worker brings its own.
+    response.headers.setdefault("Content-Security-Policy", current_app.extensions["feedapp.csp"])
     if current_app.config["FEEDAPP_SECURE_COOKIES"]:
         response.headers["Strict-Transport-Security"] = HSTS
     return response
