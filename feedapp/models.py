@@ -172,6 +172,7 @@ class Post(Base):
     thread_total = None  # int: how many posts of the thread the reader may see
     thread_head = None  # Post: a later part's first post, when the reader may see it
     reply_parent = None  # Post: a reply to another account's post, when that post is stored and visible
+    pinned = False  # bool: shown at the top of the page as a pin (feedapp.queries.pinned_posts)
 
     @property
     def is_thread_part(self) -> bool:

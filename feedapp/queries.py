@@ -11,9 +11,9 @@ from sqlalchemy import Integer, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedapp.models import Office, Post, SeenAccount, Source
+from feedapp.models import Office, Pin, Post, SeenAccount, Source
 from feedapp.post_context import EVERY_SOURCE, add_context, first_appearances
-from feedapp.visibility import account_hidden, posts_statement, visible
+from feedapp.visibility import account_hidden, posts_statement, public_source, published, visible
 
 # A page is first looked for among the RECENT_PAGES × page-size newest posts of all sources
 # (one small statement); only when they hold less than a page of the scope are the scope's
@@ -115,6 +115,44 @@ def posts_for_feed(
     return posts
 
 
+def hidden_post_ids(session: Session, *, staff: bool, limit: int) -> list[int]:
+    """Ids (the rows' and the posts they show) of the `limit` most recently hidden rows; public sources only unless staff."""
+    stmt = select(Post.id, Post.canonical_id).where(Post.hidden_at.is_not(None))
+    if not staff:
+        stmt = stmt.where(public_source(Post.source_id))
+    rows = session.execute(stmt.order_by(Post.hidden_at.desc(), Post.id.desc()).limit(limit)).all()
+    return list(dict.fromkeys(i for row in rows for i in row if i is not None))
+
+
+def pinned_ids(session: Session, office_id: int | None, *, now: datetime, company: bool = True) -> set[int]:
+    """Ids of the posts pinned on the company feed and office_id's (company False: office_id's only), not ended."""
+    if company:
+        where = Pin.office_id.is_(None) if office_id is None else or_(Pin.office_id.is_(None), Pin.office_id == office_id)
+    else:
+        where = Pin.office_id == office_id
+    return set(session.scalars(select(Pin.post_id).where(where, or_(Pin.ends_at.is_(None), Pin.ends_at > now))))
+
+
+def pinned_posts(session: Session, office_id: int | None, *, staff: bool, now: datetime) -> list[Post]:
+    """The posts pinned to the top of the company feed and of office_id's, company pins first, each in pin order.
+
+    Pins past their end are left out (the poller deletes them and bumps the feeds), as are posts the
+    reader may not see.
+    """
+    where = Pin.office_id.is_(None) if office_id is None else or_(Pin.office_id.is_(None), Pin.office_id == office_id)
+    stmt = (select(Pin.post_id).where(where, or_(Pin.ends_at.is_(None), Pin.ends_at > now))
+            .order_by(Pin.office_id.is_not(None), Pin.position, Pin.id))
+    ids = list(dict.fromkeys(session.scalars(stmt)))
+    if not ids:
+        return []
+    found = {p.id: p for p in session.scalars(posts_statement(not staff), {"ids": ids})}
+    posts = [found[post_id] for post_id in ids if post_id in found]
+    add_context(session, posts, office_id, not staff)
+    for post in posts:
+        post.pinned = True
+    return posts
+
+
 def post_with_thread(session: Session, post_id: int, *, staff: bool) -> Post | None:
     """One post by its X id, if this reader may see it, with its thread, reposters and parent.
 
@@ -175,7 +213,7 @@ def _recent_statement(before: bool, public: bool, company: bool = True):
 
     company False: office :office's sources only.
     """
-    recent = select(Post.id, Post.source_id, Post.author_id)
+    recent = select(Post.id, Post.source_id, Post.author_id).where(published())
     if before:
         recent = recent.where(Post.id < bindparam("before"))
     recent = recent.order_by(Post.id.desc()).limit(bindparam("window")).subquery()  # the primary key, backwards
@@ -233,7 +271,7 @@ def _batch_statement(size: int, before: bool, floor: bool, public: bool):
     a term of a UNION ALL (SQLite has no LATERAL).
     """
     def source_range(source_id):
-        part = select(Post.id).where(Post.source_id == source_id)
+        part = select(Post.id).where(Post.source_id == source_id, published())
         if before:
             part = part.where(Post.id < bindparam("before"))
         if floor:

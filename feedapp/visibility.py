@@ -30,10 +30,15 @@ def account_hidden(account_id) -> ColumnElement[bool]:
 
 
 
+def published(post=Post) -> ColumnElement[bool]:
+    """SQL: the post row reaches readers: not waiting for review, not hidden by an editor (feedapp.moderation)."""
+    return post.pending.is_(False) & post.hidden_at.is_(None)
+
+
 @lru_cache(maxsize=None)
 def posts_statement(public: bool):
     """SELECT the posts with ids :ids (public ones only if public), newest first, with what rendering needs."""
-    stmt = select(Post).where(Post.id.in_(bindparam("ids", expanding=True)))
+    stmt = select(Post).where(Post.id.in_(bindparam("ids", expanding=True)), published())
     if public:  # again, in case a source or account turned staff-only since the ids were read
         stmt = stmt.where(public_source(Post.source_id), ~account_hidden(Post.author_id))
     stmt = stmt.order_by(Post.id.desc()).options(
@@ -52,8 +57,8 @@ def public_source(source_id) -> ColumnElement[bool]:
                                    source.staff_only.is_(False)).exists()
 
 
-def visible(public: bool, post=Post) -> ColumnElement[bool] | None:
-    """SQL: public readers may see this post row (None: no condition, for staff)."""
+def visible(public: bool, post=Post) -> ColumnElement[bool]:
+    """SQL: the reader may see this post row: published, and for public readers, by public accounts only."""
     if not public:
-        return None
-    return public_source(post.source_id) & ~account_hidden(post.author_id)
+        return published(post)
+    return published(post) & public_source(post.source_id) & ~account_hidden(post.author_id)

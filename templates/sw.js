@@ -9,6 +9,8 @@ const MEDIA = "media";
 const SHELL_FILES = {{ shell|tojson }};
 const OFFLINE_URLS = {{ offline_urls|tojson }}; // language code -> offline page
 const LANG_KEY = "/__feedapp/lang"; // the language of the last page seen online, kept in the shell cache
+const REMOVED_URL = {{ removed_url|tojson }}; // ids of posts editors hid: dropped from saved pages
+const REMOVED_KEY = "/__feedapp/removed"; // the ETag of the last list applied
 const NETWORK_TIMEOUT_MS = 4000;
 const MAX_PAGES = 20;
 const MAX_MEDIA = 150;
@@ -63,6 +65,8 @@ async function page(event) {
     }
     return response;
   });
+  // Online again: saved pages lose the posts editors hid since (after the page, never delaying it).
+  event.waitUntil(network.then(dropRemoved).catch(() => undefined));
   event.waitUntil(network.catch(() => undefined));
   const timeout = new Promise((resolve) => setTimeout(resolve, NETWORK_TIMEOUT_MS));
   try {
@@ -115,4 +119,29 @@ async function image(request) {
     await trim(cache, MAX_MEDIA);
   }
   return response;
+}
+
+async function dropRemoved() {
+  const shell = await caches.open(SHELL);
+  const seen = await shell.match(REMOVED_KEY);
+  const headers = seen ? { "If-None-Match": await seen.text() } : {};
+  const response = await fetch(REMOVED_URL, { headers, cache: "no-store", credentials: "same-origin" });
+  if (response.status !== 200) return; // 304: nothing new was hidden
+  const ids = (await response.json()).ids || [];
+  if (ids.length) {
+    const gone = new Set(ids);
+    const marks = ids.map((id) => 'id="p' + id + '"');
+    for (const name of [PAGES, STAFF]) {
+      const cache = await caches.open(name);
+      for (const key of await cache.keys()) {
+        const match = new URL(key.url).pathname.match(/^\/posts\/(\d+)$/);
+        if (match && gone.has(match[1])) { await cache.delete(key); continue; }
+        const saved = await cache.match(key);
+        const html = saved ? await saved.text() : "";
+        if (marks.some((mark) => html.includes(mark))) await cache.delete(key);
+      }
+    }
+  }
+  const etag = response.headers.get("ETag");
+  if (etag) await shell.put(REMOVED_KEY, new Response(etag));
 }

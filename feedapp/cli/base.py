@@ -36,11 +36,13 @@ def _one_line(exc: Exception, ctx: click.Context) -> str | None:
     from ..accounts import AccountError
     from ..backup import BackupError
     from ..ingest.sources import SourceInputError
+    from ..moderation import ModerationError
+    from ..roles import Forbidden
     from ..xapi import XError
 
     if isinstance(exc, SQLAlchemyError):
         return database_problem(exc, _database_url(ctx))
-    if isinstance(exc, (SourceInputError, AccountError, BackupError, XError)):
+    if isinstance(exc, (SourceInputError, AccountError, BackupError, XError, ModerationError, Forbidden)):
         return str(exc)
     return None
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedapp.models import utcnow
+from feedapp.moderation import expire_pins
 from feedapp.queries import sources_due
 from feedapp.xapi import XClient
 
@@ -97,6 +98,9 @@ def poll_cycle(
             log.exception("profile check failed")
             summary.notes.append(f"profile check skipped: database error ({type(exc).__name__})")
     with sessions() as session:
+        # Pins past their end leave the feeds they were on (their pages' caches move on with them).
+        if expire_pins(session, now):
+            session.commit()
         ids = sources_due(session, None if everything else now)
     clients = ThreadClients(client)
     job = PollJob(sessions, client, settings, now)

@@ -36,6 +36,7 @@ def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[in
     stmt = _insert_ignore(session, posts_table, ["id"]).returning(posts_table.c.id)
     new_ids = set(session.execute(stmt, list(rows.values())).scalars())
     _join_threads(session, {post_id: heads[post_id] for post_id in new_ids if post_id in heads})
+    _inherit_hiding(session, {rows[post_id]["canonical_id"] for post_id in new_ids}, new_ids)
     turned = _record_accounts(session, source, posts, now)
     # New posts change their source's scope only; an account turning protected or public may hide or
     # show reposts and quotes of it anywhere.
@@ -50,6 +51,18 @@ def store_posts(session: Session, source: Source, posts: list[XPost]) -> list[in
     if media_rows:
         session.execute(insert(Media.__table__), media_rows)
     return sorted(new_ids, reverse=True)
+
+
+def _inherit_hiding(session: Session, canonical_ids: set[int], new_ids: set[int]) -> None:
+    """A new copy of a hidden post (a repost of it arriving later) is hidden too: hiding is of the post."""
+    if not canonical_ids:
+        return
+    hidden = session.execute(
+        select(Post.canonical_id, Post.hidden_at, Post.hidden_reason, Post.hidden_by)
+        .where(Post.canonical_id.in_(canonical_ids), Post.hidden_at.is_not(None), Post.id.not_in(new_ids))).all()
+    for canonical_id, hidden_at, reason, by in {row[0]: row for row in hidden}.values():
+        session.execute(update(Post).where(Post.id.in_(new_ids), Post.canonical_id == canonical_id)
+                        .values(hidden_at=hidden_at, hidden_reason=reason, hidden_by=by))
 
 
 def is_self_reply(row: dict) -> bool:
@@ -193,6 +206,7 @@ def _post_row(source: Source, p: XPost, now) -> dict:
         "quoted_author_id": (p.quoted.author.id or None) if p.quoted else None,
         "raw": p.raw,
         "fetched_at": now,
+        "pending": source.review,  # a source under review: its posts wait for an editor (feedapp.moderation)
     }
 
 

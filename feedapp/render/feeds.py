@@ -80,6 +80,8 @@ class Labels:
     photo: str = "Photo"
     video: str = "Video"
     post: str = "Post"
+    pinned: str = "Pinned"  # category of a post pinned on the feed's page
+    shout_out: str = "Shout-out"  # category of a recognition post
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,12 @@ def opml(title: str, feeds: list[tuple[str, str, str]]) -> bytes:
         etree.SubElement(body, "outline", type="rss", text=clean(name), title=clean(name),
                          xmlUrl=_clean(xml_url), htmlUrl=_clean(html_url))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def categories(post, labels: Labels) -> list[str]:
+    """The categories a post carries in feeds: pinned on the feed's page, a shout-out."""
+    return [label for on, label in ((getattr(post, "pinned", False), labels.pinned),
+                                    (post.highlighted, labels.shout_out)) if on]
 
 
 def item_title(post, labels: Labels | None = None, staff: bool = False, limit: int = TITLE_MAX) -> str:
@@ -207,6 +215,8 @@ def _add_entry(fg: FeedGenerator, post, staff: bool, labels: Labels, links: Mapp
     author = _author_label(post)
     fe.author(name=author, uri=profile_url(post.author_username))  # Atom only: RSS <author> needs an email
     fe.dc.dc_creator(author)
+    for term in categories(post, labels):
+        fe.category(term=term)  # RSS <category>, Atom <category term>
     if fmt == "rss" and _language(post.lang):
         fe.dc.dc_language(post.lang)  # an RSS 2.0 item has no language of its own: Dublin Core's
     for media in post.media:

@@ -13,7 +13,7 @@ from datetime import datetime
 from feedapp.textclean import clean
 
 from .feeds import (_VIDEO_TYPES, FeedInfo, Images, Labels, _author_label, _clean, _content_html, _images,
-                    _language, _link, _media_content, _utc, item_title)
+                    _language, _link, _media_content, _utc, categories, item_title)
 from .post import guid, profile_url, readable_text
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -52,6 +52,9 @@ def _json_item(post, staff: bool, labels: Labels, links: Mapping[int, str], imag
     item["author"] = author  # JSON Feed 1.0's single author, for readers older than 1.1's authors
     if _language(post.lang):
         item["language"] = post.lang
+    tags = categories(post, labels)
+    if tags:
+        item["tags"] = tags
     image = _first_image(post.media, images)
     if image:
         item["image"] = image

@@ -38,6 +38,11 @@ TITLES = {
 }
 
 
+def http_error(exc: HTTPException):
+    """The error response for an HTTP exception, in the client's format (for handlers of other exceptions)."""
+    return _http_error(exc)
+
+
 def _http_error(exc: HTTPException):
     message = exc.description or ""
     if isinstance(exc, CSRFError):

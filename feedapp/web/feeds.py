@@ -11,7 +11,8 @@ from flask_babel import force_locale, gettext
 from feedapp import accounts
 from feedapp.assets import asset_url
 from feedapp.db import get_session
-from feedapp.queries import posts_for_feed
+from feedapp.models import utcnow
+from feedapp.queries import pinned_ids, posts_for_feed
 from feedapp.render import feeds as render
 from feedapp.render import jsonfeed
 
@@ -89,8 +90,14 @@ def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token:
     staff = reader is not None
 
     def build() -> bytes:
-        posts = posts_for_feed(get_session(), office.id if office else None, staff=staff, company=company,
+        session = get_session()
+        office_id = office.id if office else None
+        posts = posts_for_feed(session, office_id, staff=staff, company=company,
                                limit=current_app.config["FEEDAPP_FEED_ITEMS"])
+        # Feeds keep date order; a post pinned on the feed's page is marked with a category.
+        pinned = pinned_ids(session, office_id, company=company, now=utcnow())
+        for post in posts:
+            post.pinned = post.id in pinned
         if token:
             home = root + url_for("pages.show_feed")
             self_url = root + url_for("feeds.show_private_feed", token=token, fmt=fmt)
@@ -160,6 +167,8 @@ def feed_labels() -> render.Labels:
         photo=gettext("Photo"),
         video=gettext("Video"),
         post=gettext("Post"),
+        pinned=gettext("Pinned"),
+        shout_out=gettext("Shout-out"),
     )
 
 

@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_login import current_user
 
 from feedapp.db import get_session
-from feedapp.queries import posts_for_feed
+from feedapp.models import utcnow
+from feedapp.queries import pinned_posts, posts_for_feed
 from feedapp.render.page import fold_threads
 
 from .http import cached_response
@@ -62,12 +63,16 @@ def _feed_page(office):
 
     def build() -> bytes:
         session = get_session()
-        posts = posts_for_feed(session, office.id if office else None, staff=staff, before=before,
-                               limit=PAGE_SIZE + 1)
+        office_id = office.id if office else None
+        posts = posts_for_feed(session, office_id, staff=staff, before=before, limit=PAGE_SIZE + 1)
         older = posts[PAGE_SIZE - 1].id if len(posts) > PAGE_SIZE else None
+        # Pins head the first page and are not repeated below it; later pages keep date order.
+        pinned = [] if before else pinned_posts(session, office_id, staff=staff, now=utcnow())
+        shown = {p.id for p in pinned}
         # A thread's later parts show under its first post when both are on this page (never twice).
-        html = render_template("feed.html", posts=fold_threads(posts[:PAGE_SIZE]), office=office, older=older,
-                               before=before, staff=staff)
+        html = render_template("feed.html", pinned=pinned,
+                               posts=fold_threads([p for p in posts[:PAGE_SIZE] if p.id not in shown]),
+                               office=office, older=older, before=before, staff=staff)
         return html.encode()
 
     response = cached_response(

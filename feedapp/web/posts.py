@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
 from feedapp.db import get_session
-from feedapp.queries import post_with_thread
+from feedapp.queries import hidden_post_ids, post_with_thread
 
 from .http import cached_response
 from .pages import PAGE_MAX_AGE
@@ -15,6 +15,8 @@ from .scope import MAX_ID, base_url
 from .variant import EVERY_OFFICE, variant
 
 bp = Blueprint("posts", __name__)
+
+REMOVED_MAX = 500  # a worker keeps 20 pages and checks at every visit: older removals were dropped long ago
 
 
 class XIdConverter(BaseConverter):
@@ -70,3 +72,18 @@ def show_post(post_id: int):
     # A post opened from a shared link can be read again offline, like the feed pages (templates/sw.js).
     response.headers["X-Feedapp-Offline"] = "page"
     return response
+
+
+@bp.get("/removed.json")
+def list_removed():
+    """Ids of the posts most recently hidden by editors, for the service worker to drop from saved pages.
+
+    Public readers get the ids of public posts only. Only numbers: no text of a hidden post ever leaves.
+    """
+    staff = current_user.is_authenticated
+    ids = hidden_post_ids(get_session(), staff=staff, limit=REMOVED_MAX)
+    response = jsonify({"ids": [str(i) for i in ids]})  # strings: X ids exceed JavaScript's exact integers
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Vary"] = "Cookie"
+    response.add_etag()
+    return response.make_conditional(request)

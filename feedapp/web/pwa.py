@@ -56,7 +56,8 @@ def show_service_worker():
     """The service worker, from the site root so its scope is the whole site."""
     offline = {code: url_for("pwa.show_offline", lang=code) for code in SUPPORTED}
     shell = [asset_url(name) for name in SHELL_ASSETS] + list(offline.values())
-    body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline)
+    body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline,
+                           removed_url=url_for("posts.list_removed"))
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
     response = Response(body, mimetype="text/javascript", headers={
         "Cache-Control": "no-cache",

@@ -11,10 +11,14 @@ import functools
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.exceptions import Forbidden as HTTPForbidden
 
 from feedapp.roles import Actor, Forbidden
 
+from feedapp.db import get_session
+
 from ..auth import require_editor
+from ..errors import http_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -40,7 +44,8 @@ def _never_cache(response):
 
 @bp.errorhandler(Forbidden)
 def _forbidden(exc: Forbidden):
-    abort(403, description=gettext("That is outside what your account may change."))
+    get_session().rollback()  # nothing of a refused action is kept
+    return http_error(HTTPForbidden(description=gettext("That is outside what your account may change.")))
 
 
 def actor() -> Actor:
@@ -77,6 +82,8 @@ def console_home():
     return render_template("admin/home.html")
 
 
-from . import users  # noqa: E402,F401  (registers its routes and menu entry)
+from . import posts, users  # noqa: E402,F401  (each registers its routes and menu entry)
 
 area("list_users", _l("Staff accounts"), admin_only=True)
+
+from . import audit  # noqa: E402,F401  (last in the menu)
