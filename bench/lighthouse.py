@@ -105,12 +105,18 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def feedapp_server(keep: bool = False) -> Iterator[str]:
-    """A temp instance with the demo data served by gunicorn on a free 127.0.0.1 port; yields its base URL."""
+def feedapp_server(keep: bool = False, commands: tuple[tuple[list[str], str], ...] = ()) -> Iterator[str]:
+    """A temp instance with the demo data served by gunicorn on a free 127.0.0.1 port; yields its base URL.
+
+    commands: more `flask --app feedapp` commands (arguments, standard input) run before it starts.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="feedapp-bench-"))
     proc = log = None
     try:
         env = setup_instance(tmp)
+        for arguments, stdin in commands:
+            subprocess.run([str(ROOT / ".venv/bin/flask"), "--app", "feedapp", *arguments], cwd=ROOT, env=env,
+                           input=stdin, text=True, capture_output=True, check=True)
         port = free_port()
         env["FEEDAPP_BASE_URL"] = f"http://127.0.0.1:{port}"  # the web app needs its public address
         log = open(tmp / "gunicorn.log", "wb")

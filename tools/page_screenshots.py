@@ -30,6 +30,10 @@ SIZES = {
     "desktop": {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1},
 }
 LOCALES = {"en": "en-US", "fr": "fr-FR"}
+# Pages of a signed-in admin (made in the throwaway instance with the CLI): the console and the account page.
+ADMIN, ADMIN_PASSWORD = "chief", "screenshots only 42"
+SIGNED_IN = {"account": "/account", "console": "/admin/", "console-posts": "/admin/posts", "console-users": "/admin/users",
+             "console-audit": "/admin/audit", "feed-staff": "/"}
 THREAD_HEAD_RE = re.compile(r'<article class="post" id="p(\d+)"(?:(?!<article class="post").)*?<ol class="thread">', re.S)
 
 
@@ -52,7 +56,7 @@ def older_page(base: str, path: str) -> str:
 
 
 def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme: str, lang: str,
-          full_page: bool) -> None:
+          full_page: bool, signed_in: bool = False) -> None:
     """One screenshot, with a line saying what it shows and anything the page complained about."""
     context = browser.new_context(**SIZES[size], color_scheme=scheme, locale=LOCALES[lang], timezone_id="UTC",
                                   service_workers="block")
@@ -61,6 +65,12 @@ def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    if signed_in:
+        page.goto(base + "/login")
+        page.fill("#username", ADMIN)
+        page.fill("#password", ADMIN_PASSWORD)
+        page.locator("form.form button[type=submit]").click()
+        page.wait_for_url(lambda url: "/login" not in url)
     response = page.goto(base + path, wait_until="networkidle")
     page.evaluate(WAIT_IMAGES_JS)
     target = out / f"{name}-{size}-{scheme}-{lang}.png"
@@ -74,26 +84,30 @@ def shoot(browser, base: str, out: Path, name: str, path: str, size: str, scheme
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("screenshots"), help="folder for the PNG files")
-    parser.add_argument("--only", default="", help="comma-separated page names (feed, lyon, lyon-older, post, login, offline, error)")
+    parser.add_argument("--only", default="", help="comma-separated page names (feed, lyon, lyon-older, post, login, offline, error, "
+                             "account, console, console-posts, console-users, console-audit, feed-staff)")
     parser.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server and the browser on the way out
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with feedapp_server() as base, sync_playwright() as pw:
+    users = ((["users", "add", ADMIN, "--role", "admin", "--office", "lyon"], ""),
+             (["users", "set-password", ADMIN], ADMIN_PASSWORD + "\n"))
+    with feedapp_server(commands=users) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             pages = {"feed": "/", "lyon": "/offices/lyon", "lyon-older": older_page(base, "/offices/lyon"), "post": f"/posts/{thread_head(base)}", "login": "/login",
                      "offline": "/offline", "error": "/posts/1"}
             only = set(filter(None, args.only.split(",")))
-            for name, path in pages.items():
+            for name, path in [*pages.items(), *SIGNED_IN.items()]:
                 if only and name not in only:
                     continue
                 for size in SIZES:
                     for scheme in ("light", "dark"):
                         for lang in LOCALES:
-                            shoot(browser, base, args.out, name, path, size, scheme, lang, args.full_page)
+                            shoot(browser, base, args.out, name, path, size, scheme, lang, args.full_page,
+                                  signed_in=name in SIGNED_IN)
         finally:
             browser.close()
     return 0
