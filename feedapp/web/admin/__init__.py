@@ -77,6 +77,8 @@ def console_home():
     return render_template("admin/home.html")
 
 
-from . import users  # noqa: E402,F401  (registers its routes and menu entry)
+from . import branding, poster, users  # noqa: E402,F401  (register their routes and menu entries)
 
 area("list_users", _l("Staff accounts"), admin_only=True)
+area("show_branding", _l("Branding"), admin_only=True)
+area("show_poster", _l("Poster"))
