@@ -203,10 +203,13 @@ def _decode(data: bytes) -> Image.Image:
                                     size=LOGO_MIN_SIDE)
             image.load()
             kind = image.format
-            image = ImageOps.exif_transpose(image)
+            image = _upright(image)
     except BrandingError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own guard, past ours
+        raise BrandingError(N_("That image has far too many pixels; a logo may have at most %(limit)s million (for "
+                               "example 4096×4096)."), limit=f"{LOGO_MAX_PIXELS / 1e6:.1f}") from None
+    except UnidentifiedImageError:
         raise not_image from None
     except (OSError, SyntaxError, ValueError, EOFError):  # a truncated or corrupt file
         raise BrandingError(N_("That image is damaged and could not be read. Save it again as PNG or JPEG.")) from None
@@ -217,6 +220,16 @@ def _decode(data: bytes) -> Image.Image:
     clean = Image.frombytes(mode, converted.size, converted.tobytes())
     clean.format = kind
     return clean
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; unturned when its EXIF is unreadable (it is dropped anyway)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF, which is no reason to refuse a logo
+        try:
+            return ImageOps.exif_transpose(image)
+        except Exception:  # noqa: BLE001 - any EXIF parsing failure: keep the pixels as they are
+            return image
 
 
 def _encode_logo(image: Image.Image) -> tuple[str, bytes]:

@@ -148,8 +148,8 @@ def _too_large(exc):
     if request.endpoint != "admin.upload_logo" or not (current_user.is_authenticated and current_user.is_admin):
         return http_error(exc)
     form = LogoForm(formdata=None)
-    form.logo.errors.append(gettext("That file is larger than %(limit)d MB, the most a logo may be.",
-                                    limit=branding.LOGO_MAX_BYTES // 1024 // 1024))
+    form.logo.errors = [gettext("That file is larger than %(limit)d MB, the most a logo may be.",
+                                limit=branding.LOGO_MAX_BYTES // 1024 // 1024)]
     return _render(logo=form), 413
 
 

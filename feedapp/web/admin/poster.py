@@ -27,7 +27,8 @@ def show_poster():
         office = state.by_slug.get(slug)
         if office is None:
             abort(404, description=gettext("There is no office %(slug)s.", slug=slug))
-    who.check(office.id if office else None)  # an office editor: their own office's poster only
+    if not who.may_edit(office.id if office else None):  # an office editor: their own office's poster only
+        abort(403, description=gettext("That is outside what your account may change."))
     root = base_url()
     if office:
         page = root + url_for("pages.show_office", slug=office.slug)
