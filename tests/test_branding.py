@@ -446,3 +446,30 @@ def test_editors_get_posters_of_their_scope_only(people, app):
     staff = signed_in(app.test_client(), "deckhand")
     assert staff.get("/admin/poster").status_code == 403
     assert app.test_client().get("/admin/poster").status_code == 302
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
+def test_branding_pages_are_valid_html(admin, tmp_path, db_url):
+    import shutil
+    import subprocess
+
+    from tests.conftest import server_missing
+    from tests.test_html_valid import VNU
+
+    if shutil.which("java") is None:
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
+    assert upload(admin, image_bytes("PNG")).status_code == 303
+    assert post(admin, "theme", colour="#00704e").status_code == 303
+    pages = {"branding": admin.get("/admin/branding"), "refused": post(admin, "theme", colour="#ffff00"),
+             "poster": admin.get("/admin/poster"), "front": admin.get("/")}
+    files = []
+    for name, answer in pages.items():
+        path = tmp_path / f"{name}.html"
+        path.write_bytes(answer.data)
+        files.append(str(path))
+    run = subprocess.run(["java", "-jar", str(VNU), "--format", "json", *files], capture_output=True, text=True,
+                         timeout=120)
+    messages = json.loads(run.stderr or "{}").get("messages", [])
+    problems = [f"{m.get('url', '').rsplit('/', 1)[-1]}:{m.get('lastLine')}: {m['type']}: {m['message']}"
+                for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
+    assert problems == [], "\n".join(problems)
