@@ -43,7 +43,9 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (request.mode === "navigate" && url.origin === self.location.origin) {
     event.respondWith(page(event));
-  } else if (url.origin === self.location.origin && url.pathname.startsWith("/static/dist/")) {
+  } else if (url.origin === self.location.origin
+             && (url.pathname.startsWith("/static/dist/") || url.pathname.startsWith("/brand/"))) {
+    // Fingerprinted files (their URL changes with their bytes): the shell's copy while it has one.
     event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
   } else if (request.destination === "image" && url.origin === self.location.origin) {
     // Our own /media/ images only: their real size counts against the quota. A cross-origin

@@ -110,6 +110,8 @@ def db_url(request, tmp_path):
                 conn.execute(table.delete())
         conn.execute(text("SELECT setval(oid::regclass, 1, false) FROM pg_class "
                           "WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace"))
+        # As migrated: the installation_id alone (the console's settings, such as branding, go).
+        conn.execute(text("DELETE FROM site_settings WHERE key <> 'installation_id'"))
         # As migrated: the three scopes of an installation without offices, at version 1.
         conn.execute(text("DELETE FROM scope_versions WHERE scope NOT IN ('site', 'public:company', 'staff:company')"))
         conn.execute(text("UPDATE scope_versions SET version = 1"))

@@ -23,14 +23,13 @@ def lang_attr(code: str | None) -> str | None:
 
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
-    from . import account, admin, auth, errors, feeds, health, http, i18n, media, pages, posts, pwa, security, state
-    from .branding import site_name
+    from . import account, admin, auth, branding, errors, feeds, health, http, i18n, media, pages, posts, pwa, security, state
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
     app.url_map.converters["xid"] = posts.XIdConverter  # before any rule that names it
-    for module in (health, pages, posts, feeds, account, admin, pwa, media):
+    for module in (health, pages, posts, feeds, account, admin, pwa, media, branding):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)
@@ -61,5 +60,10 @@ def init_app(app: Flask, translations: str) -> None:
         quoted_time=page_render.quoted_time,
         summary=page_render.summary,
         preview_image=media.page_preview_image,
-        site_name=site_name,
+        site_name=branding.site_name,
+        theme_colour=branding.theme_colour,
+        accent_css_url=branding.accent_css_url,
+        icon_url=branding.icon_url,
+        brand_file_url=branding.brand_file_url,
+        branding=lambda: state.content_state().branding,
     )

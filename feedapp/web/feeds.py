@@ -9,7 +9,6 @@ from flask import Blueprint, abort, current_app, url_for
 from flask_babel import force_locale, gettext
 
 from feedapp import accounts
-from feedapp.assets import asset_url
 from feedapp.db import get_session
 from feedapp.models import utcnow
 from feedapp.queries import pinned_ids, posts_for_feed
@@ -18,6 +17,7 @@ from feedapp.render import jsonfeed
 
 from . import media
 from .http import cached_response
+from .branding import icon_url, site_name
 from .scope import base_url, get_office_or_404
 from .state import OfficeInfo, content_state
 from .variant import variant
@@ -29,7 +29,7 @@ FORMATS = {
     "atom": (render.atom, "application/atom+xml; charset=utf-8"),
     "json": (jsonfeed.json_feed, "application/feed+json; charset=utf-8"),
 }
-FEED_ICON = "icons/icon-512.png"  # JSON Feed 1.1: icon 512×512; RFC 4287 §4.2.5: atom:icon square
+FEED_ICON = "icon-512"  # the logo's when one is set; JSON Feed 1.1: icon 512×512; RFC 4287 §4.2.5: atom:icon square
 
 
 @bp.get("/feed.<fmt>")
@@ -63,7 +63,7 @@ def show_private_feed(token: str, fmt: str):
 def show_opml():
     """The public feeds that do not overlap (company-wide, and each office's own), for import into an RSS reader."""
     root = base_url()
-    site = current_app.config["FEEDAPP_SITE_NAME"]
+    site = site_name()
 
     def build() -> bytes:
         # Not the combined office feeds: a reader importing those beside the company feed would
@@ -121,7 +121,7 @@ def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token:
                 feed_id=feed_id(scope),
                 # RSS 2.0 <ttl> in minutes, never shorter than Cache-Control max-age (rounded up).
                 ttl_minutes=max(1, math.ceil(current_app.config["FEEDAPP_POLL_INTERVAL"] / 60)),
-                icon_url=root + asset_url(FEED_ICON),
+                icon_url=root + icon_url(FEED_ICON),
                 language=language,
                 labels=feed_labels(),
                 # Absolute: readers fetch images on their own. Private feeds' images carry its audience.
@@ -173,8 +173,8 @@ def feed_labels() -> render.Labels:
 
 
 def _titles(office: OfficeInfo | None, company: bool, staff: bool) -> tuple[str, str]:
-    """The feed's title (the site's name, FEEDAPP_SITE_NAME) and description, in the current locale."""
-    site = current_app.config["FEEDAPP_SITE_NAME"]
+    """The feed's title (the site's name: the console's, else FEEDAPP_SITE_NAME) and description, in the current locale."""
+    site = site_name()
     if office is None:
         title, subtitle = site, gettext("Company-wide posts")
     elif company:

@@ -11,16 +11,16 @@ from flask_login import AnonymousUserMixin, current_user
 
 from feedapp.assets import asset_url
 
-from .branding import site_name
+from .branding import accent_css_url, brand_file_url, icon_url, short_name, site_name, theme_colour
 from .i18n import SUPPORTED, current_locale
 
 bp = Blueprint("pwa", __name__)
 
-THEME = "#0b57d0"
 BACKGROUND = "#ffffff"
-# Files every page needs, cached when the worker installs (the "app shell").
-SHELL_ASSETS = ("feed.css", "feed.js", "icons/icon-192.png", "icons/icon-512.png", "icons/maskable-512.png",
-                "icons/apple-touch-icon.png")
+# Files every page needs, cached when the worker installs (the "app shell"); with a logo set, its icons
+# (feedapp.web.branding) replace the static ones, and a theme colour adds its stylesheet.
+SHELL_ASSETS = ("feed.css", "feed.js")
+ICONS = ("icon-192", "icon-512", "maskable-512", "apple-touch-icon")
 # The worker's own policy (connect-src falls back to default-src): same origin only.
 WORKER_CSP = "default-src 'self'"
 
@@ -31,31 +31,36 @@ def show_manifest():
     manifest = {
         "id": "/",
         "name": site_name(),
-        "short_name": gettext("Staff feed"),
+        "short_name": short_name(),
         "description": gettext("News from the company for every team."),
         "lang": current_locale(),
         "dir": "ltr",
         "start_url": url_for("pages.show_feed"),
         "scope": "/",
         "display": "standalone",
-        "theme_color": THEME,
+        "theme_color": theme_colour(),
         "background_color": BACKGROUND,
         "icons": [
-            {"src": asset_url("icons/icon-192.png"), "sizes": "192x192", "type": "image/png", "purpose": "any"},
-            {"src": asset_url("icons/icon-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
-            {"src": asset_url("icons/maskable-512.png"), "sizes": "512x512", "type": "image/png", "purpose": "maskable"},
+            {"src": icon_url("icon-192"), "sizes": "192x192", "type": "image/png", "purpose": "any"},
+            {"src": icon_url("icon-512"), "sizes": "512x512", "type": "image/png", "purpose": "any"},
+            {"src": icon_url("maskable-512"), "sizes": "512x512", "type": "image/png", "purpose": "maskable"},
         ],
     }
     body = json.dumps(manifest, ensure_ascii=False, indent=1)
-    return Response(body, mimetype="application/manifest+json",
-                    headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language, Cookie"})
+    # no-cache with an ETag: the browser asks each time it looks (rarely: installing, checking for an update) and
+    # gets a 304 while nothing changed, so a new name, colour or icon from the console shows at once.
+    response = Response(body, mimetype="application/manifest+json",
+                        headers={"Cache-Control": "public, no-cache", "Vary": "Accept-Language, Cookie"})
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/sw.js")
 def show_service_worker():
     """The service worker, from the site root so its scope is the whole site."""
     offline = {code: url_for("pwa.show_offline", lang=code) for code in SUPPORTED}
-    shell = [asset_url(name) for name in SHELL_ASSETS] + list(offline.values())
+    shell = [asset_url(name) for name in SHELL_ASSETS] + [icon_url(name) for name in ICONS]
+    shell += [url for url in (accent_css_url(), brand_file_url("logo-header")) if url] + list(offline.values())
     body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline,
                            removed_url=url_for("posts.list_removed"))
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from feedapp.content_scopes import EVERY_OFFICE, reader_scopes
 from feedapp.db import sessions
+from feedapp.manage.branding import Branding, read_branding
 from feedapp.models import Office, ScopeVersion, SiteSetting
 
 NEVER = datetime.fromtimestamp(0, timezone.utc)  # changed_at of a scope nothing was written to yet
@@ -46,7 +47,7 @@ class Validators:
 
 @dataclass(frozen=True)
 class ContentState:
-    """Each scope's content version and when it changed, the offices and the installation's identity.
+    """Each scope's content version and when it changed, the offices, the branding and the installation's identity.
 
     A new ContentState is made only when a version changed, so `state is old_state`
     says "nothing changed" without looking at any version.
@@ -58,6 +59,7 @@ class ContentState:
     offices: tuple[OfficeInfo, ...] = ()
     by_slug: dict[str, OfficeInfo] = field(default_factory=dict)
     by_id: dict[int, OfficeInfo] = field(default_factory=dict)
+    branding: Branding = Branding()  # the console's name, short name, theme colour and logo etags (SITE scope)
     _validators: dict[tuple, Validators] = field(default_factory=dict, compare=False, repr=False)
 
     def validators(self, office: str | None, staff: bool, company: bool = True) -> Validators:
@@ -116,8 +118,9 @@ class StateCache:
             offices = tuple(OfficeInfo(o.id, o.slug, o.name, o.language)
                             for o in session.scalars(select(Office).order_by(Office.slug)))
             installation = session.scalar(select(SiteSetting.value).where(SiteSetting.key == "installation_id"))
+            branding = read_branding(session)
         return ContentState(versions, {scope: changed_at for scope, _, changed_at in rows}, installation or "",
-                            offices, {o.slug: o for o in offices}, {o.id: o for o in offices})
+                            offices, {o.slug: o for o in offices}, {o.id: o for o in offices}, branding)
 
 
 def init_app(app: Flask) -> None:

@@ -82,8 +82,10 @@ def console_home():
     return render_template("admin/home.html")
 
 
-from . import posts, users  # noqa: E402,F401  (each registers its routes and menu entry)
+from . import branding, poster, posts, users  # noqa: E402,F401  (each registers its routes and menu entry)
 
 area("list_users", _l("Staff accounts"), admin_only=True)
+area("show_branding", _l("Branding"), admin_only=True)
+area("show_poster", _l("Poster"))
 
 from . import audit  # noqa: E402,F401  (last in the menu)

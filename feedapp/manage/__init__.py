@@ -1,0 +1,1 @@
+"""Console operations shared by the web console and the CLI: one function per change, checked and audited."""
