@@ -173,6 +173,7 @@ class Post(Base):
     thread_head = None  # Post: a later part's first post, when the reader may see it
     reply_parent = None  # Post: a reply to another account's post, when that post is stored and visible
     pinned = False  # bool: shown at the top of the page as a pin (feedapp.queries.pinned_posts)
+    quote_removed = False  # bool: the quoted post is hidden by an editor (feedapp.post_context)
 
     @property
     def is_thread_part(self) -> bool:

@@ -70,6 +70,19 @@ def add_context(session: Session, posts: list[Post], office_id, public: bool, co
     _add_reposters(session, posts, office_id, public, company)
     others = _add_threads(session, posts, public)
     _add_parents(session, posts, others, public)
+    _mark_removed_quotes(session, [*posts, *others.values()])
+
+
+def _mark_removed_quotes(session: Session, posts: list[Post]) -> None:
+    """A quote of a post editors hid shows as unavailable, to staff too: hiding takes its text off every surface."""
+    quoted = {int(p.quoted["id"]) for p in posts if p.quoted and str(p.quoted.get("id") or "").isdigit()}
+    if not quoted:
+        return
+    stmt = select(Post.canonical_id).where(Post.canonical_id.in_(quoted), Post.hidden_at.is_not(None))
+    removed = set(session.scalars(stmt))
+    for post in posts:
+        if post.quoted and str(post.quoted.get("id") or "").isdigit() and int(post.quoted["id"]) in removed:
+            post.quote_removed = True
 
 
 def _add_reposters(session: Session, posts: list[Post], office_id, public: bool, company: bool = True) -> None:

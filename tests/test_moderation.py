@@ -360,3 +360,28 @@ def test_the_audit_log_lists_and_filters_console_and_cli_actions(demo, app, sess
     assert "hide_post</td>" not in only.replace("unhide_post</td>", "")
     editor = staff_client(app, sessions, "writer", role="editor")
     assert editor.get("/admin/audit").status_code == 403
+
+
+def test_a_quote_of_a_hidden_post_shows_as_unavailable_to_everyone(demo, app, client, sessions):
+    with sessions() as s:
+        quoting = s.scalar(select(Post).where(Post.quoted_author_id.is_not(None)).order_by(Post.id.desc()))
+        quoted_id = int(quoting.quoted["id"])
+        quoted_text = quoting.quoted["text"][:30]
+        stored = s.get(Post, quoted_id)
+        office = quoting.source.office.slug if quoting.source.office else None
+    assert stored is not None, "the demo stores the post it quotes"
+    page = f"/offices/{office}" if office else "/"
+    staff = staff_client(app, sessions)
+    html = client.get(f"/posts/{quoting.id}").get_data(as_text=True)
+    assert quoted_text.split()[0] in html
+    with sessions() as s:
+        moderation.hide(s, Actor.cli(), quoted_id)
+        s.commit()
+    for reader in (client, staff):
+        for url in (f"/posts/{quoting.id}", f"{page}?before={quoting.id + 1}"):
+            body = reader.get(url).get_data(as_text=True)
+            assert f'id="p{quoting.id}"' in body, url
+            assert "Quoted post not available" in body or "Message cité indisponible" in body, url
+        feed = reader.get(f"/offices/{office}/feed.json" if office else "/feed.json").get_json()
+        item = next(i for i in feed["items"] if i["id"].endswith(str(quoting.id)))
+        assert quoted_text not in item["content_html"]

@@ -31,13 +31,14 @@ def quoted_html(quoted: dict) -> Markup:
 
 
 def quote_visible(post, staff: bool) -> bool:
-    """Whether this reader sees the quoted post: staff always, others only while its author is public.
+    """Whether this reader sees the quoted post: staff always, others only while its author is public; nobody
+    once an editor hid it (post.quote_removed).
 
     post.quote_hidden is the decision queries.posts_for_feed made from the quoted account's
     current state (never the `protected` snapshot stored in post.quoted). A post that did not
     come through that query has None, and its quote stays hidden from public readers.
     """
-    if not post.quoted:
+    if not post.quoted or post.quote_removed:
         return False
     return staff or post.quote_hidden is False
 
