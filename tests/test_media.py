@@ -24,7 +24,7 @@ from feedapp.web.media import media_path
 from feedapp.xapi.types import XMedia, XPost, XUser
 
 from .auth_helpers import PASSWORD, login, make_staff, path_of
-from .fakemedia import Answer, FakeMedia, image_bytes, size_of, upstream_of
+from .fakemedia import Answer, FakeMedia, image_bytes, size_of, upstream_of, with_upstreams
 
 IMG_RE = re.compile(r'<img[^>]* src="([^"]+)"')
 YEAR = "max-age=31536000"
@@ -341,6 +341,18 @@ def test_the_setting_chooses_our_route_or_x_in_pages_and_feeds(make_app, proxy):
         assert "https://pbs.twimg.com/profile_images/9/me_bigger.jpg" in sources
         assert feed["image"] == "https://pbs.twimg.com/media/Dock4?format=jpg&name=small"
         assert feed["author"]["avatar"] == "https://pbs.twimg.com/profile_images/9/me_400x400.jpg"
+
+
+@pytest.mark.parametrize("proxy", [True, False])
+def test_a_picture_on_a_host_x_never_uses_is_not_shown_anywhere(make_app, proxy):
+    """Malformed data naming another host: no <img> for it in pages or feeds (the CSP would refuse it anyway)."""
+    app = make_app(FEEDAPP_MEDIA_PROXY=proxy)
+    store_x_photo(app, XMedia("3_10", "photo", "https://tracker.example.net/pixel.jpg", None, 10, 10, "pixel"))
+    client = app.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert len(IMG_RE.findall(page)) >= 2  # the X photo and the avatar still show
+    for body in (page, client.get("/feed.rss").get_data(as_text=True), client.get("/feed.json").get_data(as_text=True)):
+        assert "tracker.example.net" not in with_upstreams(body)
 
 
 VIDEO = XMedia("7_9", "video", None, "https://pbs.twimg.com/ext_tw_video_thumb/9/pu/img/Dock4.jpg", 1280, 720,

@@ -140,8 +140,9 @@ def mapper(audience: str | None, root: str = ""):
     def url(kind: str, upstream: str | None) -> str | None:
         if not upstream:
             return None
-        ours = media.allowed(upstream, current_app.extensions["feedapp.media"].extra_origins)
-        if not ours or not (on or media.is_demo(upstream)):
+        if not media.allowed(upstream, current_app.extensions["feedapp.media"].extra_origins):
+            return None  # X sends its media on its own hosts only: anything else is not shown (nor allowed by the CSP)
+        if not (on or media.is_demo(upstream)):
             return upstream
         if kind == "avatar":
             upstream = AVATAR_SIZE_RE.sub(r"_200x200\2", upstream)  # X's size nearest above our 80 px
