@@ -33,7 +33,8 @@ LOCALES = {"en": "en-US", "fr": "fr-FR"}
 # Pages of a signed-in admin (made in the throwaway instance with the CLI): the console and the account page.
 ADMIN, ADMIN_PASSWORD = "chief", "screenshots only 42"
 SIGNED_IN = {"account": "/account", "console": "/admin/", "console-posts": "/admin/posts", "console-users": "/admin/users",
-             "console-audit": "/admin/audit", "feed-staff": "/"}
+             "console-audit": "/admin/audit", "console-branding": "/admin/branding", "console-poster": "/admin/poster",
+             "feed-staff": "/"}
 THREAD_HEAD_RE = re.compile(r'<article class="post" id="p(\d+)"(?:(?!<article class="post").)*?<ol class="thread">', re.S)
 
 
