@@ -16,8 +16,24 @@ class Forbidden(Exception):
     """An action outside the actor's role or scope (the console answers 403, the CLI exits non-zero)."""
 
 
+class HasRole:
+    """is_admin and is_editor from a `role` attribute (Actor, and the signed-in CurrentUser)."""
+
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        """May do everything."""
+        return self.role == ROLE_ADMIN
+
+    @property
+    def is_editor(self) -> bool:
+        """May use the console's content and sources areas (admins too)."""
+        return self.role in (ROLE_ADMIN, ROLE_EDITOR)
+
+
 @dataclass(frozen=True)
-class Actor:
+class Actor(HasRole):
     """The person (or the CLI) doing a console action: name for the audit, role and office for the checks."""
 
     name: str
@@ -33,16 +49,6 @@ class Actor:
     def of(cls, user) -> Actor:
         """The actor of a User (or the signed-in CurrentUser): its username, role and office."""
         return cls(user.username, user.role, user.office_id)
-
-    @property
-    def is_admin(self) -> bool:
-        """May do everything."""
-        return self.role == ROLE_ADMIN
-
-    @property
-    def is_editor(self) -> bool:
-        """May use the console's content and sources areas (admins too)."""
-        return self.role in (ROLE_ADMIN, ROLE_EDITOR)
 
     @property
     def office_only(self) -> bool:

@@ -18,7 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 
 from feedapp import accounts
 from feedapp.db import get_session
-from feedapp.models import ROLE_ADMIN, ROLE_EDITOR
+from feedapp.roles import HasRole
 
 from . import limits
 from .forms import LoginForm, SetPasswordForm, translate
@@ -31,7 +31,7 @@ SESSION_FOR = timedelta(hours=12)  # without "remember me": one working day
 
 
 @dataclass
-class CurrentUser(UserMixin):
+class CurrentUser(HasRole, UserMixin):
     """The signed-in reader, as views need it (plain data; no database session attached)."""
 
     id: int
@@ -40,16 +40,6 @@ class CurrentUser(UserMixin):
     office_id: int | None
     role: str
     key: str  # this browser's sign-in key
-
-    @property
-    def is_admin(self) -> bool:
-        """May do everything in the console."""
-        return self.role == ROLE_ADMIN
-
-    @property
-    def is_editor(self) -> bool:
-        """May open the console (admins and editors)."""
-        return self.role in (ROLE_ADMIN, ROLE_EDITOR)
 
     def get_id(self) -> str:
         return f"{self.id}:{self.key}"
