@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# X API pay-per-use prices (USD), each object billed once per UTC day.
+# X API pay-per-use prices (USD), each object billed once per UTC day (docs.x.com, "X API pay-per-usage pricing":
+# Posts: Read $0.005, User: Read $0.010 per resource). The defaults of FEEDAPP_X_PRICE_POST_READ / _USER_READ.
 PRICE_PER_POST = 0.005
 PRICE_PER_USER = 0.010
 

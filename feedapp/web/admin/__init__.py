@@ -80,3 +80,11 @@ def console_home():
 from . import users  # noqa: E402,F401  (registers its routes and menu entry)
 
 area("list_users", _l("Staff accounts"), admin_only=True)
+
+from . import sources  # noqa: E402,F401
+
+area("list_sources", _l("Sources"))
+
+from . import offices  # noqa: E402,F401
+
+area("list_offices", _l("Offices"))
