@@ -142,10 +142,11 @@ def spend(session: Session, price_post: float, price_user: float, today: date | 
     """Billable post and user reads today and this month (UTC days, as X bills) from the read ledger."""
     today = today or utcnow().date()
     first = today.replace(day=1)
-    counts = {(day_is_today, kind): n for day_is_today, kind, n in session.execute(
-        select(ApiRead.day == today, ApiRead.kind, func.count())
-        .where(ApiRead.day >= first, ApiRead.day <= today)
-        .group_by(ApiRead.day == today, ApiRead.kind))}
+    counts: dict[tuple[bool, str], int] = {}
+    for day, kind, n in session.execute(  # at most 31 days × 2 kinds
+            select(ApiRead.day, ApiRead.kind, func.count()).where(ApiRead.day >= first, ApiRead.day <= today)
+            .group_by(ApiRead.day, ApiRead.kind)):
+        counts[(day == today, kind)] = counts.get((day == today, kind), 0) + n
     month = {kind: counts.get((True, kind), 0) + counts.get((False, kind), 0) for kind in ("post", "user")}
     return Spend(counts.get((True, "post"), 0), counts.get((True, "user"), 0), month["post"], month["user"],
                  price_post, price_user, today)

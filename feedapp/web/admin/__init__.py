@@ -40,7 +40,12 @@ def _never_cache(response):
 
 @bp.errorhandler(Forbidden)
 def _forbidden(exc: Forbidden):
-    abort(403, description=gettext("That is outside what your account may change."))
+    # Answered through the app's HTTP error page (abort() here would raise out of the error handler).
+    from werkzeug.exceptions import Forbidden as HTTPForbidden
+
+    from ..errors import _http_error
+
+    return _http_error(HTTPForbidden(description=gettext("That is outside what your account may change.")))
 
 
 def actor() -> Actor:
