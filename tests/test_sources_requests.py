@@ -307,3 +307,18 @@ def test_poll_loop_serves_a_request_within_seconds_between_cycles(tmp_path, db_u
         reader.join(timeout=60)  # the pipe is at its end once the process is gone
         proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_lookup_problems_in_words():
+    from datetime import datetime, timezone
+
+    from feedapp.ingest.sources import lookup_problem
+    from feedapp.xapi import AuthError, RateLimited, TransientError
+
+    assert lookup_problem(AuthError("X rejected FEEDAPP_X_BEARER_TOKEN (401 Unauthorized): no")).startswith(
+        "credentials refused: X rejected")
+    assert lookup_problem(AuthError("no X credentials: set FEEDAPP_X_BEARER_TOKEN")) == (
+        "no X credentials: set FEEDAPP_X_BEARER_TOKEN")
+    assert lookup_problem(RateLimited(datetime(2026, 1, 1, 14, 5, tzinfo=timezone.utc), "bearer token, look-ups")
+                          ).startswith("X rate limit: ")
+    assert lookup_problem(TransientError("X server error (503)")) == "not looked up: X server error (503)"

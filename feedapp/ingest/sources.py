@@ -63,7 +63,8 @@ class SourceFlags:
 def lookup_problem(exc: XError) -> str:
     """Why a lookup call failed, in words an editor can act on."""
     if isinstance(exc, AuthError):
-        return f"credentials refused: {exc}"
+        # Missing credentials are said as such; anything else is X refusing the ones we have.
+        return str(exc) if str(exc).startswith("no X credentials") else f"credentials refused: {exc}"
     if isinstance(exc, RateLimited):
         return f"X rate limit: {exc}; try again later"
     return f"not looked up: {exc}"
