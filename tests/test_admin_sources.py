@@ -288,3 +288,44 @@ def test_prices_are_settings(make_app, sessions, world):
         s.commit()
     client, _ = client_for(app, "admin")
     assert "1 post reads, 0 user reads: $0.50" in client.get("/admin/sources").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
+def test_console_pages_are_valid_html(app, sessions, world, tmp_path, db_url):
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.conftest import server_missing
+    from tests.test_html_valid import VNU
+
+    if shutil.which("java") is None:
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
+    with sessions() as s:
+        s.add(SourceRequest(kind="add", username="newbie", requested_by="boss", state="pending"))
+        s.add(SourceRequest(kind="add", username="gone", requested_by="boss", state="failed", outcome="not found"))
+        s.add(SourceRequest(kind="add", username="hq_news", source_id=world["hq_news"], requested_by="boss",
+                            state="done", outcome="Hq_News"))
+        leeds = s.get(Source, world["leeds_hub"])
+        leeds.error_count, leeds.last_error, leeds.last_error_at = 3, "X server error (503)", utcnow() - timedelta(days=2)
+        s.commit()
+    client, _ = client_for(app, "admin")
+    pages = {"sources": "/admin/sources", "source": f"/admin/sources/{world['lyon_hub']}",
+             "remove": f"/admin/sources/{world['lyon_hub']}/remove", "offices": "/admin/offices",
+             "office": f"/admin/offices/{world['office_lyon']}",
+             "delete": f"/admin/offices/{world['office_lyon']}/delete",
+             "delete-empty": f"/admin/offices/{world['office_spare']}/delete"}
+    files = []
+    for name, url in pages.items():
+        answer = client.get(url)
+        assert answer.status_code == 200, (name, url)
+        path = tmp_path / f"{name}.html"
+        path.write_bytes(answer.data)
+        files.append(str(path))
+    run = subprocess.run(["java", "-jar", str(VNU), "--format", "json", "--also-check-css", *files],
+                         capture_output=True, text=True, timeout=120)
+    messages = json.loads(run.stderr or "{}").get("messages", [])
+    problems = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m['type']}: {m['message']}"
+                for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
+    assert problems == [], "\n".join(problems)
