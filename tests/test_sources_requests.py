@@ -322,3 +322,27 @@ def test_lookup_problems_in_words():
     assert lookup_problem(RateLimited(datetime(2026, 1, 1, 14, 5, tzinfo=timezone.utc), "bearer token, look-ups")
                           ).startswith("X rate limit: ")
     assert lookup_problem(TransientError("X server error (503)")) == "not looked up: X server error (503)"
+
+
+def test_the_poll_total_uses_the_configured_prices(make_app, fake_x):
+    app = make_app(FEEDAPP_X_PRICE_POST_READ=1.0)
+    runner = app.test_cli_runner()
+    fake_x.add_user("crew")
+    post_many(fake_x, "crew", 3)
+    follow(runner, "crew")
+    assert "3 post reads, 0 user reads (about $3.000)" in poll(runner).output
+
+
+def test_answered_requests_go_after_30_days(fake_x, runner, sessions):
+    from datetime import timedelta
+
+    from feedapp.models import utcnow
+
+    with sessions() as s:
+        s.add_all([SourceRequest(kind="add", username="old", requested_by="boss", state="done",
+                                 done_at=utcnow() - timedelta(days=31)),
+                   SourceRequest(kind="add", username="recent", requested_by="boss", state="failed",
+                                 done_at=utcnow() - timedelta(days=29))])
+        s.commit()
+    poll(runner)
+    assert [r[1] for r in requests_of(sessions)] == ["recent"]

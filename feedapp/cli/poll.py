@@ -54,6 +54,8 @@ def poll_command(loop: bool, everything: bool):
                     click.echo(f"cycle failed, retrying next interval: "
                                f"{database_problem(exc, current_app.config['FEEDAPP_DATABASE_URL'])}", err=True)
                 else:
+                    summary.price_post = float(current_app.config["FEEDAPP_X_PRICE_POST_READ"])
+                    summary.price_user = float(current_app.config["FEEDAPP_X_PRICE_USER_READ"])
                     for line in summary.lines():
                         click.echo(line)
             if not loop:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +30,7 @@ from .sources import SourceFlags, SourceInputError
 log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+KEEP = timedelta(days=30)
 NO_READER = ("protected on X and no reader account: followed, but not read until the OAuth 1.0a reader "
              "account is configured")
 
@@ -50,6 +53,10 @@ def serve_requests(sessions: sessionmaker[Session], client: XClient, settings, *
         finally:
             shared.close()
     with sessions() as session:
+        # Answered requests are kept KEEP for the console's list, then go (the table stays small).
+        session.execute(delete(SourceRequest).where(SourceRequest.state != PENDING,
+                                                    SourceRequest.done_at < (now or utcnow()) - KEEP))
+        session.commit()
         ids = list(session.scalars(select(SourceRequest.id).where(SourceRequest.state == PENDING)
                                    .order_by(SourceRequest.id)))
     lines = []
