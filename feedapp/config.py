@@ -63,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_X_ACCESS_TOKEN_SECRET", None, "OAuth 1.0a access token secret of the reader account"),
     Setting("FEEDAPP_X_API_URL", None, "base URL of the X API (tests and staging point it at a fake); unset: tweepy's own host"),
     Setting("FEEDAPP_X_TIMEOUT", 15.0, "seconds before an X API request is abandoned (and retried next cycle)", float),
+    Setting("FEEDAPP_X_PRICE_POST_READ", 0.005, "US dollars X bills per post read (pay-per-use, each post once per UTC day); the console's spend estimate", float),
+    Setting("FEEDAPP_X_PRICE_USER_READ", 0.010, "US dollars X bills per user read (pay-per-use, each account once per UTC day); the console's spend estimate", float),
     Setting("FEEDAPP_POLL_INTERVAL", 300, "seconds between poll cycles of `poll --loop`, and between checks of one source", int),
     Setting("FEEDAPP_POLL_CONCURRENCY", 8, "sources fetched at once in a poll cycle", int),
     Setting("FEEDAPP_BACKFILL", 50, "posts fetched on the first poll of a new source", int),

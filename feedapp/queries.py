@@ -29,7 +29,8 @@ SOURCE_BATCH = BATCH_SIZES[-1]
 
 def sources_due(session: Session, now: datetime | None) -> list[int]:
     """Ids of sources whose next check has come (every source when now is None), oldest check first."""
-    stmt = select(Source.id).order_by(Source.next_check_at.is_not(None), Source.next_check_at, Source.id)
+    stmt = (select(Source.id).where(Source.paused.is_(False))  # a paused source is not polled
+            .order_by(Source.next_check_at.is_not(None), Source.next_check_at, Source.id))
     if now is not None:
         stmt = stmt.where(or_(Source.next_check_at.is_(None), Source.next_check_at <= now))
     return list(session.scalars(stmt))
@@ -37,7 +38,8 @@ def sources_due(session: Session, now: datetime | None) -> list[int]:
 
 def sources_for_profile_check(session: Session, before: datetime) -> list[Source]:
     """Sources whose profile was last read before `before` (or never)."""
-    stmt = select(Source).where(or_(Source.profile_checked_at.is_(None), Source.profile_checked_at < before))
+    stmt = select(Source).where(Source.paused.is_(False),
+                                or_(Source.profile_checked_at.is_(None), Source.profile_checked_at < before))
     return list(session.scalars(stmt.order_by(Source.id)))
 
 

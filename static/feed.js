@@ -26,6 +26,26 @@
     });
   }
 
+  // Console, sources page: while the poller has requests pending, re-read the page every few seconds and swap in
+  // the requests and the health list, until none is pending (the page itself works without this: reload it).
+  var pending = document.querySelector("#requests[data-pending]");
+  if (pending && window.fetch && window.DOMParser) {
+    var refresh = function () {
+      fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          ["requests", "health"].forEach(function (id) {
+            var now = document.getElementById(id), next = fresh.getElementById(id);
+            if (now && next) now.replaceWith(document.importNode(next, true));
+          });
+          if (document.querySelector("#requests[data-pending]")) setTimeout(refresh, 3000);
+        })
+        .catch(function () { setTimeout(refresh, 10000); });
+    };
+    setTimeout(refresh, 3000);
+  }
+
   // A picture that cannot load never shows as a broken image: an avatar goes, leaving the account's initials under
   // it; a photo becomes a grey box of the same size (no layout shift) that keeps its description for screen readers.
   // Errors do not bubble: listen in the capture phase, and catch up with those that failed before this ran.

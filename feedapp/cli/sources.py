@@ -7,10 +7,8 @@ import re
 import click
 from flask import current_app
 
-from ..content_scopes import SITE
-from ..ingest.store import bump_content_version
-from ..models import Office
-from ..queries import all_offices, all_sources, office_by_slug
+from ..queries import all_offices, all_sources
+from ..roles import Actor
 from ..web.i18n import SUPPORTED
 from .base import Group, client, sessions
 
@@ -27,6 +25,8 @@ sources_cli = Group("sources", help="Followed X accounts.")
                                                   "default: the site's")
 def add_office(slug: str, name: str, language: str | None):
     """Create an office: SLUG is its URL name (a-z, 0-9, -), NAME what readers see."""
+    from ..manage import offices
+
     if language is not None and language not in SUPPORTED:
         raise click.BadParameter(f"use one of {', '.join(SUPPORTED)}", param_hint="--language")
     if not SLUG_RE.match(slug):
@@ -34,12 +34,62 @@ def add_office(slug: str, name: str, language: str | None):
     if not name.strip() or len(name) > 200:
         raise click.BadParameter("give a name of 1-200 characters", param_hint="NAME")
     with sessions()() as session:
-        if office_by_slug(session, slug) is not None:
-            raise click.ClickException(f"office {slug!r} exists already")
-        session.add(Office(slug=slug, name=name.strip(), language=language))
-        bump_content_version(session, [SITE])  # the office menu and the OPML list change
+        try:
+            offices.create_office(Actor.cli(), session, slug, name, language, languages=SUPPORTED)
+        except offices.OfficeError as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(f"added office {slug}: {name.strip()}" + (f" ({language})" if language else ""))
+
+
+@offices_cli.command("rename")
+@click.argument("slug")
+@click.argument("name")
+def rename_office(slug: str, name: str):
+    """Change the name readers see of office SLUG (its URLs stay)."""
+    from ..manage import offices
+
+    with sessions()() as session:
+        try:
+            office = offices.office_by_slug_or_error(session, slug)
+            offices.rename_office(Actor.cli(), session, office, name)
+        except offices.OfficeError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"office {slug} is now {office.name}")
+
+
+@offices_cli.command("set-language")
+@click.argument("slug")
+@click.argument("language", required=False, metavar="[CODE]")
+def set_office_language(slug: str, language: str | None):
+    """Set the language of office SLUG's feeds and labels; without CODE, the site's default."""
+    from ..manage import offices
+
+    with sessions()() as session:
+        try:
+            office = offices.office_by_slug_or_error(session, slug)
+            offices.set_office_language(Actor.cli(), session, office, language, languages=SUPPORTED)
+        except offices.OfficeError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"office {slug}: language {language or 'the site default'}")
+
+
+@offices_cli.command("remove")
+@click.argument("slug")
+def remove_office(slug: str):
+    """Delete office SLUG; refused while sources or staff accounts still belong to it."""
+    from ..manage import offices
+
+    with sessions()() as session:
+        try:
+            office = offices.office_by_slug_or_error(session, slug)
+            offices.delete_office(Actor.cli(), session, office)
+        except offices.OfficeError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"removed office {slug}")
 
 
 @offices_cli.command("list")
@@ -57,23 +107,34 @@ def list_offices():
 @click.argument("usernames", nargs=-1, required=True, metavar="USERNAME...")
 @click.option("--office", "office_slug", metavar="SLUG", help="local office; omit for company-wide")
 @click.option("--staff-only", is_flag=True, help="show their posts to signed-in staff only")
-def add_sources_command(usernames: tuple[str, ...], office_slug: str | None, staff_only: bool):
+@click.option("--review", is_flag=True, help="hold each new post until an editor approves it")
+@click.option("--no-replies", is_flag=True, help="leave out replies to other accounts (threads stay)")
+@click.option("--no-reposts", is_flag=True, help="leave out reposts (never read from X, so never billed)")
+def add_sources_command(usernames: tuple[str, ...], office_slug: str | None, staff_only: bool, review: bool,
+                        no_replies: bool, no_reposts: bool):
     """Follow X accounts (or update the settings of ones already followed), looked up 100 per call.
 
     The accounts X resolves are added; each one it does not is named with X's
-    reason, and the command then exits 1.
+    reason, and the command then exits 1. USERNAME may be @name or a profile URL.
     """
-    from ..ingest.sources import add_sources
+    from ..ingest.sources import SourceFlags, SourceInputError
+    from ..manage import sources as manage
 
+    flags = SourceFlags(staff_only=staff_only, review=review, no_replies=no_replies, no_reposts=no_reposts)
     with sessions()() as session:
-        report = add_sources(session, client(), list(usernames), office_slug, staff_only)
+        try:
+            report = manage.add_sources(Actor.cli(), session, client(), list(usernames), office_slug, flags)
+        except SourceInputError as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
         for verb, sources in (("added", report.added), ("updated", report.updated)):
             for source in sources:
                 where = f"office {source.office.slug}" if source.office else "company-wide"
-                flags = (" (protected on X: staff-only)" if source.protected
-                         else " (staff-only)" if source.staff_only else "")
-                click.echo(f"{verb} @{source.username}: {where}{flags}")
+                settings = [w for w in SourceFlags.of(source).words() if w != "staff-only"]
+                flags_text = (" (protected on X: staff-only)" if source.protected
+                              else " (staff-only)" if source.staff_only else "")
+                click.echo(f"{verb} @{source.username}: {where}{flags_text}"
+                           + (f" [{', '.join(settings)}]" if settings else ""))
     for name, reason in report.refused:
         click.echo(f"{name}: {reason}", err=True)
     if report.refused:
@@ -108,13 +169,17 @@ def list_sources():
 def _print_sources(sources, blocked: dict, keys: dict) -> None:
     for s in sources:
         scope = s.office.slug if s.office else "company-wide"
-        flags = ",".join(f for f, on in (("protected", s.protected), ("staff-only", s.staff_only)) if on) or "public"
+        flags = ",".join(f for f, on in (("protected", s.protected), ("staff-only", s.staff_only),
+                                         ("review", s.review), ("no-replies", s.no_replies),
+                                         ("no-reposts", s.no_reposts)) if on) or "public"
         state = f"ok at {s.last_success_at:%Y-%m-%d %H:%M}" if s.last_success_at else "never polled"
         if s.last_error:
             state = f"error x{s.error_count}: {s.last_error}"
         if (window := blocked.get(keys.get(s.protected))) is not None:
             state = f"{state}; {window.words()}"
         due = f"next {s.next_check_at:%Y-%m-%d %H:%M:%S}" if s.next_check_at else "due now"
+        if s.paused:
+            state, due = f"paused; {state}", "not polled"
         click.echo(f"@{s.username}\t{scope}\t{flags}\t{state}\t{due}")
     if not sources:
         click.echo("no sources yet: `sources add USERNAME`")
@@ -124,9 +189,14 @@ def _print_sources(sources, blocked: dict, keys: dict) -> None:
 @click.argument("username")
 def remove_source_command(username: str):
     """Stop following an account and delete its stored posts."""
-    from ..ingest.sources import remove_source
+    from ..ingest.sources import SourceInputError
+    from ..manage import sources as manage
 
     with sessions()() as session:
-        source = remove_source(session, username)
+        try:
+            source = manage.source_named(session, username)
+            count = manage.remove_source(Actor.cli(), session, source)
+        except SourceInputError as exc:
+            raise click.ClickException(str(exc)) from None
         session.commit()
-    click.echo(f"removed @{source.username}")
+    click.echo(f"removed @{source.username} and its {count} stored posts")

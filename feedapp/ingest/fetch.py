@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from feedapp.models import Post, Source
 from feedapp.xapi import RateLimited, SourceError, XClient, XError
-from feedapp.xapi.types import XUser
+from feedapp.xapi.types import XPost, XUser
 
 from .store import record_reads, store_posts
 
@@ -65,6 +65,11 @@ class Outcome:
             setattr(later, name, getattr(later, name) + getattr(self, name))
         later.username = later.username or self.username
         return later
+
+
+def is_reply_to_other(post: XPost) -> bool:
+    """A reply to another account (left out for no_replies sources); an account's reply to itself is a thread part."""
+    return not post.repost_of_id and bool(post.reply_to_user_id) and post.reply_to_user_id != post.author.id
 
 
 def fetch_source(sessions: sessionmaker[Session], client: XClient, source_id: int, backfill: int) -> Outcome:
@@ -138,11 +143,14 @@ class TimelineReader:
                 fetched = self.client.timeline_page(
                     source.x_id, since_id=source.since_id, until_id=until, max_results=want,
                     pagination_token=token, user_auth=source.protected, owner=owner,
+                    exclude_reposts=source.no_reposts,
                 )
             finally:
                 outcome.requests += self.client.requests_made - before  # a failed call counts against the limit too
             page = fetched.page
-            outcome.new_posts += len(store_posts(self.session, source, page.posts))
+            # Filtered posts are still read (and billed), and still move the position below: never fetched again.
+            kept = [p for p in page.posts if not (source.no_replies and is_reply_to_other(p))]
+            outcome.new_posts += len(store_posts(self.session, source, kept))
             outcome.post_reads += record_reads(self.session, "post", fetched.post_ids)
             outcome.user_reads += record_reads(self.session, "user", fetched.user_ids)
             if page.posts:

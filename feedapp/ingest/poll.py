@@ -27,6 +27,7 @@ from .fetch import FAILED, RATE_LIMITED, READER_MISSING, TURNED_PROTECTED, Outco
 from .profiles import refresh_profiles, refresh_seen_accounts
 from .ratelimits import DbRateLimits
 from .report import CycleSummary, SourceResult
+from .requests import serve_requests
 from .schedule import Backoff, record_outcome
 from .sources import mark_protected
 
@@ -91,6 +92,12 @@ def poll_cycle(
             return poll_cycle(sessions, shared, settings, everything=everything, now=now, stop=stop)
         finally:
             shared.close()
+    if stop is None or not stop.is_set():
+        try:  # the console's requests first: an editor is waiting on them
+            summary.notes.extend(serve_requests(sessions, client, settings, now=now))
+        except SQLAlchemyError as exc:
+            log.exception("console requests failed")
+            summary.notes.append(f"console requests skipped: database error ({type(exc).__name__})")
     for refresh in (refresh_profiles, refresh_seen_accounts):
         try:
             refresh(sessions, client, settings.profile_refresh, now, summary)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# X API pay-per-use prices (USD), each object billed once per UTC day.
+# X API pay-per-use prices (USD), each object billed once per UTC day (docs.x.com, "X API pay-per-usage pricing":
+# Posts: Read $0.005, User: Read $0.010 per resource). The defaults of FEEDAPP_X_PRICE_POST_READ / _USER_READ.
 PRICE_PER_POST = 0.005
 PRICE_PER_USER = 0.010
 
@@ -45,6 +46,8 @@ class CycleSummary:
     lookup_user_reads: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    price_post: float = PRICE_PER_POST  # FEEDAPP_X_PRICE_POST_READ, set by the `poll` command
+    price_user: float = PRICE_PER_USER  # FEEDAPP_X_PRICE_USER_READ
 
     @property
     def requests(self) -> int:
@@ -68,7 +71,7 @@ class CycleSummary:
 
     @property
     def cost(self) -> float:
-        return self.post_reads * PRICE_PER_POST + self.user_reads * PRICE_PER_USER
+        return self.post_reads * self.price_post + self.user_reads * self.price_user
 
     def lines(self) -> list[str]:
         """Every source's line, the notes, then the total."""

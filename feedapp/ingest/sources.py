@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, object_session, sessionmaker
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 from feedapp.content_scopes import SITE
 from feedapp.models import Office, Source, utcnow
 from feedapp.queries import office_by_slug, source_by_username
-from feedapp.xapi import XClient, XError
+from feedapp.xapi import AuthError, RateLimited, XClient, XError
 from feedapp.xapi.client import LOOKUP_BATCH
 from feedapp.xapi.types import XUser
 
@@ -35,6 +36,40 @@ def clean_x_username(raw: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class SourceFlags:
+    """A source's settings besides its office: who sees it, review, and what is left out."""
+
+    staff_only: bool = False
+    review: bool = False  # new posts wait for an editor
+    no_replies: bool = False  # replies to other accounts are left out (filtered on our side)
+    no_reposts: bool = False  # reposts are never asked for (exclude=retweets)
+
+    def apply(self, source: Source) -> None:
+        """Write these settings onto source."""
+        for f in fields(self):
+            setattr(source, f.name, getattr(self, f.name))
+
+    @classmethod
+    def of(cls, row) -> SourceFlags:
+        """The settings of a Source or SourceRequest row."""
+        return cls(**{f.name: bool(getattr(row, f.name)) for f in fields(cls)})
+
+    def words(self) -> list[str]:
+        """The settings that are on, as short words (for listings and the audit)."""
+        return [f.name.replace("_", "-") for f in fields(self) if getattr(self, f.name)]
+
+
+def lookup_problem(exc: XError) -> str:
+    """Why a lookup call failed, in words an editor can act on."""
+    if isinstance(exc, AuthError):
+        # Missing credentials are said as such; anything else is X refusing the ones we have.
+        return str(exc) if str(exc).startswith("no X credentials") else f"credentials refused: {exc}"
+    if isinstance(exc, RateLimited):
+        return f"X rate limit: {exc}; try again later"
+    return f"not looked up: {exc}"
+
+
 @dataclass
 class AddReport:
     """What `add_sources` did: sources added or updated, and each name that was not, with why."""
@@ -45,13 +80,17 @@ class AddReport:
 
 
 def add_sources(session: Session, client: XClient, raw_usernames: list[str], office_slug: str | None = None,
-                staff_only: bool = False) -> AddReport:
+                staff_only: bool = False, *, flags: SourceFlags | None = None,
+                may_change: Callable[[Source], str | None] | None = None) -> AddReport:
     """Look accounts up on X, 100 per call, and follow (or update) each one found. Caller commits.
 
     Names that are not X usernames, or that X cannot resolve (not found,
     suspended …), are listed in the report with the reason and change nothing;
-    an unknown office refuses everything before any call.
+    an unknown office refuses everything before any call. flags (default: only
+    staff_only) are the new settings; may_change(source) vetoes the update of an
+    already followed source with a reason (the console's office scope).
     """
+    flags = flags or SourceFlags(staff_only=staff_only)
     office = _office(session, office_slug)
     report, wanted = AddReport(), {}
     for raw in raw_usernames:
@@ -67,7 +106,7 @@ def add_sources(session: Session, client: XClient, raw_usernames: list[str], off
         try:
             lookup = client.lookup_users(batch)
         except XError as exc:  # this batch is not added; the ones X answered for are
-            report.refused.extend((f"@{n}", f"not looked up: {exc}") for n in batch)
+            report.refused.extend((f"@{n}", lookup_problem(exc)) for n in batch)
             continue
         record_reads(session, "user", lookup.user_ids)
         found = {u.username.lower(): u for u in lookup.users}
@@ -76,13 +115,21 @@ def add_sources(session: Session, client: XClient, raw_usernames: list[str], off
             if user is None:
                 report.refused.append((f"@{name}", lookup.problems.get(name.lower(), "X returned no such user")))
                 continue
-            source, created = upsert_source(session, user, office, staff_only)
+            existing = session.query(Source).filter_by(x_id=user.id).one_or_none()
+            veto = may_change(existing) if existing is not None and may_change is not None else None
+            if veto:
+                report.refused.append((f"@{name}", veto))
+                continue
+            source, created = upsert_source(session, user, office, flags)
             (report.added if created else report.updated).append(source)
     return report
 
 
-def upsert_source(session: Session, user: XUser, office: Office | None, staff_only: bool) -> tuple[Source, bool]:
-    """Create the source for user, or update its office, flag and profile."""
+def upsert_source(session: Session, user: XUser, office: Office | None,
+                  flags: SourceFlags | bool = False) -> tuple[Source, bool]:
+    """Create the source for user, or update its office, settings and profile (flags: a bool means staff_only)."""
+    if isinstance(flags, bool):
+        flags = SourceFlags(staff_only=flags)
     source = session.query(Source).filter_by(x_id=user.id).one_or_none()
     created = source is None
     if created:
@@ -90,7 +137,7 @@ def upsert_source(session: Session, user: XUser, office: Office | None, staff_on
         session.add(source)
     apply_profile(source, user)
     source.office = office
-    source.staff_only = staff_only
+    flags.apply(source)
     # SITE: besides its own posts, a source's settings decide which reposts and quotes of it show anywhere.
     bump_content_version(session, [SITE])
     if created:

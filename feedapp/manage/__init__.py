@@ -1,1 +1,1 @@
-"""Console operations shared by the web console and the CLI: one function per change, checked and audited."""
+"""Domain functions of the console and its CLI twin: one code path per operation, role-checked and audited."""

@@ -198,8 +198,9 @@ class XClient:
         pagination_token: str | None = None,
         user_auth: bool = False,
         owner: XUser | None = None,
+        exclude_reposts: bool = False,
     ) -> Fetched:
-        """One page of GET /2/users/:id/tweets, newest first."""
+        """One page of GET /2/users/:id/tweets, newest first (without reposts when exclude_reposts)."""
         params = dict(
             max_results=max(5, min(100, max_results)),  # the endpoint accepts 5..100
             tweet_fields=TWEET_FIELDS,
@@ -213,6 +214,10 @@ class XClient:
             params["until_id"] = until_id
         if pagination_token:
             params["pagination_token"] = pagination_token
+        if exclude_reposts:
+            # X API v2 timelines: exclude=retweets leaves reposts out of the answer, so they are neither read nor
+            # billed. Not exclude=replies: that would drop the account's own threads (replies to itself) too.
+            params["exclude"] = ["retweets"]
         body, _ = self._call(self._tweepy.get_users_tweets, TIMELINES, user_id,
                              user_auth=self._auth(user_auth), **params)
         if "data" not in body and body.get("errors"):

@@ -82,10 +82,14 @@ def console_home():
     return render_template("admin/home.html")
 
 
-from . import branding, poster, posts, users  # noqa: E402,F401  (each registers its routes and menu entry)
+# Each area module registers its routes; the menu follows the order of the area() calls.
+from . import posts  # noqa: E402,F401  (registers "Posts" itself)
+from . import branding, offices, poster, sources, users  # noqa: E402,F401
 
+area("list_sources", _l("Sources"))
+area("list_offices", _l("Offices"))
 area("list_users", _l("Staff accounts"), admin_only=True)
 area("show_branding", _l("Branding"), admin_only=True)
 area("show_poster", _l("Poster"))
 
-from . import audit  # noqa: E402,F401  (last in the menu)
+from . import audit  # noqa: E402,F401  (registers "Audit log" itself, last)
