@@ -300,7 +300,7 @@ FR = {
     # Console: roles and menu (issue 11, strings from the roles commit).
     # Console: sources and offices.
     '%(count)d account(s) queued: the poller looks them up within seconds.': "%(count)d compte(s) en attente : le collecteur les cherche dans quelques secondes.",
-    '%(posts)d post reads, %(users)d user reads: $%(cost)s': "%(posts)d lectures de messages, %(users)d lectures de comptes : %(cost)s $",
+    '%(posts)d post reads, %(users)d user reads: %(cost)s': "%(posts)d lectures de messages, %(users)d lectures de comptes : %(cost)s",
     '@%(username)s is paused: not polled until you resume it.': "@%(username)s est en pause : plus relevé jusqu’à sa reprise.",
     '@%(username)s is polled again.': "@%(username)s est de nouveau relevé.",
     '@%(username)s removed with its %(count)d stored posts.': "@%(username)s retiré avec ses %(count)d messages enregistrés.",
@@ -343,7 +343,7 @@ FR = {
     'Office %(name)s saved.': "Site %(name)s enregistré.",
     'Pause': "Mettre en pause",
     'Paused: not polled.': "En pause : pas relevé.",
-    'Pay-per-use: $%(post)s a post read, $%(user)s a user read, each object once per UTC day.': "Paiement à l’usage : %(post)s $ par message lu, %(user)s $ par compte lu, chaque objet une fois par jour UTC.",
+    'Pay-per-use: %(post)s a post read, %(user)s a user read, each object once per UTC day.': "Paiement à l’usage : %(post)s par message lu, %(user)s par compte lu, chaque objet une fois par jour UTC.",
     'Polled.': "Relevé.",
     'Remove @%(username)s': "Retirer @%(username)s",
     'Remove @%(username)s?': "Retirer @%(username)s ?",

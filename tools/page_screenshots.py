@@ -34,6 +34,7 @@ LOCALES = {"en": "en-US", "fr": "fr-FR"}
 ADMIN, ADMIN_PASSWORD = "chief", "screenshots only 42"
 SIGNED_IN = {"account": "/account", "console": "/admin/", "console-posts": "/admin/posts", "console-users": "/admin/users",
              "console-audit": "/admin/audit", "console-branding": "/admin/branding", "console-poster": "/admin/poster",
+             "console-sources": "/admin/sources", "console-offices": "/admin/offices",
              "feed-staff": "/"}
 THREAD_HEAD_RE = re.compile(r'<article class="post" id="p(\d+)"(?:(?!<article class="post").)*?<ol class="thread">', re.S)
 

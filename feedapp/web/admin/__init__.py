@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_babel import gettext, lazy_gettext as _l
+from babel.numbers import format_currency
+from flask_babel import get_locale, gettext, lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden as HTTPForbidden
 
@@ -71,9 +72,14 @@ def menu() -> list[tuple[str, object, bool]]:
             if current_user.is_admin or not admin_only]
 
 
+def money(amount: float, exact: bool = False) -> str:
+    """US dollars in the reader's locale ("$0.25", "0,25 $US"); exact keeps every digit (a price of $0.005)."""
+    return format_currency(amount, "USD", locale=str(get_locale() or "en"), decimal_quantization=not exact)
+
+
 @bp.context_processor
 def _console_menu():
-    return {"console_menu": menu}
+    return {"console_menu": menu, "money": money}
 
 
 @bp.get("/")
