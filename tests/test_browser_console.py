@@ -148,3 +148,32 @@ def test_a_readers_saved_pages_drop_a_hidden_post_at_the_next_visit(new_page, si
     expect(admin.get_by_text("Post hidden everywhere.")).to_be_visible()
     page.goto("/offices")  # any visit online: the worker learns what was hidden
     until(page, f"async () => !(await ({SAVED_WITH_POST_JS})('{post_id}'))", what="saved pages without the post")
+
+
+def test_the_console_works_from_the_keyboard_alone(new_page, site):
+    """Tab to a post's "Hide…", open it, type a reason, submit: no mouse, and the focus is always visible."""
+    app, _ = site
+    page = new_page()
+    sign_in(page, "harbourmaster")
+    page.goto("/admin/posts")
+    first = page.locator("article.mod").first
+    post_id = first.get_attribute("id")[1:]
+    for _ in range(80):  # the header, the menu, the tabs, then the first post's controls
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            return {text: e.textContent.trim(), visible: getComputedStyle(e).outlineStyle !== 'none'
+                    || getComputedStyle(e).boxShadow !== 'none'} }""")
+        assert focused["visible"], focused  # :focus-visible draws an outline on every control
+        if focused["text"] == "Hide…":
+            break
+    else:
+        raise AssertionError("Tab never reached the first post's Hide… control")
+    page.keyboard.press("Enter")  # opens the <details>
+    page.keyboard.press("Tab")
+    page.keyboard.type("Posted twice")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Hide from every page and feed"
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Post hidden everywhere.")).to_be_visible()
+    with sessions(app)() as s:
+        assert s.get(Post, int(post_id)).hidden_reason == "Posted twice"
