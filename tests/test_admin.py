@@ -473,3 +473,15 @@ def test_admin_pages_are_never_cached(admin, ids):
     for name, response in responses.items():
         assert response.headers["Cache-Control"] == "no-store", name
         assert "ETag" not in response.headers and "Last-Modified" not in response.headers, name
+
+
+def test_switching_an_account_off_has_a_confirm_step_that_says_what_ends(ids, admin, sessions):
+    user_page = admin.get(f"/admin/users/{ids['deckhand']}").get_data(as_text=True)
+    assert f'href="/admin/users/{ids["deckhand"]}/deactivate"' in user_page
+    assert f'action="/admin/users/{ids["deckhand"]}/deactivate"' not in user_page  # no one-tap switch-off
+    before = snapshot(sessions)
+    confirm = admin.get(f"/admin/users/{ids['deckhand']}/deactivate")
+    assert confirm.status_code == 200 and snapshot(sessions) == before  # looking changes nothing
+    html = confirm.get_data(as_text=True)
+    assert "signed out on every phone" in html and "private feed links stop working" in html
+    assert f'action="/admin/users/{ids["deckhand"]}/deactivate"' in html

@@ -389,4 +389,8 @@ FR = {
     'staff accounts: %(count)d': "comptes du personnel : %(count)d",
     'staff only': "personnel seulement",
     'waiting for its first check': "en attente de sa première vérification",
+    'Switch off…': "Désactiver…",
+    'Switch off %(username)s': "Désactiver %(username)s",
+    'Switch off %(username)s?': "Désactiver %(username)s ?",
+    'They are signed out on every phone at once, their invite link and private feed links stop working, and they cannot sign in until the account is switched back on (they will then need new feed links).': "Le compte est déconnecté de tous les téléphones à l’instant, son lien d’invitation et ses liens de flux privés cessent de fonctionner, et il ne peut plus se connecter tant qu’il n’est pas réactivé (il lui faudra alors de nouveaux liens de flux).",
 }

@@ -78,6 +78,13 @@ def set_office(user_id: int):
     return redirect(url_for("admin.show_user", user_id=user.id), code=303)
 
 
+@bp.get("/users/<int:user_id>/deactivate")
+@admins_only
+def confirm_deactivate_user(user_id: int):
+    """The confirm step: what switching the account off ends."""
+    return render_template("admin/user_deactivate.html", user=_get_user_or_404(user_id), action=ActionForm())
+
+
 @bp.post("/users/<int:user_id>/deactivate")
 @admins_only
 def deactivate_user(user_id: int):
