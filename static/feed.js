@@ -156,3 +156,9 @@
     banner.hidden = false;
   }
 })();
+
+// The console's menu scrolls sideways on a phone: bring the area you are in into view.
+(function () {
+  var here = document.querySelector(".console [aria-current]");
+  if (here) here.parentNode.parentNode.scrollLeft = here.parentNode.offsetLeft - 16;
+})();
