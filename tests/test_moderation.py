@@ -217,6 +217,12 @@ def test_a_pin_until_the_last_day_a_calendar_has_is_refused_not_a_crash(demo, ap
         assert s.scalars(select(Pin)).all() == []
 
 
+@pytest.mark.parametrize("command", ["hide", "unhide", "approve", "pin", "unpin", "highlight"])
+def test_a_post_id_past_bigint_is_no_stored_post_on_the_command_line(demo, runner, command):
+    result = runner.invoke(args=["posts", command, "99999999999999999999"])
+    assert result.exit_code == 1 and "no stored post 99999999999999999999" in result.output
+
+
 def test_a_shout_out_has_a_badge_and_a_feed_category(demo, client, sessions, runner):
     post_id = newest(sessions, "HPL_Columbus")
     assert runner.invoke(args=["posts", "highlight", str(post_id)]).exit_code == 0
