@@ -375,3 +375,23 @@ def test_a_request_another_poller_took_is_not_run_twice(fake_x, runner, sessions
     poll(runner)
 
     assert requests_of(sessions) == [("add", "crew", "done", "Crew")]
+
+
+def test_a_request_that_met_a_database_error_is_retried_next_cycle(fake_x, runner, sessions, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    fake_x.add_user("crew", name="Crew")
+    make_user(sessions, "boss", admin=True)
+    queue_add(sessions, "boss", ["crew"])
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(manage, "requester", broken)
+        assert "database error (OperationalError); retried next time" in poll(runner).output
+    assert requests_of(sessions) == [("add", "crew", "pending", None)]
+
+    poll(runner)
+
+    assert requests_of(sessions) == [("add", "crew", "done", "Crew")]  # the claim was given back

@@ -68,6 +68,7 @@ def serve_requests(sessions: sessionmaker[Session], client: XClient, settings, *
             line = _serve(job, request_id)
         except SQLAlchemyError as exc:
             log.exception("request=%s failed on a database error", request_id)
+            _release(sessions, request_id)
             line = f"request #{request_id}: database error ({type(exc).__name__}); retried next time"
         if line:
             lines.append(line)
@@ -128,6 +129,17 @@ def _claim(session: Session, request_id: int) -> bool:
         .values(done_at=now)).rowcount
     session.commit()
     return taken == 1
+
+
+def _release(sessions: sessionmaker[Session], request_id: int) -> None:
+    """Give a claim back after a database error, so the next cycle retries it (else it waits CLAIM_STALE)."""
+    try:
+        with sessions() as session:
+            session.execute(update(SourceRequest).where(SourceRequest.id == request_id, SourceRequest.state == PENDING)
+                            .values(done_at=None))
+            session.commit()
+    except SQLAlchemyError:
+        log.warning("request=%s claim not released (database error); taken again after %s", request_id, CLAIM_STALE)
 
 
 def _check(job, session: Session, request: SourceRequest, actor) -> str:
