@@ -280,6 +280,7 @@ class SourceRequest(Base):
 
     kind "add": look up username and follow it with these settings; "check": poll source_id now.
     state: "pending" until the poller takes it, then "done" or "failed" (outcome: X's reason in words).
+    done_at: when it was answered; on a pending row, when a poller claimed it (feedapp.ingest.requests._claim).
     """
 
     __tablename__ = "source_requests"

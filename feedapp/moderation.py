@@ -24,6 +24,7 @@ from feedapp.roles import Actor, Forbidden
 # hidden posts from its saved pages (see templates/sw.js and /removed.json).
 REMOVALS = "removals"
 REASON_MAX = 300
+MAX_POST_ID = 2**63 - 1  # posts.id is a BIGINT
 
 
 class ModerationError(ValueError):
@@ -44,6 +45,8 @@ class Outcome:
 
 def get_post(session: Session, post_id: int) -> Post:
     """The stored post with this X id (any state), or ModerationError."""
+    if not 0 < post_id <= MAX_POST_ID:  # past BIGINT the database refuses the number itself (a traceback)
+        raise ModerationError("unknown", f"no stored post {post_id}")
     post = session.get(Post, post_id, options=[selectinload(Post.source)])
     if post is None:
         raise ModerationError("unknown", f"no stored post {post_id}")

@@ -332,3 +332,23 @@ def test_console_pages_are_valid_html(app, sessions, world, tmp_path, db_url):
     french = client.get("/admin/sources", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "1 lectures de messages, 0 lectures de comptes : 0,50\xa0$US" in french
     assert "2\xa0$US par compte lu" in french  # prices keep every digit they have, in the reader's format
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/admin/sources/99999999999999999999"),
+    ("get", "/admin/sources/2147483648"),  # past PostgreSQL's INTEGER
+    ("post", "/admin/sources/2147483648/pause"),
+    ("get", "/admin/offices/9999999999"),
+    ("post", "/admin/offices/9999999999/delete"),
+    ("get", "/admin/users/99999999999999999999"),
+    ("post", "/admin/posts/9223372036854775808/unhide"),  # past BIGINT
+    ("post", "/admin/posts/99999999999999999999/hide"),
+])
+def test_an_id_too_large_for_its_column_is_a_404_not_a_500(app, world, method, path):
+    client, token = client_for(app, "admin")
+    assert getattr(client, method)(path, data={"csrf_token": token}).status_code == 404
+
+
+def test_an_audit_page_cursor_too_large_for_its_column_is_ignored(app, world):
+    client, _ = client_for(app, "admin")
+    assert client.get("/admin/audit?before=99999999999999999999").status_code == 200

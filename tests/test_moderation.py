@@ -206,6 +206,23 @@ def test_a_pin_with_an_end_unpins_itself(demo, client, sessions, runner):
     assert past.exit_code == 1 and "already past" in past.output
 
 
+def test_a_pin_until_the_last_day_a_calendar_has_is_refused_not_a_crash(demo, app, sessions, runner):
+    post_id = newest(sessions, "HarborPineSafe")
+    editor = staff_client(app, sessions, "chief", role="admin")
+    answer = console_post(editor, f"/admin/posts/{post_id}/pin", {"where": "", "until": "9999-12-31"})
+    assert answer.status_code == 400
+    cli = runner.invoke(args=["posts", "pin", str(post_id), "--until", "9999-12-31"])
+    assert cli.exit_code == 1 and "use YYYY-MM-DD" in cli.output  # one line, no traceback
+    with sessions() as s:
+        assert s.scalars(select(Pin)).all() == []
+
+
+@pytest.mark.parametrize("command", ["hide", "unhide", "approve", "pin", "unpin", "highlight"])
+def test_a_post_id_past_bigint_is_no_stored_post_on_the_command_line(demo, runner, command):
+    result = runner.invoke(args=["posts", command, "99999999999999999999"])
+    assert result.exit_code == 1 and "no stored post 99999999999999999999" in result.output
+
+
 def test_a_shout_out_has_a_badge_and_a_feed_category(demo, client, sessions, runner):
     post_id = newest(sessions, "HPL_Columbus")
     assert runner.invoke(args=["posts", "highlight", str(post_id)]).exit_code == 0

@@ -346,3 +346,52 @@ def test_answered_requests_go_after_30_days(fake_x, runner, sessions):
         s.commit()
     poll(runner)
     assert [r[1] for r in requests_of(sessions)] == ["recent"]
+
+
+def test_a_request_another_poller_took_is_not_run_twice(fake_x, runner, sessions):
+    """Two pollers (a lease that lapsed mid-cycle) never both run a request; a claim of a poller that died is taken."""
+    from datetime import timedelta
+
+    from feedapp.ingest.requests import CLAIM_STALE
+    from feedapp.models import utcnow
+
+    fake_x.add_user("crew", name="Crew")
+    make_user(sessions, "boss", admin=True)
+    queue_add(sessions, "boss", ["crew"])
+    with sessions() as s:  # what the other poller's claim leaves, committed before its call to X
+        s.scalar(select(SourceRequest)).done_at = utcnow()
+        s.commit()
+    fake_x.requests.clear()
+
+    poll(runner)
+
+    assert requests_of(sessions) == [("add", "crew", "pending", None)]
+    assert not [r for r in fake_x.requests if "/users/by" in r.path]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Source)) == 0
+        s.scalar(select(SourceRequest)).done_at = utcnow() - CLAIM_STALE - timedelta(minutes=1)
+        s.commit()
+
+    poll(runner)
+
+    assert requests_of(sessions) == [("add", "crew", "done", "Crew")]
+
+
+def test_a_request_that_met_a_database_error_is_retried_next_cycle(fake_x, runner, sessions, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    fake_x.add_user("crew", name="Crew")
+    make_user(sessions, "boss", admin=True)
+    queue_add(sessions, "boss", ["crew"])
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(manage, "requester", broken)
+        assert "database error (OperationalError); retried next time" in poll(runner).output
+    assert requests_of(sessions) == [("add", "crew", "pending", None)]
+
+    poll(runner)
+
+    assert requests_of(sessions) == [("add", "crew", "done", "Crew")]  # the claim was given back

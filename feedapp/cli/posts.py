@@ -98,9 +98,9 @@ def pin_post(post_id: int, office_slug: str | None, until: str | None):
     if until:
         try:
             day = datetime.strptime(until, "%Y-%m-%d").date()
-        except ValueError:
+            ends_at = datetime.combine(day + timedelta(days=1), time(0), timezone.utc)
+        except (ValueError, OverflowError):  # 9999-12-31 has no next day
             raise click.BadParameter("use YYYY-MM-DD", param_hint="--until") from None
-        ends_at = datetime.combine(day + timedelta(days=1), time(0), timezone.utc)
     with sessions()() as session:
         office = _office(session, office_slug)
         outcome = moderation.pin(session, Actor.cli(), post_id, office, ends_at)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 KEEP = timedelta(days=30)
+# A claim (done_at on a pending request) older than this is a poller that died mid-request: taken again.
+CLAIM_STALE = timedelta(minutes=15)
 NO_READER = ("protected on X and no reader account: followed, but not read until the OAuth 1.0a reader "
              "account is configured")
 
@@ -66,6 +68,7 @@ def serve_requests(sessions: sessionmaker[Session], client: XClient, settings, *
             line = _serve(job, request_id)
         except SQLAlchemyError as exc:
             log.exception("request=%s failed on a database error", request_id)
+            _release(sessions, request_id)
             line = f"request #{request_id}: database error ({type(exc).__name__}); retried next time"
         if line:
             lines.append(line)
@@ -78,9 +81,9 @@ def _serve(job, request_id: int) -> str | None:
     from feedapp.manage import sources as manage
 
     with job.sessions() as session:
+        if not _claim(session, request_id):
+            return None  # removed (its source or office went), served, or being served by another poller
         request = session.get(SourceRequest, request_id)
-        if request is None or request.state != PENDING:
-            return None  # removed (its source or office went) or served meanwhile
         username = request.username
         actor = manage.requester(session, request.requested_by)
         if actor is None:
@@ -109,6 +112,34 @@ def _serve(job, request_id: int) -> str | None:
 
     result = poll_source(job, source_id)
     return f"request #{request_id} (add @{username}): done; {result.line()}"
+
+
+def _claim(session: Session, request_id: int) -> bool:
+    """Take a pending request for this poller, committed before any call to X; False: not ours to run.
+
+    One conditional UPDATE: of two pollers (a lease that lapsed mid-cycle lets a second one in), the
+    second matches no row once the first committed, so a request never runs twice. The claim is
+    done_at on a row still "pending" (the console shows it waiting, as it is); _finish overwrites it.
+    """
+    now = utcnow()
+    taken = session.execute(
+        update(SourceRequest)
+        .where(SourceRequest.id == request_id, SourceRequest.state == PENDING,
+               or_(SourceRequest.done_at.is_(None), SourceRequest.done_at < now - CLAIM_STALE))
+        .values(done_at=now)).rowcount
+    session.commit()
+    return taken == 1
+
+
+def _release(sessions: sessionmaker[Session], request_id: int) -> None:
+    """Give a claim back after a database error, so the next cycle retries it (else it waits CLAIM_STALE)."""
+    try:
+        with sessions() as session:
+            session.execute(update(SourceRequest).where(SourceRequest.id == request_id, SourceRequest.state == PENDING)
+                            .values(done_at=None))
+            session.commit()
+    except SQLAlchemyError:
+        log.warning("request=%s claim not released (database error); taken again after %s", request_id, CLAIM_STALE)
 
 
 def _check(job, session: Session, request: SourceRequest, actor) -> str:

@@ -20,6 +20,7 @@ from feedapp.db import get_session
 
 from ..auth import require_editor
 from ..errors import http_error
+from ..scope import MAX_ID
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,6 +36,18 @@ def area(endpoint: str, label, admin_only: bool = False) -> None:
 @bp.before_request
 def _editors_only():
     return require_editor()
+
+
+# Row ids are INTEGER columns and post ids BIGINT (X ids): a larger number in a path is no row, and the
+# database would refuse it (PostgreSQL: out of range; SQLite's driver: OverflowError), a 500.
+ROW_ID_MAX = 2**31 - 1
+
+
+@bp.url_value_preprocessor
+def _ids_in_range(_endpoint, values):
+    for name, value in (values or {}).items():
+        if isinstance(value, int) and not 0 < value <= (MAX_ID if name == "post_id" else ROW_ID_MAX):
+            abort(404)
 
 
 @bp.after_request

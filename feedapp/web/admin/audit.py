@@ -9,7 +9,7 @@ from sqlalchemy import select
 from feedapp.db import get_session
 from feedapp.models import AuditEvent
 
-from . import admins_only, area, bp
+from . import ROW_ID_MAX, admins_only, area, bp
 
 PAGE = 100
 
@@ -30,7 +30,7 @@ def list_audit():
         stmt = stmt.where(AuditEvent.action == action)
     if target:
         stmt = stmt.where(AuditEvent.target == target)
-    if before is not None and before > 0:
+    if before is not None and 0 < before <= ROW_ID_MAX:
         stmt = stmt.where(AuditEvent.id < before)
     events = list(db.scalars(stmt.order_by(AuditEvent.id.desc()).limit(PAGE + 1)))
     older = events[PAGE - 1].id if len(events) > PAGE else None

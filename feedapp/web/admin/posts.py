@@ -6,7 +6,7 @@ edited to name another office's post is refused there (403), not only hidden her
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext as _l
@@ -132,7 +132,8 @@ def pin_post(post_id: int):
     """Pin a post on a feed, optionally until a date (the end of that day, UTC)."""
     form = PinForm()
     form.where.choices = [("", "")] + [(o.slug, o.name) for o in content_state().offices]
-    if not form.validate_on_submit():
+    # date.max has no next day to end on (OverflowError, a 500).
+    if not form.validate_on_submit() or (form.until.data and form.until.data >= date.max):
         abort(400, description=gettext("Choose where to pin it, and a date such as 2026-12-31."))
     office = None
     if form.where.data:
