@@ -73,3 +73,31 @@ def test_vapid_subject_is_validated(subject, ok):
 def test_an_invalid_subject_stops_the_app_with_a_clear_message(tmp_path):
     with pytest.raises(RuntimeError, match="FEEDAPP_VAPID_SUBJECT='comms@example.com' is not valid"):
         create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "FEEDAPP_VAPID_SUBJECT": "comms@example.com"})
+
+
+def test_a_deleted_user_takes_their_subscriptions_and_queued_pushes(sessions):
+    from sqlalchemy import delete, func, select
+
+    from feedapp.models import Office, PushMessage, PushSubscription, User
+
+    with sessions() as s:
+        office = Office(slug="lyon", name="Lyon")
+        user = User(username="ana", office=office)
+        s.add_all([office, user])
+        s.flush()
+        mine = PushSubscription(endpoint="https://fcm.googleapis.com/fcm/send/a", p256dh="k", auth="a",
+                                office_id=office.id, staff=True, user_id=user.id)
+        anon = PushSubscription(endpoint="https://fcm.googleapis.com/fcm/send/b", p256dh="k", auth="a",
+                                office_id=office.id)
+        s.add_all([mine, anon])
+        s.flush()
+        s.add_all([PushMessage(subscription_id=mine.id, payload="{}"), PushMessage(subscription_id=anon.id, payload="{}")])
+        s.commit()
+        s.execute(delete(User).where(User.id == user.id))
+        s.execute(delete(Office).where(Office.id == office.id))
+        s.commit()
+        s.expire_all()
+        left = s.scalars(select(PushSubscription)).all()
+        assert [sub.endpoint for sub in left] == ["https://fcm.googleapis.com/fcm/send/b"]
+        assert left[0].office_id is None  # the office went: company-wide news still reach it
+        assert s.scalar(select(func.count()).select_from(PushMessage)) == 1
