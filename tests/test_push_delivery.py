@@ -175,3 +175,37 @@ def test_two_workers_never_send_one_row_twice(factory, fake, settings):
     assert got == sorted((sub_id, n) for sub_id, _ in subs for n in range(3))  # each exactly once
     assert sum(s.sent for s in summaries) == 60
     assert all(r.state == "sent" and r.attempts == 1 for r in rows(factory))
+
+
+# --- the worker's commands -----------------------------------------------------------------------------------------
+
+def test_push_deliver_sends_what_is_due(push_app, factory, fake):
+    [(sub_id, row_id)] = subscribe(factory, fake)
+    queue(factory, [row_id], {"title": "x"})
+    result = push_app.test_cli_runner().invoke(args=["push", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert "push: 1 sent, 0 to retry, 0 failed, 0 subscriptions gone" in result.output
+    assert fake.payloads(sub_id) == [b'{"title":"x"}']
+
+
+def test_push_deliver_says_why_push_is_off(make_app):
+    result = make_app().test_cli_runner().invoke(args=["push", "deliver"])
+    assert result.exit_code == 1 and "FEEDAPP_VAPID_SUBJECT" in result.output
+
+
+def test_the_poll_loop_delivers_between_cycles(push_app, factory, fake, monkeypatch):
+    """poll --loop's wait (it wakes every 2 s for the console's requests) also drains the outbox."""
+    import types
+
+    from feedapp.cli import poll
+
+    [(sub_id, row_id)] = subscribe(factory, fake)
+    queue(factory, [row_id], {"title": "x"})
+    now = [0.0]
+    fake_time = types.SimpleNamespace(monotonic=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(poll, "time", fake_time)
+    keeper = types.SimpleNamespace(held=True)
+    with push_app.app_context():
+        poll._wait(keeper, factory, None, None, until=poll.REQUEST_WAKE * 2)
+    assert fake.payloads(sub_id) == [b'{"title":"x"}']
+    assert now[0] == poll.REQUEST_WAKE * 2
