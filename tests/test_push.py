@@ -312,3 +312,20 @@ def test_subscribing_is_throttled_per_client(push_app, push_client):
         assert subscribe(push_client, BrowserKeys().subscription(f"{FCM}{n}")).status_code == 201
     refused = subscribe(push_client, BrowserKeys().subscription(f"{FCM}x"))
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+
+
+def test_other_keys_for_a_known_endpoint_are_refused(push_app, push_client):
+    from tests.fakepush import BrowserKeys
+
+    keys = BrowserKeys()
+    assert subscribe(push_client, keys.subscription(FCM)).status_code == 201
+    hijack = subscribe(push_client, BrowserKeys().subscription(FCM))
+    assert hijack.status_code == 409 and "other keys" in hijack.json["message"]
+    assert [row.p256dh for row in subscriptions(push_app)] == [keys.p256dh]
+
+
+def test_fetch_metadata_of_another_site_is_refused(push_app, push_client):
+    from tests.fakepush import BrowserKeys
+
+    refused = subscribe(push_client, BrowserKeys().subscription(FCM), **{"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403 and subscriptions(push_app) == []

@@ -209,3 +209,12 @@ def test_the_poll_loop_delivers_between_cycles(push_app, factory, fake, monkeypa
         poll._wait(keeper, factory, None, None, until=poll.REQUEST_WAKE * 2)
     assert fake.payloads(sub_id) == [b'{"title":"x"}']
     assert now[0] == poll.REQUEST_WAKE * 2
+
+
+def test_sent_rows_are_deleted_after_a_week(factory, fake, settings):
+    [(sub_id, row_id)] = subscribe(factory, fake)
+    queue(factory, [row_id], {"title": "old"})
+    deliver(factory, settings, clock=Clock(datetime.now(timezone.utc)))
+    assert [r.state for r in rows(factory)] == ["sent"]
+    deliver(factory, settings, clock=Clock(datetime.now(timezone.utc) + timedelta(days=8)))
+    assert rows(factory) == []

@@ -33,6 +33,7 @@ TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 URGENCIES = ("very-low", "low", "normal", "high")  # RFC 8030 §5.3
 # RFC 8291 §4: one record of at most 4096 bytes, less 86 of header, padding delimiter and tag.
 MAX_PAYLOAD = 3993
+KEEP_DONE = timedelta(days=7)  # sent and failed rows are kept this long (to look into), then deleted
 
 
 class PushInputError(ValueError):
@@ -235,7 +236,17 @@ def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, 
                 break
             outcomes = list(pool.map(send, batch))
             record(session_factory, settings, zip(batch, outcomes), clock(), summary)
+    with session_factory() as session:
+        purge_outbox(session, clock() - KEEP_DONE)
+        session.commit()
     return summary
+
+
+def purge_outbox(session: Session, before: datetime) -> int:
+    """Delete sent and failed rows queued before `before`; how many. Caller commits."""
+    result = session.execute(delete(PushMessage).where(PushMessage.state.in_((PUSH_SENT, PUSH_FAILED)),
+                                                       PushMessage.created_at < before))
+    return result.rowcount or 0
 
 
 def record(session_factory: sessionmaker[Session], settings: DeliverySettings,

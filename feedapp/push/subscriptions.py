@@ -97,12 +97,17 @@ def save_subscription(session: Session, info: SubscriptionInfo, office_id: int |
     """Store a subscription with its scope, or update the one with this endpoint (a browser subscribing again).
 
     A signed-in staff member's subscription is staff (staff-only posts may be announced to it); each
-    person keeps at most STAFF_DEVICES, the oldest going first. Caller commits.
+    person keeps at most STAFF_DEVICES, the oldest going first. SubscriptionError when the endpoint is
+    known with another auth secret. Caller commits.
     """
     row = session.scalar(select(PushSubscription).where(PushSubscription.endpoint == info.endpoint))
     if row is None:
         row = PushSubscription(endpoint=info.endpoint, failures=0)
         session.add(row)
+    elif row.auth != info.auth:
+        # A browser subscribing again sends the same keys; other keys for a known endpoint would only let
+        # whoever learnt the endpoint break (or re-scope) someone else's subscription.
+        raise SubscriptionError("This endpoint is already subscribed with other keys: unsubscribe it first.")
     row.p256dh, row.auth = info.p256dh, info.auth
     row.office_id, row.user_id, row.staff = office_id, user_id, user_id is not None
     session.flush()

@@ -87,10 +87,7 @@ def add_subscription():
     if current_user.is_authenticated:
         office = content_state().by_id.get(current_user.office_id)
     office = office or chosen_office()
-    db = get_session()
-    row = save_subscription(db, info, office.id if office else None,
-                            current_user.id if current_user.is_authenticated else None)
-    db.commit()
+    row = _save(info, office.id if office else None, current_user.id if current_user.is_authenticated else None)
     log.info("push subscribed id=%s office=%s staff=%s", row.id, office.slug if office else "-", row.staff)
     response = jsonify(office=office.slug if office else None, staff=row.staff)
     response.status_code = 201
@@ -116,14 +113,18 @@ def _subscription_request(settings: PushSettings) -> SubscriptionInfo:
 
     Cross-site forgery: a body of type application/json cannot be sent from another site without a CORS
     preflight, which this site never grants (Fetch standard, "CORS-safelisted request-header"); a browser's
-    Origin, when sent, must be ours. A signed-in reader's subscription also needs
+    Origin, when sent, must be ours, and so must Fetch metadata. A signed-in reader's subscription also needs
     a CSRF token (X-CSRFToken, as /push/key gives it), since it may carry staff-only news. Anonymous readers
     need none: they have no session to forge, and a token would give every reader one.
     """
     if request.mimetype != "application/json":
         json_error(415, "Unsupported Media Type", "Send the subscription as application/json.")
+    # The site's own origin: the public address, or the host this request came to (checked against
+    # FEEDAPP_TRUSTED_HOSTS before routing, when that is set).
+    ours = {base_url().lower(), f"{request.scheme}://{request.host}".lower()}
     origin = request.headers.get("Origin")
-    if origin is not None and origin.rstrip("/").lower() != base_url().lower():
+    if (origin is not None and origin.rstrip("/").lower() not in ours) or \
+            request.headers.get("Sec-Fetch-Site") not in (None, "same-origin"):
         json_error(403, "Forbidden", "This request did not come from this site.")
     if current_user.is_authenticated:
         try:
@@ -134,3 +135,13 @@ def _subscription_request(settings: PushSettings) -> SubscriptionInfo:
         return parse_subscription(request.get_json(silent=True), settings.extra_hosts)
     except SubscriptionError as exc:
         json_error(400, "Bad subscription", str(exc))
+
+
+def _save(info: SubscriptionInfo, office_id: int | None, user_id: int | None):
+    db = get_session()
+    try:
+        row = save_subscription(db, info, office_id, user_id)
+    except SubscriptionError as exc:
+        json_error(409, "Conflict", str(exc))
+    db.commit()
+    return row
