@@ -13,6 +13,7 @@ from whitenoise import WhiteNoise
 
 from . import assets, cli, db, redact, textclean, web
 from .config import check_public_address, load_config, read_secret_key, script_root
+from .push.keys import PushSettings
 from .web.fastpath import FastPath
 from .web.proxy import PinnedScriptRoot, TrustedHosts, TrustedProxies, parse_networks
 
@@ -33,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     load_config(app, config)
     app.config["SECRET_KEY"] = _secret_key(app)
+    _push_settings(app)
     _check_public_address(app)
     logging.getLogger("feedapp").setLevel(app.config["FEEDAPP_LOG_LEVEL"])
     redact.install("werkzeug")  # the development server logs request lines, tokens included
@@ -96,6 +98,16 @@ def _check_public_address(app: Flask) -> None:
             "the site answers to in FEEDAPP_TRUSTED_HOSTS=feed.example.com (links use the first), in the "
             f"environment or in {Path(app.instance_path) / 'config.py'}."
         )
+
+
+def _push_settings(app: Flask) -> None:
+    """Web Push on or off (and why), from FEEDAPP_VAPID_SUBJECT and the key file `db upgrade` writes."""
+    try:
+        app.extensions["feedapp.push"] = settings = PushSettings.load(app.config, app.instance_path)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    if not settings.enabled and app.config["FEEDAPP_VAPID_SUBJECT"]:
+        log.warning("%s", settings.off_reason)  # asked for and not working: say so at start
 
 
 def _secret_key(app: Flask) -> str | None:

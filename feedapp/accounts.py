@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .models import ROLE_STAFF, AuditEvent, FeedToken, Invite, Office, SignIn, User, utcnow
+from .push.subscriptions import remove_staff_subscriptions
 from .roles import valid_role
 
 log = logging.getLogger(__name__)
@@ -220,12 +221,13 @@ def user_for_feed_token(session: Session, token: str) -> User | None:
 
 
 def set_active(session: Session, user: User, active: bool) -> None:
-    """Deactivate (ending every sign-in, invite and feed token at once) or reactivate. Caller commits."""
+    """Deactivate (ending every sign-in, invite, feed token and staff push subscription at once) or reactivate. Caller commits."""
     user.active = active
     if not active:
         end_all_sign_ins(session, user)
         session.execute(delete(FeedToken).where(FeedToken.user_id == user.id))
         end_unused_invites(session, user)
+        remove_staff_subscriptions(session, user.id)
 
 
 def audit(session: Session, actor: str, action: str, target: str = "", detail: str = "") -> None:

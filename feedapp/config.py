@@ -76,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_MEDIA_PROXY", True, "serve avatars and photos from our own /media/ route (fetched from X's media hosts, resized, cached); off: pages and feeds link X's CDN", _bool),
     Setting("FEEDAPP_MEDIA_CACHE_MB", 500, "megabytes of resized images kept under instance/media (least recently used go first)", int),
     Setting("FEEDAPP_LOG_LEVEL", "INFO", "level of feedapp's own log lines"),
+    Setting("FEEDAPP_VAPID_SUBJECT", None, "mailto: or https: contact sent with Web Push (RFC 8292); unset: push stays off, saying why"),
+    Setting("FEEDAPP_PUSH_HOSTS", (), "more push-service origins subscriptions may point at, comma-separated (e.g. http://127.0.0.1:8123 for a push service under test); default: the browsers' push services only (https)", _list),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -94,7 +96,7 @@ def load_config(app, overrides: dict | None = None) -> None:
             except ValueError as exc:
                 raise RuntimeError(f"{setting.name}={raw!r} is not valid: {exc}") from None
     app.config.update(overrides or {})
-    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES"):  # also given as strings in config.py or tests
+    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES", "FEEDAPP_PUSH_HOSTS"):  # also given as strings
         app.config[name] = _list(app.config[name])
     if not app.config["FEEDAPP_DATABASE_URL"]:
         path = Path(app.instance_path) / "feedapp.db"
@@ -114,7 +116,7 @@ def read_settings(instance_path: str | None = None) -> dict[str, Any]:
         raw = os.environ.get(setting.name)
         if raw not in (None, ""):
             values[setting.name] = setting.parse(raw)
-    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES"):
+    for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES", "FEEDAPP_PUSH_HOSTS"):
         values[name] = _list(values[name])
     return values
 

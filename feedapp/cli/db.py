@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from .. import migrate
 from ..config import ensure_secret_key
+from ..push.keys import VAPID_KEY_FILE, ensure_vapid_keys
 from .base import Command, Group, sessions
 
 db_cli = Group("db", help="Database schema and backups.")
@@ -18,13 +19,15 @@ db_cli = Group("db", help="Database schema and backups.")
 
 @db_cli.command("upgrade")
 def upgrade_command():
-    """Create or migrate the schema to the current version (safe on every start); writes the secret key once."""
+    """Create or migrate the schema to the current version (safe on every start); writes the secret and VAPID keys once."""
     url = current_app.config["FEEDAPP_DATABASE_URL"]
     # The default SQLite file goes in the instance folder, which a fresh clone does not have yet.
     Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
     migrate.upgrade(url)
     if ensure_secret_key(current_app.instance_path):
         click.echo(f"wrote a new secret key to {current_app.instance_path}/secret_key")
+    if ensure_vapid_keys(current_app.instance_path):
+        click.echo(f"wrote a new Web Push (VAPID) key pair to {current_app.instance_path}/{VAPID_KEY_FILE}")
     click.echo(f"database at revision {migrate.current_revision(url)}")
 
 

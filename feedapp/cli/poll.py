@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from .base import Command, client, database_problem, sessions
+from .push import drain_push
 
 REQUEST_WAKE = 2.0  # seconds: how soon `poll --loop` notices a request the console queued
 
@@ -67,9 +68,11 @@ def poll_command(loop: bool, everything: bool):
 
 
 def _wait(keeper, factory, x_client, settings, until: float) -> None:
-    """Sleep until the next cycle, waking every REQUEST_WAKE seconds to serve the console's requests at once.
+    """Sleep until the next cycle, waking every REQUEST_WAKE seconds to serve the console's requests at once
+    and to deliver the push outbox.
 
-    Only the console's requests are served early (one cheap indexed query per wake); sources keep their schedule.
+    Only the console's requests and pushes are served early (one cheap indexed query each per wake); sources
+    keep their schedule.
     """
     from ..ingest.requests import has_pending, serve_requests
 
@@ -83,6 +86,14 @@ def _wait(keeper, factory, x_client, settings, until: float) -> None:
         except SQLAlchemyError as exc:
             click.echo(f"console requests failed, retrying: "
                        f"{database_problem(exc, current_app.config['FEEDAPP_DATABASE_URL'])}", err=True)
+        try:
+            line = drain_push(factory)  # the Web Push outbox: a must-read reaches phones within seconds
+        except SQLAlchemyError as exc:
+            line = None
+            click.echo(f"push delivery failed, retrying: "
+                       f"{database_problem(exc, current_app.config['FEEDAPP_DATABASE_URL'])}", err=True)
+        if line:
+            click.echo(line)
 
 
 def _hold(keeper, loop: bool):

@@ -18,6 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 
 from feedapp import accounts
 from feedapp.db import get_session
+from feedapp.push.subscriptions import remove_staff_subscriptions
 from feedapp.roles import HasRole
 
 from . import limits
@@ -132,6 +133,9 @@ def logout():
     if current_user.is_authenticated:
         db = get_session()
         accounts.end_sign_in(db, current_user.key)
+        # A signed-out browser must not keep getting staff news on its lock screen. Every browser of theirs:
+        # the server cannot tell which subscription is this browser's, and a shared phone is the case to cover.
+        remove_staff_subscriptions(db, current_user.id)
         db.commit()
     session.clear()  # first: logout_user() then leaves its note to delete the remember-me cookie
     logout_user()

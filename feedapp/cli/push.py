@@ -1,0 +1,60 @@
+"""`push deliver [--loop]`: the Web Push outbox, sent by the worker (never from a web request)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+import click
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from .base import Group, database_problem, sessions
+
+PUSH_WAKE = 2.0  # seconds between looks at the outbox in --loop (one indexed query)
+
+push_cli = Group("push", help="Web Push: deliver the outbox.")
+
+
+@push_cli.command("deliver")
+@click.option("--loop", is_flag=True, help="keep delivering, looking at the outbox every 2 seconds")
+def deliver_command(loop: bool):
+    """Send every push that is due, printing a summary line.
+
+    404/410 from a push service remove the subscription; 429 and 5xx are retried after Retry-After
+    (or a growing backoff). Several of these may run at once, and beside `poll --loop`, which also delivers.
+    """
+    push = current_app.extensions["feedapp.push"]
+    if not push.enabled:
+        raise click.ClickException(push.off_reason)
+    factory = sessions()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if not loop:
+        click.echo(drain_push(factory, quiet=False))
+        return
+    while True:
+        try:
+            line = drain_push(factory)
+        except SQLAlchemyError as exc:
+            line = None
+            click.echo(f"push delivery failed, retrying: "
+                       f"{database_problem(exc, current_app.config['FEEDAPP_DATABASE_URL'])}", err=True)
+        if line:
+            click.echo(line)
+        time.sleep(PUSH_WAKE)
+
+
+def drain_push(factory, quiet: bool = True) -> str | None:
+    """Deliver what is due when push is on; the summary line (None when quiet and there was nothing to do)."""
+    from ..push.outbox import DeliverySettings, deliver, has_due
+
+    push = current_app.extensions["feedapp.push"]
+    if not push.enabled or (quiet and not has_due(factory)):
+        return None
+    summary = deliver(factory, DeliverySettings.from_push(push))
+    for problem in summary.problems[:5]:
+        click.echo(f"push failed: {problem}", err=True)
+    return summary.line()

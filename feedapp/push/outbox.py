@@ -1,0 +1,295 @@
+"""The push outbox: queueing messages, and delivering them from the worker with pywebpush. No Flask.
+
+Nothing is sent from a web request: whatever wants a push adds rows (`queue_push`), and the worker
+(`poll --loop`, or `push deliver`) drains them with `deliver`. Several workers may drain at once: a
+worker claims a batch by moving each row's not_before past the time one send can take (on PostgreSQL
+under `SELECT … FOR UPDATE SKIP LOCKED`, so workers never wait for or take each other's rows; on SQLite,
+whose writers take turns, by an UPDATE guarded on the row still being due, checked by its rowcount). A
+worker that dies mid-send leaves rows that come due again by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedapp.models import PUSH_FAILED, PUSH_PENDING, PUSH_SENT, PushMessage, PushSubscription, utcnow
+
+log = logging.getLogger(__name__)
+
+# RFC 8030 §5.4: a topic is at most 32 characters of the URL- and filename-safe base64 alphabet.
+TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+URGENCIES = ("very-low", "low", "normal", "high")  # RFC 8030 §5.3
+# RFC 8291 §4: one record of at most 4096 bytes, less 86 of header, padding delimiter and tag.
+MAX_PAYLOAD = 3993
+KEEP_DONE = timedelta(days=7)  # sent and failed rows are kept this long (to look into), then deleted
+
+
+class PushInputError(ValueError):
+    """A message that no push service would take, in a sentence."""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How the worker sends: the VAPID key and contact, and its pace."""
+
+    private_pem: bytes
+    subject: str
+    concurrency: int = 8  # sends in flight at once
+    timeout: float = 10.0  # seconds for one push service request
+    batch: int = 100  # rows claimed at a time
+    max_attempts: int = 8  # then the row is "failed"
+    backoff_base: int = 30  # seconds before the first retry, doubled each time (with jitter)
+    backoff_max: int = 3600
+    claim_seconds: int = 120  # how long a claimed row is left alone: longer than one send can take
+
+    @classmethod
+    def from_push(cls, push, **overrides) -> DeliverySettings:
+        """From the app's PushSettings (feedapp.push.keys), which must be enabled."""
+        return cls(push.keys.private_pem, push.subject, **overrides)
+
+
+@dataclass
+class Claimed:
+    """A claimed row with what sending it needs."""
+
+    id: int
+    attempts: int
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: str
+    topic: str | None
+    urgency: str
+    ttl: int
+
+
+@dataclass
+class Outcome:
+    """What a push service said to one send: its status (None: no answer) and Retry-After, in seconds."""
+
+    status: int | None
+    retry_after: float | None = None
+    error: str = ""
+
+
+@dataclass
+class DeliverySummary:
+    """Counts of one drain, for the worker's log line."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    gone: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"push: {self.sent} sent, {self.retried} to retry, {self.failed} failed, {self.gone} subscriptions gone"
+
+
+def queue_push(session: Session, subscription_ids: Iterable[int], payload: dict, *, topic: str | None = None,
+               urgency: str = "normal", ttl: int = 86400, not_before: datetime | None = None) -> int:
+    """Queue one message to each subscription; how many rows. Caller commits.
+
+    topic (RFC 8030 §5.4): the push service keeps only the newest undelivered message with it per
+    subscription, so a retried or updated message replaces rather than stacks on a phone that was offline.
+    """
+    if topic is not None and not TOPIC_RE.match(topic):
+        raise PushInputError(f"topic {topic!r}: at most 32 characters of A-Z a-z 0-9 - _ (RFC 8030 §5.4)")
+    if urgency not in URGENCIES:
+        raise PushInputError(f"urgency {urgency!r}: one of {', '.join(URGENCIES)} (RFC 8030 §5.3)")
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if len(body.encode()) > MAX_PAYLOAD:
+        raise PushInputError(f"payload of {len(body.encode())} bytes: push services take at most {MAX_PAYLOAD}")
+    rows = [{"subscription_id": sid, "payload": body, "topic": topic, "urgency": urgency, "ttl": ttl,
+             "not_before": not_before or utcnow(), "attempts": 0, "state": PUSH_PENDING, "created_at": utcnow()}
+            for sid in subscription_ids]
+    if rows:
+        session.execute(insert(PushMessage), rows)
+    return len(rows)
+
+
+def has_due(session_factory: sessionmaker[Session], now: datetime | None = None) -> bool:
+    """Whether any row may be sent now (one indexed query: the worker asks every couple of seconds)."""
+    with session_factory() as session:
+        return session.scalar(select(exists().where(PushMessage.state == PUSH_PENDING,
+                                                    PushMessage.not_before <= (now or utcnow()))))
+
+
+def claim(session_factory: sessionmaker[Session], now: datetime, limit: int, hold: timedelta) -> list[Claimed]:
+    """Take up to limit due rows for this worker: each one's not_before moves to now + hold, attempts + 1."""
+    with session_factory() as session:
+        due = (select(PushMessage.id)
+               .where(PushMessage.state == PUSH_PENDING, PushMessage.not_before <= now)
+               .order_by(PushMessage.not_before, PushMessage.id).limit(limit))
+        postgres = session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            due = due.with_for_update(skip_locked=True)  # rows another worker is claiming are skipped, not awaited
+        ids = list(session.scalars(due))
+        taken = []
+        claim_row = (update(PushMessage)
+                     .values(not_before=now + hold, attempts=PushMessage.attempts + 1)
+                     .execution_options(synchronize_session=False))
+        if postgres:
+            if ids:  # locked by us until commit
+                session.execute(claim_row.where(PushMessage.id.in_(ids)))
+            taken = ids
+        else:
+            for row_id in ids:  # still due, so no other worker took it between our SELECT and here
+                result = session.execute(claim_row.where(PushMessage.id == row_id, PushMessage.state == PUSH_PENDING,
+                                                         PushMessage.not_before <= now))
+                if result.rowcount == 1:
+                    taken.append(row_id)
+        rows = session.execute(
+            select(PushMessage.id, PushMessage.attempts, PushMessage.subscription_id, PushSubscription.endpoint,
+                   PushSubscription.p256dh, PushSubscription.auth, PushMessage.payload, PushMessage.topic,
+                   PushMessage.urgency, PushMessage.ttl)
+            .join(PushSubscription, PushSubscription.id == PushMessage.subscription_id)
+            .where(PushMessage.id.in_(taken)).order_by(PushMessage.id)).all() if taken else []
+        session.commit()
+    return [Claimed(*row) for row in rows]
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After (RFC 9110 §10.2.3) as seconds from now: delay-seconds or an HTTP-date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class Sender:
+    """Sends one claimed row with pywebpush (RFC 8291 aes128gcm, VAPID RFC 8292); one HTTP session per thread."""
+
+    def __init__(self, settings: DeliverySettings, clock: Callable[[], datetime]):
+        from py_vapid import Vapid
+
+        self.settings, self.clock = settings, clock
+        self.vapid = Vapid.from_pem(settings.private_pem)
+        self.local = threading.local()
+
+    def __call__(self, item: Claimed) -> Outcome:
+        import requests
+        from pywebpush import WebPushException, webpush
+
+        http = getattr(self.local, "http", None)
+        if http is None:
+            http = self.local.http = requests.Session()
+        headers = {"Urgency": item.urgency}
+        if item.topic:
+            headers["Topic"] = item.topic
+        try:
+            response = webpush(
+                {"endpoint": item.endpoint, "keys": {"p256dh": item.p256dh, "auth": item.auth}},
+                data=item.payload, vapid_private_key=self.vapid,
+                vapid_claims={"sub": self.settings.subject},  # a new dict each time: webpush adds aud and exp to it
+                content_encoding="aes128gcm", timeout=self.settings.timeout, ttl=item.ttl, headers=headers,
+                requests_session=http)
+        except WebPushException as exc:
+            response = exc.response
+            if response is None:
+                return Outcome(None, error=str(exc).splitlines()[0][:200])
+            return Outcome(response.status_code, retry_after_seconds(response.headers.get("Retry-After"), self.clock()),
+                           error=f"{response.status_code} {(response.text or '').strip()[:200]}")
+        except requests.RequestException as exc:  # no answer: refused, reset, timed out
+            return Outcome(None, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        return Outcome(response.status_code)
+
+
+def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, *,
+            clock: Callable[[], datetime] = utcnow, send: Callable[[Claimed], Outcome] | None = None,
+            stop: Callable[[], bool] = lambda: False) -> DeliverySummary:
+    """Send every due row, a thread pool's worth at a time, until none is due (or stop() says so).
+
+    2xx: sent. 404/410: the subscription is gone (RFC 8030 §7.3); it and its queued rows are deleted.
+    429 and 5xx, or no answer: retried after Retry-After when the service gave one, else after a growing
+    backoff; after max_attempts the row is "failed". Any other status (400, 403, 413): failed at once, since
+    sending it again would get the same answer.
+    """
+    send = send or Sender(settings, clock)
+    summary = DeliverySummary()
+    hold = timedelta(seconds=settings.claim_seconds)
+    with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="push") as pool:
+        while not stop():
+            batch = claim(session_factory, clock(), settings.batch, hold)
+            if not batch:
+                break
+            outcomes = list(pool.map(send, batch))
+            record(session_factory, settings, zip(batch, outcomes), clock(), summary)
+    with session_factory() as session:
+        purge_outbox(session, clock() - KEEP_DONE)
+        session.commit()
+    return summary
+
+
+def purge_outbox(session: Session, before: datetime) -> int:
+    """Delete sent and failed rows queued before `before`; how many. Caller commits."""
+    result = session.execute(delete(PushMessage).where(PushMessage.state.in_((PUSH_SENT, PUSH_FAILED)),
+                                                       PushMessage.created_at < before))
+    return result.rowcount or 0
+
+
+def record(session_factory: sessionmaker[Session], settings: DeliverySettings,
+           results: Iterable[tuple[Claimed, Outcome]], now: datetime, summary: DeliverySummary) -> None:
+    """Store what the push services said. Each update is guarded on the attempt this worker claimed."""
+    with session_factory() as session:
+        for item, outcome in results:
+            mine = (PushMessage.id == item.id, PushMessage.attempts == item.attempts)
+            status = outcome.status
+            if status is not None and 200 <= status < 300:
+                session.execute(update(PushMessage).where(*mine).values(state=PUSH_SENT, sent_at=now, last_error=None))
+                session.execute(update(PushSubscription).where(PushSubscription.id == item.subscription_id)
+                                .values(last_success_at=now, failures=0))
+                summary.sent += 1
+            elif status in (404, 410):
+                session.execute(delete(PushSubscription).where(PushSubscription.id == item.subscription_id))
+                summary.gone += 1
+                log.info("push subscription gone id=%s status=%s", item.subscription_id, status)
+            elif status is None or status == 429 or status >= 500:
+                session.execute(update(PushSubscription).where(PushSubscription.id == item.subscription_id)
+                                .values(failures=PushSubscription.failures + 1))
+                if item.attempts >= settings.max_attempts:
+                    _fail(session, mine, outcome, summary)
+                    continue
+                delay = outcome.retry_after
+                if delay is None:
+                    delay = min(settings.backoff_max, settings.backoff_base * 2 ** (item.attempts - 1))
+                    delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, so retries do not arrive together
+                delay = min(delay, 24 * 3600)  # a Retry-After of a year is not honoured as such
+                session.execute(update(PushMessage).where(*mine).values(
+                    not_before=now + timedelta(seconds=delay), last_error=outcome.error or str(status)))
+                summary.retried += 1
+            else:
+                _fail(session, mine, outcome, summary)
+        session.commit()
+
+
+def _fail(session: Session, mine, outcome: Outcome, summary: DeliverySummary) -> None:
+    session.execute(update(PushMessage).where(*mine).values(state=PUSH_FAILED, last_error=outcome.error or "failed"))
+    summary.failed += 1
+    summary.problems.append(outcome.error)
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    """{state: rows} of the outbox."""
+    return dict(session.execute(select(PushMessage.state, func.count()).group_by(PushMessage.state)).all())
