@@ -295,13 +295,10 @@ def test_prices_are_settings(make_app, sessions, world):
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
 def test_console_pages_are_valid_html(app, sessions, world, tmp_path, db_url):
-    import json
     import shutil
-    import subprocess
-    from pathlib import Path
 
     from tests.conftest import server_missing
-    from tests.test_html_valid import VNU
+    from tests.test_html_valid import vnu_problems
 
     if shutil.which("java") is None:
         server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
@@ -326,11 +323,7 @@ def test_console_pages_are_valid_html(app, sessions, world, tmp_path, db_url):
         path = tmp_path / f"{name}.html"
         path.write_bytes(answer.data)
         files.append(str(path))
-    run = subprocess.run(["java", "-jar", str(VNU), "--format", "json", "--also-check-css", *files],
-                         capture_output=True, text=True, timeout=120)
-    messages = json.loads(run.stderr or "{}").get("messages", [])
-    problems = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m['type']}: {m['message']}"
-                for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
+    problems = vnu_problems(files)
     assert problems == [], "\n".join(problems)
 
 

@@ -43,9 +43,14 @@ def test_pages_are_valid_html(demo, client, sessions, tmp_path, db_url):
         assert answer.status_code == (404 if name in ("missing", "no-post") else 200), (name, url)
         path.write_bytes(answer.data)
         files.append(str(path))
+    problems = vnu_problems(files)
+    assert problems == [], "\n".join(problems)
+
+
+def vnu_problems(files: list[str]) -> list[str]:
+    """The Nu validator's errors and warnings for these HTML files (CSS checked too), one line each."""
     run = subprocess.run(["java", "-jar", str(VNU), "--format", "json", "--also-check-css", *files],
                          capture_output=True, text=True, timeout=120)
     messages = json.loads(run.stderr or "{}").get("messages", [])
-    problems = [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m['type']}: {m['message']}"
-                for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
-    assert problems == [], "\n".join(problems)
+    return [f"{Path(m.get('url', '')).name}:{m.get('lastLine')}: {m['type']}: {m['message']}"
+            for m in messages if m["type"] in ("error", "non-document-error") or m.get("subType") == "warning"]
