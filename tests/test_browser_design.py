@@ -18,16 +18,20 @@ from tests.test_browser import new_page, site  # noqa: F401  (fixtures)
 
 PAGES = ["/", "/offices/lyon", "/offices", "/login", "/offline", "/posts/1"]
 
-# Scroll every image into view (lazy ones load only near the viewport) and wait until it has loaded or failed; feed.js
-# replaces a failed one, so the list is taken once, before, and settles on either event or on removal.
+# Load every image now (a lazy one made eager starts at once, wherever it is: scrolling to it left the start to the
+# browser's timing, and under load a lazy image could stay unrequested) and wait until each has loaded or failed;
+# feed.js replaces a failed one, so the list is taken once, before, and settles on either event or on removal.
+# The 60 s guard only turns a hang into a failure further on.
 SETTLE_IMAGES_JS = """async () => {
   const settled = (img) => new Promise(done => {
     if (img.complete || !img.isConnected) return done();
     img.addEventListener('load', done, {once: true});
     img.addEventListener('error', () => setTimeout(done, 0), {once: true});
-    setTimeout(done, 10000);
+    setTimeout(done, 60000);
   });
-  for (const img of [...document.images]) {
+  const images = [...document.images];
+  for (const img of images) img.loading = 'eager';
+  for (const img of images) {
     if (img.isConnected) img.scrollIntoView();
     await settled(img);
   }
