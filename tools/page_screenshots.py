@@ -95,7 +95,9 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     users = ((["users", "add", ADMIN, "--role", "admin", "--office", "lyon"], ""),
-             (["users", "set-password", ADMIN], ADMIN_PASSWORD + "\n"))
+             (["users", "set-password", ADMIN], ADMIN_PASSWORD + "\n"),
+             # A pin and a shout-out on the front page, as a comms team would leave them (the demo's own ids).
+             (["posts", "pin", "2125696844824289283"], ""), (["posts", "highlight", "2125828906680713221"], ""))
     with feedapp_server(commands=users) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
