@@ -77,6 +77,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_MEDIA_CACHE_MB", 500, "megabytes of resized images kept under instance/media (least recently used go first)", int),
     Setting("FEEDAPP_LOG_LEVEL", "INFO", "level of feedapp's own log lines"),
     Setting("FEEDAPP_VAPID_SUBJECT", None, "mailto: or https: contact sent with Web Push (RFC 8292); unset: push stays off, saying why"),
+    Setting("FEEDAPP_MUST_READ_REMIND", 24, "hours after a must-read post's push before one reminder goes to staff who have not acknowledged it (0: no reminder)", int),
+    Setting("FEEDAPP_TIME_ZONE", "UTC", "IANA time zone of offices that set none (quiet hours)"),
+    Setting("FEEDAPP_QUIET_HOURS", None, "HH:MM-HH:MM local time with no push for offices that set none (e.g. 21:00-07:00); unset: none"),
     Setting("FEEDAPP_PUSH_HOSTS", (), "more push-service origins subscriptions may point at, comma-separated (e.g. http://127.0.0.1:8123 for a push service under test); default: the browsers' push services only (https)", _list),
 )
 

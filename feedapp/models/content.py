@@ -20,6 +20,11 @@ class Office(Base):
     name: Mapped[str] = mapped_column(String(200))
     # BCP 47 tag of the office's feeds and labels (e.g. "fr"); None: the site's default language.
     language: Mapped[str | None] = mapped_column(String(16))
+    # Web Push quiet hours (feedapp.push.quiet): "HH:MM" local times in time_zone (IANA, e.g. "Europe/Paris");
+    # None: the site's defaults (FEEDAPP_TIME_ZONE, FEEDAPP_QUIET_HOURS).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(back_populates="office")
