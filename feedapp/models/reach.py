@@ -20,7 +20,8 @@ class MustRead(Base):
 
     The audience is fixed when it is marked, from the post's source: office_id (None: the whole company)
     and staff_only (only signed-in staff, and only staff subscriptions, which are never shown its text
-    on a lock screen). remind_at: when the one reminder goes to staff who have not acknowledged it;
+    on a lock screen). announced_at: when the worker queued its push (None: still to do; marking is one
+    row, the fan-out to every subscription is the worker's job, never a web request's). remind_at: when the one reminder goes to staff who have not acknowledged it;
     reminded_at once it has been queued. ended_at: an editor took it off (or ends_at passed).
     """
 
@@ -34,6 +35,7 @@ class MustRead(Base):
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
