@@ -177,9 +177,11 @@ def answer(session: Session, survey_id: int, option: int, responder: str) -> boo
         raise SurveyError("bad_option", "survey %(id)d has no such option", id=survey_id)
     table = SurveyResponder.__table__
     insert = _insert_for(session)
+    # RETURNING, not rowcount: psycopg reports -1 for this statement; a row comes back only when inserted.
     marked = session.execute(insert(table).values(survey_id=survey_id, responder=responder)
-                             .on_conflict_do_nothing(index_elements=[table.c.survey_id, table.c.responder]))
-    if not marked.rowcount:
+                             .on_conflict_do_nothing(index_elements=[table.c.survey_id, table.c.responder])
+                             .returning(table.c.survey_id)).first()
+    if marked is None:
         return False
     session.execute(update(SurveyTally).where(SurveyTally.survey_id == survey_id, SurveyTally.option == option)
                     .values(count=SurveyTally.count + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from feedapp import survey as surveys
 from feedapp.db import get_session
 from feedapp.models import utcnow
 from feedapp.queries import pinned_posts, posts_for_feed
@@ -69,10 +70,15 @@ def _feed_page(office):
         # Pins head the first page and are not repeated below it; later pages keep date order.
         pinned = [] if before else pinned_posts(session, office_id, staff=staff, now=utcnow())
         shown = {p.id for p in pinned}
+        # The survey card heads the first page; a signed-in reader's page is theirs alone (Variant.viewer),
+        # so it may leave out what they answered (their other browsers hide it by cookie until rebuilt).
+        responder = surveys.user_responder(current_user.id) if staff else None
+        open_surveys = [] if before else surveys.surveys_for_reader(session, office_id, responder)
         # A thread's later parts show under its first post when both are on this page (never twice).
         html = render_template("feed.html", pinned=pinned,
                                posts=fold_threads([p for p in posts[:PAGE_SIZE] if p.id not in shown]),
-                               office=office, older=older, before=before, staff=staff)
+                               office=office, older=older, before=before, staff=staff,
+                               surveys=open_surveys)
         return html.encode()
 
     response = cached_response(

@@ -110,5 +110,6 @@ area("list_offices", _l("Offices"))
 area("list_users", _l("Staff accounts"), admin_only=True)
 area("show_branding", _l("Branding"), admin_only=True)
 area("show_poster", _l("Poster"))
+from . import survey  # noqa: E402,F401  (registers "Survey" itself)
 
 from . import audit  # noqa: E402,F401  (registers "Audit log" itself, last)
