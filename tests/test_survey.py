@@ -418,3 +418,37 @@ def _uid(sessions, name: str) -> int:
 
     with sessions() as s:
         return accounts.user_by_username(s, name).id
+
+
+# --- markup ------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine
+def test_survey_pages_are_valid_html(app, client, sessions, offices, runner, tmp_path, db_url):
+    import shutil
+
+    from tests.test_html_valid import vnu_problems
+
+    if shutil.which("java") is None:
+        from tests.conftest import server_missing
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
+    past = start(runner, "Yes", "No", question='Old & "quoted" <question>?')
+    for n in range(5):
+        answer(app.test_client(), past, n % 2)
+    assert runner.invoke(args=["survey", "close"]).exit_code == 0
+    survey_id = start(runner, "Yes", "No", "Not sure")
+    start(runner, "Oui", "Non", office_slug="lyon")
+    for n in range(5):
+        answer(app.test_client(), survey_id, n % 3)
+    editor = staff_client(app, sessions, "ed", role="editor")
+    pages = {"feed": client.get("/offices/lyon"),
+             "confirm": app.test_client().post(f"/survey/{survey_id}/answer", data={"option": 1, "next": "/"}),
+             "console": editor.get("/admin/survey")}
+    files = []
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        path = tmp_path / f"{name}.html"
+        path.write_bytes(response.data)
+        files.append(str(path))
+    assert "&lt;question&gt;" in pages["console"].get_data(as_text=True)  # escaped
+    problems = vnu_problems(files)
+    assert problems == [], "\n".join(problems)
