@@ -104,6 +104,12 @@ def open_survey(session: Session, office_id: int | None) -> Survey | None:
                           .order_by(Survey.id.desc()).limit(1))
 
 
+def open_surveys(session: Session) -> list[Survey]:
+    """Every open survey: the company's first, then the offices' by when they started."""
+    rows = session.scalars(select(Survey).where(Survey.closed_at.is_(None)).order_by(Survey.id))
+    return sorted(rows, key=lambda s: s.office_id is not None)
+
+
 def latest_survey(session: Session, office_id: int | None) -> Survey | None:
     """The audience's open survey, else its most recently started closed one."""
     return open_survey(session, office_id) or session.scalar(

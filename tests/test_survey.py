@@ -136,6 +136,21 @@ def test_who_may_start_and_close(sessions, offices, role, office_of_actor, targe
         assert actions == ["start_survey", "close_survey"]
 
 
+@pytest.mark.parametrize("args, message", [
+    (["survey", "start", QUESTION, "--option", "Yes"], "give at least 2 options"),
+    (["survey", "start", QUESTION, *["--option", "a", "--option", "b"] * 3], "give at most 5 options"),
+    (["survey", "start", QUESTION, "--option", "Yes", "--option", " yes"], "two options are the same"),
+    (["survey", "start", " ", "--option", "Yes", "--option", "No"], "the question is empty"),
+    (["survey", "start", QUESTION, "--option", "Yes", "--option", "No", "--office", "nowhere"], "no office 'nowhere'"),
+    (["survey", "close"], "no survey is open for the company"),
+    (["survey", "close", "--office", "lyon"], "no survey is open for lyon"),
+    (["survey", "results"], "no survey yet for the company"),
+])
+def test_cli_errors_are_one_line_and_exit_1(runner, offices, args, message):
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 # --- answering ---------------------------------------------------------------------------------------------------------
 
 def test_one_answer_per_signed_in_person_whatever_the_device(app, sessions):

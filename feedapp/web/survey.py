@@ -90,7 +90,12 @@ def answer_survey(survey_id: int):
             if not attempt.allowed:
                 raise TooManyRequests(gettext("Too many answers from this network. Try again later."),
                                       retry_after=attempt.retry_after)
-    counted = surveys.answer(db, survey.id, option, responder)
+    try:
+        counted = surveys.answer(db, survey.id, option, responder)
+    except surveys.SurveyError:  # closed since it was read above
+        db.rollback()
+        flash(gettext("This survey has closed."))
+        return redirect(back, code=303)
     db.commit()
     flash(gettext("Thank you: your answer is counted.") if counted
           else gettext("You have already answered this survey."))

@@ -63,9 +63,7 @@ def _survey(survey_id: int) -> Survey:
 def _render(form: SurveyForm):
     db, who = get_session(), actor()
     names = {o.id: o.name for o in content_state().offices}
-    open_ = [s for s in (surveys.open_survey(db, None), *(surveys.open_survey(db, o.id)
-                                                          for o in content_state().offices)) if s]
-    open_ = [s for s in open_ if who.may_edit(s.office_id)]
+    open_ = [s for s in surveys.open_surveys(db) if who.may_edit(s.office_id)]
     past = surveys.past_surveys(db, who)
     results = {s.id: surveys.results(db, s) for s in open_ + past}
     return render_template("admin/survey.html", form=form, open_surveys=open_, past=past, results=results,
