@@ -18,6 +18,7 @@ from feedapp.db import sessions
 from feedapp.models import Survey, SurveyTally
 from tests.browser import PageOpener, demo_app, fits, serve, watch
 from tests.test_browser_auth import _user, sign_in
+from tests.test_pwa import wait_for_worker
 
 PHONE_WIDTH = 390
 SHOTS = os.environ.get("FEEDAPP_SCREENSHOTS")  # a folder: save screenshots there to look at them
@@ -72,6 +73,9 @@ def test_an_editor_starts_a_survey_and_a_reader_answers_with_one_tap(new_page, s
     reader = new_page(**size)
     problems += watch(reader)
     reader.goto("/")
+    # The worker's install fetches the offline pages with the reader's cookies: it could take the
+    # thank-you message (a one-time flash) if it ran while the answer's redirect is followed.
+    wait_for_worker(reader)
     card = reader.locator("section.survey")
     expect(card).to_be_visible()
     assert fits(reader, PHONE_WIDTH)
@@ -87,6 +91,7 @@ def test_an_editor_starts_a_survey_and_a_reader_answers_with_one_tap(new_page, s
     for option in (0, 0, 1, 2):  # four more readers, each on their own phone
         other = new_page(**size)
         other.goto("/")
+        wait_for_worker(other)
         other.locator("section.survey button").nth(option).click()
         expect(other.locator(".flash")).to_contain_text("Thank you")
     assert counts(app) == [2, 1, 2]
