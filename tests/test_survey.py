@@ -326,6 +326,20 @@ def test_the_card_shows_on_the_right_pages_until_closed(client, sessions, office
     assert result.exit_code == 1 and "no survey is open" in result.output
 
 
+def test_answers_leave_the_shared_cached_page_alone(app, client, sessions, runner):
+    from feedapp.web.http import render_cache
+
+    survey_id = start(runner, "Yes", "No")
+    first = client.get("/")
+    renders = render_cache(app).renders
+    for n in range(6):
+        answer(app.test_client(), survey_id, n % 2)
+    again = app.test_client().get("/")
+    # The same page for everyone: no answer changes its ETag or makes it render again.
+    assert again.headers["ETag"] == first.headers["ETag"] and render_cache(app).renders == renders
+    assert again.data == first.data and cards(app.test_client()) == [survey_id]
+
+
 def test_a_signed_in_reader_no_longer_gets_the_card_once_answered(app, sessions, runner):
     survey_id = start(runner, "Yes", "No")
     reader = staff_client(app, sessions, "cleo")
