@@ -254,6 +254,11 @@ def ack_counts(session: Session, post_id: int) -> list[AckGroup]:
     return groups
 
 
+def rows_of(session: Session, post_ids) -> dict[int, MustRead]:
+    """The must-read rows (active or ended) of these posts, by post id."""
+    return {row.post_id: row for row in session.scalars(select(MustRead).where(MustRead.post_id.in_(list(post_ids))))}
+
+
 def must_read_list(session: Session, actor: Actor, limit: int = LIST_MAX) -> list[tuple[MustRead, Post]]:
     """The must-reads this editor may act on (their office's, or all), active first, then by when marked."""
     stmt = select(MustRead, Post).join(Post, Post.id == MustRead.post_id)
