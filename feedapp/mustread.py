@@ -127,7 +127,8 @@ def acknowledge(session: Session, user, post_id: int, *, now: datetime | None = 
         raise ModerationError("unknown", f"post {post_id} is not a must-read for {getattr(account, 'username', '?')}")
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(Acknowledgement).values(post_id=post_id, user_id=account.id, at=now)
-    return session.execute(stmt.on_conflict_do_nothing(index_elements=["post_id", "user_id"])).rowcount == 1
+    stmt = stmt.on_conflict_do_nothing(index_elements=["post_id", "user_id"]).returning(Acknowledgement.user_id)
+    return session.execute(stmt).first() is not None  # RETURNING: a row only when this insert made it
 
 
 def _audience(office_id: int | None, staff: bool, company: bool):
