@@ -386,3 +386,15 @@ def test_must_read_pages_are_valid_html(demo, app, client, sessions, runner, tmp
     problems = [p for p in vnu_problems(files[:-1])
                 if not (p.startswith("console.html") and ": info: " in p)]
     assert problems == [], "\n".join(problems)
+
+
+def test_a_pinned_must_read_shows_once_in_the_must_read_section(demo, client, sessions, runner):
+    post_id = newest(sessions, "HarborPineNews")
+    assert runner.invoke(args=["posts", "pin", str(post_id)]).exit_code == 0
+    mark(runner, post_id)
+    html = client.get("/").get_data(as_text=True)
+    assert html.count(f'id="p{post_id}"') == 1 and f'id="p{post_id}"' in section(html)
+    assert 'class="pins"' not in html  # its only pin is the must-read itself
+    mark(runner, post_id, "--end")
+    html = client.get("/").get_data(as_text=True)
+    assert html.count(f'id="p{post_id}"') == 1 and section(html) == "" and 'class="pins"' in html
