@@ -245,6 +245,7 @@ FR = {
     'It heads the feed of everyone who can see it (%(audience)s) and a push goes to their subscriptions.': "Il passe en tête du fil de tous ceux qui peuvent le voir (%(audience)s) et une notification part vers leurs abonnements.",
     'Mark a post on the Posts page. Staff tap “Got it”; counts show only for groups of 5 people or more, smaller ones are merged.': "Marquez un message depuis la page Messages. Le personnel touche « C’est lu » ; les chiffres ne s’affichent que pour les groupes d’au moins 5 personnes, les plus petits sont regroupés.",
     'Mark must-read': "Marquer « À lire »",
+    'Last day of the must-read (optional)': "Dernier jour du « À lire » (facultatif)",
     'Mark must-read…': "Marquer « À lire »…",
     'Marked %(when)s by %(who)s': "Marqué %(when)s par %(who)s",
     'Marked must-read. Its push goes out from the worker shortly.': "Marqué « À lire ». Sa notification part sous peu, envoyée par le processus de fond.",
