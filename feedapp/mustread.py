@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedapp.accounts import audit
@@ -65,8 +66,12 @@ def mark(session: Session, actor: Actor, post_id: int, ends_at: datetime | None 
     if is_active(row, now):
         raise ModerationError("already", f"post {post.id} is already must-read")
     if row is None:
-        row = MustRead(post_id=post.id)
-        session.add(row)
+        row = MustRead(post_id=post.id, marked_by=actor.name)
+        try:  # two editors marking it at once: the second is told, not shown a database error
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            raise ModerationError("already", f"post {post.id} is already must-read") from None
     elif row.office_id != source.office_id or row.staff_only != source.is_staff_only:
         bump_content_version(session, {_scope(row)})  # its old audience loses it
     row.office_id, row.staff_only = source.office_id, source.is_staff_only
