@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from feedapp import mustread
 from feedapp.models import utcnow
 from feedapp.moderation import expire_pins
 from feedapp.queries import sources_due
@@ -105,8 +106,8 @@ def poll_cycle(
             log.exception("profile check failed")
             summary.notes.append(f"profile check skipped: database error ({type(exc).__name__})")
     with sessions() as session:
-        # Pins past their end leave the feeds they were on (their pages' caches move on with them).
-        if expire_pins(session, now):
+        # Pins and must-reads past their end leave the feeds they were on (their pages' caches move on with them).
+        if expire_pins(session, now) + mustread.expire(session, now):
             session.commit()
         ids = sources_due(session, None if everything else now)
     clients = ThreadClients(client)

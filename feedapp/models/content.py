@@ -128,6 +128,8 @@ class Post(Base):
     thread_head = None  # Post: a later part's first post, when the reader may see it
     reply_parent = None  # Post: a reply to another account's post, when that post is stored and visible
     pinned = False  # bool: shown at the top of the page as a pin (feedapp.queries.pinned_posts)
+    must_read = False  # bool: an active must-read of the reader's audience (feedapp.mustread)
+    acknowledged = None  # True: the signed-in reader said "got it" to it; False: they are asked to; None: neither
     quote_removed = False  # bool: the quoted post is hidden by an editor (feedapp.post_context)
 
     @property

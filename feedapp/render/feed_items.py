@@ -41,6 +41,7 @@ class Labels:
     post: str = "Post"
     pinned: str = "Pinned"  # category of a post pinned on the feed's page
     shout_out: str = "Shout-out"  # category of a recognition post
+    must_read: str = "Must read"  # category of an active must-read post (feedapp.mustread)
 
 
 def content_html(post, staff: bool, labels: Labels, links: Mapping[int, str], images: Images) -> str:

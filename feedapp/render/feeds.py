@@ -116,8 +116,9 @@ def opml(title: str, feeds: list[tuple[str, str, str]]) -> bytes:
 
 
 def categories(post, labels: Labels) -> list[str]:
-    """The categories a post carries in feeds: pinned on the feed's page, a shout-out."""
-    return [label for on, label in ((getattr(post, "pinned", False), labels.pinned),
+    """The categories a post carries in feeds: an active must-read, pinned on the feed's page, a shout-out."""
+    return [label for on, label in ((getattr(post, "must_read", False), labels.must_read),
+                                    (getattr(post, "pinned", False), labels.pinned),
                                     (post.highlighted, labels.shout_out)) if on]
 
 

@@ -8,7 +8,7 @@ import uuid
 from flask import Blueprint, abort, current_app, url_for
 from flask_babel import force_locale, gettext
 
-from feedapp import accounts
+from feedapp import accounts, mustread
 from feedapp.db import get_session
 from feedapp.models import utcnow
 from feedapp.queries import pinned_ids, posts_for_feed
@@ -95,7 +95,13 @@ def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token:
         posts = posts_for_feed(session, office_id, staff=staff, company=company,
                                limit=current_app.config["FEEDAPP_FEED_ITEMS"])
         # Feeds keep date order; a post pinned on the feed's page is marked with a category.
-        pinned = pinned_ids(session, office_id, company=company, now=utcnow())
+        now = utcnow()
+        pinned = pinned_ids(session, office_id, company=company, now=now)
+        # Active must-reads come first, whatever their age, with their own category (feedapp.mustread).
+        must = mustread.active_must_reads(session, office_id, staff=staff, now=now, company=company)
+        if must:
+            first = {p.id for p in must}
+            posts = (must + [p for p in posts if p.id not in first])[:current_app.config["FEEDAPP_FEED_ITEMS"]]
         for post in posts:
             post.pinned = post.id in pinned
         if token:
@@ -169,6 +175,7 @@ def feed_labels() -> render.Labels:
         post=gettext("Post"),
         pinned=gettext("Pinned"),
         shout_out=gettext("Shout-out"),
+        must_read=gettext("Must read"),
     )
 
 

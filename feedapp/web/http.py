@@ -101,7 +101,7 @@ def render_cache(app: Flask | None = None) -> RenderCache:
 
 
 def cached_response(variant: Variant, build: Callable[[], bytes], *, content_type: str, cache_control: str,
-                    vary: tuple[str, ...] = ()) -> Response:
+                    vary: tuple[str, ...] = (), fresh: bool = False) -> Response:
     """Answer from validators (304), the render cache, or by building the body once.
 
     The render-cache key and the ETag are the versions of the content scopes the
@@ -112,6 +112,9 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
     staff-only ones of those when Variant.staff. Last-Modified is the newest change
     among them. What is not a page
     is built in the default language, so the reader's cannot leak in.
+
+    fresh: the body holds something of this browser's session (a form's CSRF token, which another
+    browser of the same person could not use): built for this response only, never stored.
     """
     valid = content_state().validators(variant.office, variant.staff, variant.company)
     etag = variant.etag(valid.versions)
@@ -123,8 +126,8 @@ def cached_response(variant: Variant, build: Callable[[], bytes], *, content_typ
     }
     if variant.locale is None:
         build = _in_default_language(build)
-    if session.get("_flashes"):
-        # A one-time message for this reader only: render it fresh, never store or share it.
+    if fresh or session.get("_flashes"):
+        # A one-time message or a session's token for this reader only: render it fresh, never store or share it.
         response = Response(build(), content_type=content_type, headers=headers)
         response.headers["Cache-Control"] = "private, no-store"
         del response.headers["ETag"]

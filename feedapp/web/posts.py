@@ -6,7 +6,9 @@ from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BaseConverter, ValidationError
 
+from feedapp import mustread
 from feedapp.db import get_session
+from feedapp.models import utcnow
 from feedapp.queries import hidden_post_ids, post_with_thread
 
 from .http import cached_response
@@ -51,6 +53,9 @@ def show_post(post_id: int):
         abort(404)
     head = post.thread_head or post
     canonical_id = post.canonical_id or post.id  # a repost's page is its original's
+    must = mustread.reader_state(get_session(), mustread.EVERY, user_id=current_user.id if staff else None,
+                                 now=utcnow())
+    must.flag([head] if head is post else [head, post])
 
     def build() -> bytes:
         html = render_template(
@@ -63,11 +68,12 @@ def show_post(post_id: int):
 
     response = cached_response(
         # The post may belong to any office: its ETag follows every office's scopes of this audience.
-        variant(office=EVERY_OFFICE),
+        variant(office=EVERY_OFFICE, acked=tuple(must.acked)),
         build,
         content_type="text/html; charset=utf-8",
         cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
         vary=("Cookie", "Accept-Language"),
+        fresh=bool(must.asked),  # a "Got it" form carries this session's CSRF token
     )
     # A post opened from a shared link can be read again offline, like the feed pages (templates/sw.js).
     response.headers["X-Feedapp-Offline"] = "page"

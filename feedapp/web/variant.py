@@ -57,6 +57,9 @@ class Variant:
     reader: int | None  # the owner of a private feed token
     token: str | None  # SHA-256 of the private feed token the body links to (its rel=self)
     company: bool = True  # the company-wide posts are in the body (False: an office's own posts only, or no posts)
+    # The must-reads shown that the viewer has acknowledged (feedapp.mustread): a "got it" changes that
+    # person's pages only, so it is part of their variant rather than a scope everyone's versions carry.
+    acked: tuple[int, ...] = ()
 
     @property
     def staff(self) -> bool:
@@ -71,7 +74,8 @@ class Variant:
 
 
 def variant(*, query: dict[str, object] | None = None, office: str | None = None, page: bool = True,
-            reader: int | None = None, token: str | None = None, company: bool = True) -> Variant:
+            reader: int | None = None, token: str | None = None, company: bool = True,
+            acked: tuple[int, ...] = ()) -> Variant:
     """The Variant of the current request: its route, plus what the view resolved.
 
     query holds the parameters the view reads, already validated (None values
@@ -95,6 +99,7 @@ def variant(*, query: dict[str, object] | None = None, office: str | None = None
         reader=reader,
         token=hashlib.sha256(token.encode()).hexdigest() if token else None,
         company=company,
+        acked=tuple(sorted(acked)),
     )
 
 

@@ -103,6 +103,7 @@ def console_home():
 
 # Each area module registers its routes; the menu follows the order of the area() calls.
 from . import posts  # noqa: E402,F401  (registers "Posts" itself)
+from . import mustread  # noqa: E402,F401  (registers "Must read" itself, after Posts)
 from . import branding, offices, poster, sources, users  # noqa: E402,F401
 
 area("list_sources", _l("Sources"))

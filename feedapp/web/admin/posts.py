@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from feedapp import moderation
+from feedapp import moderation, mustread
 from feedapp.db import get_session
 from feedapp.models import Pin, Post, Source, utcnow
 
@@ -68,7 +68,8 @@ def list_posts():
                         .where(moderation.pending_filter(who), Post.pending.is_(True), Post.hidden_at.is_(None)))
     return render_template("admin/posts.html", posts=posts, pins=pins, state=state, states=STATES, older=older,
                            waiting=waiting, action=ActionForm(), hide_form=HideForm(),
-                           pin_choices=_pin_choices, offices=content_state().by_id, now=utcnow())
+                           pin_choices=_pin_choices, offices=content_state().by_id, now=utcnow(),
+                           must_reads=mustread.rows_of(db, [p.id for p in posts]), may_edit=who.may_edit)
 
 
 def _pin_choices(post: Post) -> list[tuple[str, str]]:
