@@ -11,7 +11,7 @@ Then every subscription must have received exactly one message (counted at the p
 The push service (tests/fakepush.py) runs in a process of its own, as a real one does not share the worker's
 CPU and GIL, and checks VAPID and decrypts one push in --sample (default 10; 1: every one), counting all.
 --fake-in-process puts it in the worker's process, to see what that costs.
-  .venv/bin/python bench/push_bench.py [--subscriptions 10000] [--concurrency 8] [--batch 200] [--sample 10]
+  .venv/bin/python bench/push_bench.py [--subscriptions 10000] [--concurrency 8] [--batch 100] [--sample 10]
   .venv/bin/python bench/push_bench.py --postgres   # throwaway database on $FEEDAPP_TEST_POSTGRES (created, dropped)
 """
 
@@ -50,7 +50,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--subscriptions", type=int, default=10_000)
     p.add_argument("--concurrency", type=int, default=8, help="DeliverySettings.concurrency: sends in flight")
-    p.add_argument("--batch", type=int, default=200, help="DeliverySettings.batch: rows claimed at a time")
+    p.add_argument("--batch", type=int, default=100, help="DeliverySettings.batch: rows claimed at a time")
     p.add_argument("--sample", type=int, default=10, help="the push service checks and decrypts 1 push in N")
     p.add_argument("--fake-in-process", action="store_true", help="run the push service in the worker's process")
     db = p.add_mutually_exclusive_group()
