@@ -171,6 +171,7 @@ def run(args, db_url: str, instance: str) -> int:
         "deliver_wall_s": f"{wall2 - wall1:.2f}",
         "total_wall_s": f"{total_wall:.2f}",
         "deliveries": summary.sent,
+        "retried_failed_gone": f"{summary.retried}/{summary.failed}/{summary.gone}",
         "deliveries_per_s": f"{summary.sent / total_wall:.0f}",
         "cpu_ms_per_delivery": f"{total_cpu * 1000 / max(summary.sent, 1):.2f}",
         "worker_cpu_s": f"{total_cpu:.2f}",
@@ -186,6 +187,8 @@ def run(args, db_url: str, instance: str) -> int:
           and summary.failed == summary.retried == 0)
     if problems:
         print("push service refusals:\n" + "\n".join(problems[:10]))
+    if summary.problems:
+        print("worker's failures:\n" + "\n".join(summary.problems[:10]))
     print("OK: every subscription received exactly one message" if ok else "FAILED: see the counts above")
     if total_wall >= 30:
         print(f"NOTE: {total_wall:.1f} s is over the 30 s target")

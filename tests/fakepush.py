@@ -76,8 +76,11 @@ class FakePush:
         self.problems: list[str] = []
         self.answers: dict[str, list[tuple[int, dict]]] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # listen() backlog: 5 by default, too few for a worker opening 16 connections
+
+        self.server = Server(("127.0.0.1", 0), self._handler())
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
