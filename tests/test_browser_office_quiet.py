@@ -37,7 +37,7 @@ def test_quiet_hours_are_set_from_a_phone(chromium, site, scheme, tmp_path):
         sign_in(page, "harbourmaster")
         page.goto(f"/admin/offices/{lyon}")
         page.get_by_label("Time zone").fill("Europe/Paris")
-        page.get_by_label("Quiet hours start").fill("21:00")  # an <input type="time">: Chromium takes HH:MM
+        page.get_by_label("Quiet hours start").fill("21:00")
         page.get_by_label("Quiet hours end").fill("07:00")
         assert fits(page, PHONE["viewport"]["width"])
         shots = os.environ.get("FEEDAPP_SCREENSHOTS")  # set it to look at the page

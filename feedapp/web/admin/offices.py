@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from wtforms import SelectField, StringField, ValidationError
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp
-from wtforms.widgets import TimeInput
 
 from feedapp.db import get_session
 from feedapp.manage import offices as manage
@@ -23,6 +22,7 @@ from ..forms import REQUIRED, ActionForm, plain_text
 from ..i18n import LOCALES, SUPPORTED
 from . import actor, bp
 
+HHMM_INPUT = {"pattern": "([01][0-9]|2[0-3]):[0-5][0-9]", "maxlength": 5, "placeholder": "21:00", "size": 5}
 LANGUAGE_CHOICES = [SelectChoice("", _l("The site's default"))] + [SelectChoice(code, name) for code, name in LOCALES]
 
 
@@ -51,8 +51,9 @@ class OfficeQuietForm(OfficeSettingsForm):
     """The settings only an existing office's page has: its time zone and push quiet hours."""
 
     time_zone = StringField(_l("Time zone"), validators=[Optional(), Length(max=64), _time_zone])
-    quiet_start = StringField(_l("Quiet hours start"), widget=TimeInput(), validators=[Optional(), _hhmm])
-    quiet_end = StringField(_l("Quiet hours end"), widget=TimeInput(), validators=[Optional(), _hhmm])
+    # Text, not <input type="time">: that shows 12-hour clocks to English browsers, and HH:MM is what is stored.
+    quiet_start = StringField(_l("Quiet hours start"), validators=[Optional(), _hhmm], render_kw=HHMM_INPUT)
+    quiet_end = StringField(_l("Quiet hours end"), validators=[Optional(), _hhmm], render_kw=HHMM_INPUT)
 
     def validate(self, extra_validators=None) -> bool:
         if not super().validate(extra_validators):
