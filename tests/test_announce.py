@@ -31,7 +31,8 @@ SUBJECT = "mailto:comms@example.com"
 BASE = "https://feed.example.com"
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)  # 13:00 in Paris, 07:00 in New York
 TEXT = "Ligne 4 fermée demain matin : détour par le quai B. Plan sur https://t.co/abc"
-LINKS = [{"kind": "url", "start": TEXT.index("https://t.co"), "end": len(TEXT), "href": "https://example.com/plan-quai-b"}]
+LINKS = [{"kind": "url", "start": TEXT.index("https://t.co"), "end": len(TEXT),
+          "href": "https://example.com/plan-quai-b"}]
 
 
 class Clock:

@@ -202,7 +202,7 @@ def _queue(session: Session, post: Post, must_read: MustRead, staff_only: bool, 
 
 
 def cancel_post_pushes(session: Session, post_id: int) -> int:
-    """Delete the post's must-read pushes not sent yet (it was hidden, or its must-read ended); how many. Caller commits.
+    """Delete the post's must-read pushes not sent yet (hidden, or its must-read ended); how many. Caller commits.
 
     A row a worker is sending at this moment may still go out; its result then updates nothing.
     """

@@ -4,8 +4,8 @@ Nothing is sent from a web request: whatever wants a push adds rows (`queue_push
 (`poll --loop`, or `push deliver`) drains them with `deliver`. Several workers may drain at once: a
 worker claims a batch by moving each row's not_before past the time one send can take (on PostgreSQL
 under `SELECT … FOR UPDATE SKIP LOCKED`, so workers never wait for or take each other's rows; on SQLite,
-whose writers take turns, by an UPDATE guarded on the row still being due, checked by its rowcount). A
-worker that dies mid-send leaves rows that come due again by themselves.
+whose writers take turns, by one UPDATE guarded on each row still being due, RETURNING the rows it took).
+Sending one row is feedapp.push.sender's. A worker that dies mid-send leaves rows that come due again by themselves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import random
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -184,96 +183,6 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class Sender:
-    """Sends one claimed row with pywebpush (RFC 8291 aes128gcm, VAPID RFC 8292); one HTTP session per thread.
-
-    What does not change between sends is worked out once (a fan-out to 10,000 phones is CPU-bound): the
-    VAPID header per push-service origin, signed again an hour before its 12 hours run out (RFC 8292 §2:
-    a JWT may be reused until its exp, at most 24 h away), and the proxy environment per origin.
-    """
-
-    VAPID_LIFETIME = 12 * 3600  # seconds; pywebpush's own choice
-    VAPID_RENEW = 3600  # seconds before exp when a new JWT is signed
-
-    def __init__(self, settings: DeliverySettings, clock: Callable[[], datetime]):
-        from py_vapid import Vapid
-
-        self.settings, self.clock = settings, clock
-        self.vapid = Vapid.from_pem(settings.private_pem)
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.vapid_headers: dict[str, tuple[float, dict]] = {}
-
-    def _vapid_header(self, origin: str) -> dict:
-        import time
-
-        now = time.time()  # exp is checked by the push service against real time, whatever self.clock says
-        with self.lock:
-            cached = self.vapid_headers.get(origin)
-            if cached is None or cached[0] - now < self.VAPID_RENEW:
-                exp = int(now) + self.VAPID_LIFETIME
-                headers = self.vapid.sign({"sub": self.settings.subject, "aud": origin, "exp": exp})
-                cached = self.vapid_headers[origin] = (exp, headers)
-        return cached[1]
-
-    def __call__(self, item: Claimed) -> Outcome:
-        import requests
-        from pywebpush import WebPusher
-
-        from .subscriptions import origin_of
-
-        http = getattr(self.local, "http", None)
-        if http is None:
-            http = self.local.http = _PushSession()
-        headers = {"Urgency": item.urgency, **self._vapid_header(origin_of(item.endpoint))}
-        if item.topic:
-            headers["Topic"] = item.topic
-        try:
-            # What pywebpush.webpush() does, with the VAPID header signed above rather than for every send.
-            response = WebPusher({"endpoint": item.endpoint, "keys": {"p256dh": item.p256dh, "auth": item.auth}},
-                                 requests_session=http).send(
-                item.payload, headers, ttl=item.ttl, content_encoding="aes128gcm", timeout=self.settings.timeout)
-        except requests.RequestException as exc:  # no answer: refused, reset, timed out
-            return Outcome(None, error=f"{type(exc).__name__}: {str(exc)[:200]}")
-        except Exception as exc:  # noqa: BLE001 - keys pywebpush cannot use: this row fails, the others go on
-            return Outcome(400, error=f"{type(exc).__name__}: {str(exc)[:200]}")
-        if response.status_code > 202:
-            return Outcome(response.status_code,
-                           retry_after_seconds(response.headers.get("Retry-After"), self.clock()),
-                           error=f"{response.status_code} {(response.text or '').strip()[:200]}")
-        return Outcome(response.status_code)
-
-
-def _PushSession():
-    """A requests.Session that reads the proxy environment once per push-service origin, not on every send.
-
-    requests looks at every environment variable (proxies, no_proxy, netrc) for each request when trust_env
-    is on: a third of a send's CPU time. The same settings are honoured, read once.
-    """
-    import os
-    from urllib.parse import urlsplit
-
-    import requests
-    from requests.utils import get_environ_proxies
-
-    class PushSession(requests.Session):
-        def __init__(self):
-            super().__init__()
-            self.trust_env = False
-            self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            self.origin_proxies: dict[str, dict] = {}
-
-        def request(self, method, url, **kwargs):
-            parts = urlsplit(url)
-            origin = f"{parts.scheme}://{parts.netloc}"
-            if origin not in self.origin_proxies:
-                self.origin_proxies[origin] = get_environ_proxies(url)
-            kwargs.setdefault("proxies", self.origin_proxies[origin])
-            return super().request(method, url, **kwargs)
-
-    return PushSession()
-
-
 def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, *,
             clock: Callable[[], datetime] = utcnow, send: Callable[[Claimed], Outcome] | None = None,
             stop: Callable[[], bool] = lambda: False) -> DeliverySummary:
@@ -284,7 +193,10 @@ def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, 
     backoff; after max_attempts the row is "failed". Any other status (400, 403, 413): failed at once, since
     sending it again would get the same answer.
     """
-    send = send or Sender(settings, clock)
+    if send is None:
+        from .sender import Sender
+
+        send = Sender(settings, clock)
     summary = DeliverySummary()
     hold = timedelta(seconds=settings.claim_seconds)
     with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="push") as pool:

@@ -138,7 +138,8 @@ def _first_instant_at(day: date, wall: time, zone: ZoneInfo, after: datetime) ->
     spring-forward gap: then the gap's end, the first instant whose clock reads later than wall.
     """
     target = datetime.combine(day, wall)
-    candidates = sorted({datetime.combine(day, wall, zone).replace(fold=fold).astimezone(timezone.utc) for fold in (0, 1)})
+    candidates = sorted({datetime.combine(day, wall, zone).replace(fold=fold).astimezone(timezone.utc)
+                         for fold in (0, 1)})
     real = [c for c in candidates if c.astimezone(zone).replace(tzinfo=None) == target]
     ahead = [c for c in real if c > after]
     if ahead:
