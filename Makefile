@@ -52,6 +52,11 @@ bench-poll: $(VENV)/.installed
 bench-feed: $(VENV)/.installed
 	$(BIN)/python bench/feed_bench.py $(BENCH_ARGS)
 
+# A company-wide must-read to 10,000 push subscriptions against the loopback push service (SQLite; BENCH_ARGS=--postgres).
+.PHONY: bench-push
+bench-push: $(VENV)/.installed
+	$(BIN)/python bench/push_bench.py $(BENCH_ARGS)
+
 # After changing interface text: extract it, add French to tools/fr.py, rerun until nothing is missing.
 translations: $(VENV)/.installed
 	$(BIN)/python tools/update_translations.py

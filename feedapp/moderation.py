@@ -18,6 +18,7 @@ from feedapp.accounts import audit
 from feedapp.content_scopes import posts_scope
 from feedapp.ingest.store import bump_content_version
 from feedapp.models import Office, Pin, Post, Source, utcnow
+from feedapp.push.announce import cancel_post_pushes
 from feedapp.roles import Actor, Forbidden
 
 # Bumped by every hide and unhide: a reader's service worker that saw another value drops the
@@ -75,6 +76,8 @@ def hide(session: Session, actor: Actor, post_id: int, reason: str = "") -> Outc
     ids = [p.id for p in rows]
     session.execute(update(Post).where(Post.id.in_(ids))
                     .values(hidden_at=now, hidden_reason=reason or None, hidden_by=actor.name))
+    for row_id in ids:  # a must-read push still in the outbox goes nowhere (feedapp.push.announce)
+        cancel_post_pushes(session, row_id)
     bump_content_version(session, _scopes(rows) | {REMOVALS})
     audit(session, actor.name, "hide_post", str(post.id), reason)
     return Outcome(tuple(ids), f"post {post.id} hidden")

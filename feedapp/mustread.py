@@ -24,6 +24,7 @@ from feedapp.ingest.store import bump_content_version
 from feedapp.moderation import ModerationError, Outcome, get_post
 from feedapp.models import Acknowledgement, MustRead, Office, Post, User, utcnow
 from feedapp.post_context import add_context
+from feedapp.push.announce import cancel_post_pushes
 from feedapp.roles import Actor
 from feedapp.visibility import posts_statement, published
 
@@ -95,6 +96,7 @@ def end(session: Session, actor: Actor, post_id: int, *, now: datetime | None = 
     if not is_active(row, now):
         raise ModerationError("not_must_read", f"post {post.id} is not must-read")
     row.ended_at = now
+    cancel_post_pushes(session, post.id)  # a phone in its office's quiet hours need not get it in the morning
     bump_content_version(session, {_scope(row)})
     audit(session, actor.name, "end_must_read", str(post.id))
     return Outcome((post.id,), f"post {post.id} is no longer must-read")
@@ -107,6 +109,7 @@ def expire(session: Session, now: datetime | None = None) -> int:
         MustRead.ended_at.is_(None), MustRead.ends_at.is_not(None), MustRead.ends_at <= now)))
     for row in rows:
         row.ended_at = row.ends_at
+        cancel_post_pushes(session, row.post_id)
     bump_content_version(session, {_scope(row) for row in rows})
     return len(rows)
 

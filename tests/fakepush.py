@@ -58,21 +58,29 @@ class FakePush:
     key, the JWT signed with it (ES256), `aud` this service's origin, `exp` in the future and under 24 h
     away, `sub` the expected contact; and an aes128gcm body (RFC 8188) that the subscription's private key
     decrypts (RFC 8291). Scripted answers per subscription (`answer(id, 429, retry_after="120")`) come first;
-    otherwise 201. Refusals are kept in `problems`, with the reason.
+    otherwise 201. Refusals are kept in `problems`, with the reason. `counts` has every accepted push per
+    subscription. sample=N (benchmarks) checks and decrypts every Nth push only, accepting the others unread,
+    so the checks do not cost more CPU than the sending they check; tests keep 1: every push.
     """
 
-    def __init__(self, public_key: str, subject: str):
+    def __init__(self, public_key: str, subject: str, sample: int = 1):
         import threading
+        from collections import Counter
         from http.server import ThreadingHTTPServer
 
-        self.public_key, self.subject = public_key, subject
+        self.public_key, self.subject, self.sample = public_key, subject, max(1, sample)
         self.browsers: dict[str, BrowserKeys] = {}
+        self.counts: Counter[str] = Counter()
+        self.seen = 0
         self.received: list[Received] = []
         self.problems: list[str] = []
         self.answers: dict[str, list[tuple[int, dict]]] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # listen() backlog: 5 by default, too few for a worker opening 16 connections
+
+        self.server = Server(("127.0.0.1", 0), self._handler())
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -129,6 +137,12 @@ class FakePush:
             scripted = self.answers.get(sub_id)
             if scripted:
                 return scripted.pop(0)
+            self.seen += 1
+            check = self.seen % self.sample == 0
+        if not check:
+            with self.lock:
+                self.counts[sub_id] += 1
+            return 201, {}
         try:
             claims = self._check_vapid(headers.get("Authorization", ""))
             if headers.get("Content-Encoding") != "aes128gcm":
@@ -144,6 +158,7 @@ class FakePush:
                 self.problems.append(f"{type(exc).__name__}: {exc}")
             return 403 if "VAPID" in str(exc) else 400, {}
         with self.lock:
+            self.counts[sub_id] += 1
             self.received.append(Received(sub_id, payload, headers.get("Topic"), headers.get("TTL"),
                                           headers.get("Urgency"), claims))
         return 201, {"Location": f"{self.origin}/messages/{len(self.received)}"}

@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from .base import Command, client, database_problem, sessions
-from .push import drain_push
+from .push import check_announce_settings, drain_push
 
 REQUEST_WAKE = 2.0  # seconds: how soon `poll --loop` notices a request the console queued
 
@@ -31,6 +31,8 @@ def poll_command(loop: bool, everything: bool):
     from ..ingest import lease
     from ..ingest.poll import PollSettings, poll_cycle
 
+    if current_app.extensions["feedapp.push"].enabled:
+        check_announce_settings()  # quiet hours the worker could not apply: said now, not at the first must-read
     x_client = client()
     settings = PollSettings.from_config(current_app.config)
     factory = sessions()

@@ -29,6 +29,7 @@ def deliver_command(loop: bool):
     push = current_app.extensions["feedapp.push"]
     if not push.enabled:
         raise click.ClickException(push.off_reason)
+    check_announce_settings()
     factory = sessions()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -47,14 +48,41 @@ def deliver_command(loop: bool):
         time.sleep(PUSH_WAKE)
 
 
+def check_announce_settings() -> None:
+    """Stop the worker at start, saying why, when FEEDAPP_TIME_ZONE or FEEDAPP_QUIET_HOURS cannot be used."""
+    from ..push.announce import AnnounceSettings
+    from ..push.quiet import QuietHoursError
+
+    try:
+        AnnounceSettings.from_config(current_app.config)
+    except QuietHoursError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def drain_push(factory, quiet: bool = True) -> str | None:
-    """Deliver what is due when push is on; the summary line (None when quiet and there was nothing to do)."""
+    """Queue the must-read pushes and reminders that are due, then deliver what is due, when push is on.
+
+    The summary lines (None when quiet and there was nothing to do). Each step starts with one cheap
+    query, so the worker may call this every couple of seconds.
+    """
+    from ..models import utcnow
+    from ..push import announce
     from ..push.outbox import DeliverySettings, deliver, has_due
 
     push = current_app.extensions["feedapp.push"]
-    if not push.enabled or (quiet and not has_due(factory)):
+    if not push.enabled:
         return None
+    lines = []
+    now = utcnow()
+    if announce.has_due(factory, now):  # a must-read marked in the console reaches phones at the next wake
+        settings = announce.AnnounceSettings.from_config(current_app.config)
+        queued, reminders = announce.announce_due(factory, now, settings), announce.remind_due(factory, now, settings)
+        if queued or reminders or not quiet:
+            lines.append(f"must-read: {queued} pushes queued, {reminders} reminders queued")
+    if quiet and not has_due(factory):
+        return "\n".join(lines) or None
     summary = deliver(factory, DeliverySettings.from_push(push))
     for problem in summary.problems[:5]:
         click.echo(f"push failed: {problem}", err=True)
-    return summary.line()
+    lines.append(summary.line())
+    return "\n".join(lines)

@@ -76,6 +76,31 @@ def set_office_language(slug: str, language: str | None):
     click.echo(f"office {slug}: language {language or 'the site default'}")
 
 
+@offices_cli.command("set-quiet")
+@click.argument("slug")
+@click.argument("start", required=False, metavar="START")
+@click.argument("end", required=False, metavar="END")
+@click.option("--time-zone", metavar="ZONE", help="IANA time zone of the office, e.g. Europe/Paris "
+                                                  "(default: FEEDAPP_TIME_ZONE; `--time-zone ''` goes back to it)")
+def set_office_quiet(slug: str, start: str | None, end: str | None, time_zone: str | None):
+    """Set office SLUG's push quiet hours, START and END as HH:MM local time (e.g. 21:00 07:00);
+    without them, the site's (FEEDAPP_QUIET_HOURS). Pushes due meanwhile arrive at END."""
+    from ..manage import offices
+
+    if (start is None) != (end is None):
+        raise click.UsageError("give both START and END, or neither")
+    with sessions()() as session:
+        try:
+            office = offices.office_by_slug_or_error(session, slug)
+            zone = office.time_zone if time_zone is None else time_zone
+            offices.set_office_quiet_hours(Actor.cli(), session, office, zone, start, end)
+        except offices.OfficeError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        hours = f"{office.quiet_start}-{office.quiet_end}" if office.quiet_start else "the site's quiet hours"
+        click.echo(f"office {slug}: {hours}, time zone {office.time_zone or 'of the site'}")
+
+
 @offices_cli.command("remove")
 @click.argument("slug")
 def remove_office(slug: str):
@@ -98,7 +123,9 @@ def list_offices():
     with sessions()() as session:
         offices = all_offices(session)
         for office in offices:
-            click.echo(f"{office.slug}\t{office.name}\t{office.language or '-'}\t{len(office.sources)} sources")
+            quiet = f"{office.quiet_start}-{office.quiet_end}" if office.quiet_start else "-"
+            click.echo(f"{office.slug}\t{office.name}\t{office.language or '-'}\t{len(office.sources)} sources"
+                       f"\tquiet {quiet} {office.time_zone or '-'}")
         if not offices:
             click.echo("no offices yet: `offices add SLUG NAME`")
 

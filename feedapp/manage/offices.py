@@ -1,8 +1,8 @@
-"""Offices (local sites): create, rename, set language, delete when empty.
+"""Offices (local sites): create, rename, set language and quiet hours, delete when empty.
 
 Admins and company-wide editors create and delete offices; an office editor may
-rename its own office and set its language, nothing else. Every change bumps the
-SITE scope (the office menu, OPML and feed languages change) and is audited.
+rename its own office and set its language and quiet hours, nothing else. Every change
+is audited; those readers see bump the SITE scope (the office menu, OPML and feed languages).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from feedapp.accounts import audit
 from feedapp.content_scopes import SITE
 from feedapp.ingest.store import bump_content_version
 from feedapp.models import Office, Source, User
+from feedapp.push.quiet import QuietHoursError, check_window, parse_hhmm, parse_time_zone
 from feedapp.roles import Actor
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -105,6 +106,31 @@ def set_office_language(actor: Actor, session: Session, office: Office, language
         office.language = language
         bump_content_version(session, [SITE])
         audit(session, actor.name, "set_office_language", office.slug, language or "-")
+    return office
+
+
+def set_office_quiet_hours(actor: Actor, session: Session, office: Office, time_zone: str | None,
+                           start: str | None, end: str | None) -> Office:
+    """Set the office's time zone (IANA; None: the site's) and quiet hours ("HH:MM" both, or neither: the
+    site's), when no push reaches its phones (feedapp.push.quiet). OfficeError for a bad value. Caller commits.
+
+    Pages do not change, so no scope is bumped: pushes queued from now on wait for the new window's end.
+    """
+    actor.check(office.id)
+    time_zone, start, end = ((value or "").strip() or None for value in (time_zone, start, end))
+    try:
+        if time_zone is not None:
+            parse_time_zone(time_zone)
+        if (start is None) != (end is None):
+            raise QuietHoursError("give both the start and the end of the quiet hours, or neither")
+        if start is not None:
+            check_window(parse_hhmm(start), parse_hhmm(end))
+    except QuietHoursError as exc:
+        raise OfficeError(str(exc)) from None
+    if (time_zone, start, end) != (office.time_zone, office.quiet_start, office.quiet_end):
+        office.time_zone, office.quiet_start, office.quiet_end = time_zone, start, end
+        hours = f"{start}-{end}" if start else "site default"
+        audit(session, actor.name, "set_office_quiet_hours", office.slug, f"{hours} {time_zone or 'site time zone'}")
     return office
 
 
