@@ -157,6 +157,45 @@
   }
 })();
 
+// Readership without tracking (README): a post counts as seen once at least half of it (or half the screen) has
+// been in view for a second, once per page load; a post's own page counts one open. Post ids only, sent in batches
+// (every 10, and when the page is hidden or left), with no cookie and no identifier.
+(function () {
+  var main = document.getElementById("main"), url = main && main.getAttribute("data-reach");
+  if (!url) return;
+  var office = main.getAttribute("data-office"), open = main.getAttribute("data-open"), views = [], opens = [];
+  var send = function () {
+    if (!views.length && !opens.length) return;
+    var body = JSON.stringify({ office: office, views: views, opens: opens });
+    views = []; opens = [];
+    // A keepalive fetch outlives the page as a beacon does and can leave cookies out (navigator.sendBeacon always
+    // sends them); sendBeacon where fetch cannot keep a request alive. text/plain: a simple request, no preflight.
+    if (window.Request && "keepalive" in Request.prototype) {
+      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit",
+        headers: { "Content-Type": "text/plain" } }).catch(function () {});
+    } else if (navigator.sendBeacon) navigator.sendBeacon(url, body);
+  };
+  if (open) { opens.push(open); send(); return; }
+  if (!window.IntersectionObserver) return;
+  var timers = {};
+  var observer = new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      var post = e.target, id = post.id.slice(1);
+      var half = e.isIntersecting && (e.intersectionRatio >= 0.5 ||
+        (e.rootBounds && e.intersectionRect.height >= e.rootBounds.height / 2));  // taller than two screens
+      if (!half) { clearTimeout(timers[id]); delete timers[id]; return; }
+      timers[id] = timers[id] || setTimeout(function () {
+        observer.unobserve(post);
+        views.push(id);
+        if (views.length >= 10) send();
+      }, 1000);
+    });
+  }, { threshold: [0, 0.1, 0.2, 0.3, 0.4, 0.5] });
+  main.querySelectorAll("article[id^=p]").forEach(function (post) { observer.observe(post); });
+  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") send(); });
+  window.addEventListener("pagehide", send);
+})();
+
 // The console's menu scrolls sideways on a phone: bring the area you are in into view.
 (function () {
   var here = document.querySelector(".console [aria-current]");

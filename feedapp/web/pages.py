@@ -72,7 +72,7 @@ def _feed_page(office):
         # A thread's later parts show under its first post when both are on this page (never twice).
         html = render_template("feed.html", pinned=pinned,
                                posts=fold_threads([p for p in posts[:PAGE_SIZE] if p.id not in shown]),
-                               office=office, older=older, before=before, staff=staff)
+                               office=office, older=older, before=before, staff=staff, reach="view")
         return html.encode()
 
     response = cached_response(
