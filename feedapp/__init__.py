@@ -67,7 +67,7 @@ def _wrap_wsgi(app: Flask) -> None:
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )
     # Feed readers are counted around the fast path, which answers most feed fetches without Flask.
-    app.wsgi_app = FeedReaders(app.wsgi_app, db.sessions(app))
+    app.wsgi_app = app.extensions["feedapp.feed_readers"] = FeedReaders(app.wsgi_app, db.sessions(app))
     if app.config["FEEDAPP_TRUSTED_HOSTS"]:  # other Host headers get a plain 400 before routing or caching
         app.wsgi_app = TrustedHosts(app.wsgi_app, app.config["FEEDAPP_TRUSTED_HOSTS"])
     # Exactly FEEDAPP_PROXY_COUNT proxies' X-Forwarded-* (client IP for throttling, https for cookies),
