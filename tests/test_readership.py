@@ -363,3 +363,28 @@ def test_an_office_editor_sees_their_office_and_company_wide_posts_only(demo, cl
 
 def test_anonymous_readers_cannot_see_the_console(demo, client):
     assert client.get("/admin/reach").status_code in (302, 303, 401, 403)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
+def test_reach_page_and_the_pages_that_count_are_valid_html(demo, client, sessions, tmp_path, db_url):
+    import shutil
+
+    from tests.conftest import server_missing
+    from tests.test_html_valid import vnu_problems
+
+    if shutil.which("java") is None:
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
+    post, _, _ = seed_counts(sessions)
+    files = []
+    for name, url in (("feed", "/offices/lyon"), ("post", f"/posts/{post}")):
+        files.append(tmp_path / f"{name}.html")
+        files[-1].write_bytes(client.get(url).data)
+    assert b'data-reach="/reach" data-office="lyon"' in files[0].read_bytes()
+    assert f'data-reach="/reach" data-open="{post}"'.encode() in files[1].read_bytes()
+    make_user(sessions, "boss", admin=True)
+    signed_in(client, "boss")
+    files.append(tmp_path / "reach.html")
+    files[-1].write_bytes(client.get("/admin/reach").data)
+    assert b"data-reach" not in files[-1].read_bytes()  # console pages count nothing
+    problems = vnu_problems([str(f) for f in files])
+    assert problems == [], "\n".join(problems)
