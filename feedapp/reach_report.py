@@ -99,6 +99,17 @@ def post_reach(session: Session, start: date, end: date, actor: Actor | None = N
             for p in ranked if p in posts]
 
 
+def post_totals(session: Session, post_ids: list[int], start: date, end: date) -> dict[int, tuple[int | None, int | None]]:
+    """{post id: (views, opens)} over the period for these posts, shown by the rule; posts never counted are left out."""
+    totals: dict[int, list[int]] = {}
+    for post_id, kind, total in session.execute(
+            select(ReadCount.post_id, ReadCount.kind, func.sum(ReadCount.count))
+            .where(ReadCount.post_id.in_(post_ids), ReadCount.day >= start, ReadCount.day <= end)
+            .group_by(ReadCount.post_id, ReadCount.kind)):
+        totals.setdefault(post_id, [0, 0])[0 if kind == "view" else 1] += int(total)
+    return {post_id: (shown(views), shown(opens)) for post_id, (views, opens) in totals.items()}
+
+
 def office_totals(session: Session, start: date, end: date, actor: Actor | None = None) -> list[tuple[object, int | None]]:
     """Views per office feed over the period (0: the company feed), small offices merged into "other"."""
     stmt = (select(ReadCount.office_id, func.sum(ReadCount.count))

@@ -388,3 +388,13 @@ def test_reach_page_and_the_pages_that_count_are_valid_html(demo, client, sessio
     assert b"data-reach" not in files[-1].read_bytes()  # console pages count nothing
     problems = vnu_problems([str(f) for f in files])
     assert problems == [], "\n".join(problems)
+
+
+def test_the_post_list_shows_each_posts_reach(demo, client, sessions):
+    post, _, _ = seed_counts(sessions)
+    make_user(sessions, "boss", admin=True)
+    signed_in(client, "boss")
+    page = client.get(f"/admin/posts?before={post + 1}").get_data(as_text=True)
+    card = page[page.index(f'id="p{post}"'):]
+    card = card[:card.index("</article>")]
+    assert "Last 7 days: seen 14, opened fewer than 5" in card

@@ -415,4 +415,5 @@ FR = {
     "Staff members' private feeds": 'Flux privés du personnel',
     'Subscribers of services': 'Abonnés des services',
     'fewer than 5': 'moins de 5',
+    'Last 7 days: seen %(seen)s, opened %(opened)s': "7 derniers jours : vu %(seen)s, ouvert %(opened)s",
 }

@@ -39,6 +39,13 @@ def show_reach():
     )
 
 
+@bp.app_template_global()
+def reach_totals(posts) -> dict[int, tuple[int | None, int | None]]:
+    """{post id: (views, opens)} of the last 7 days for a list of posts (the console's post list shows them)."""
+    start, end = report.period(7, datetime.now(timezone.utc).date())
+    return report.post_totals(get_session(), [p.id for p in posts], start, end) if posts else {}
+
+
 def _office_name(key) -> str:
     """A group of views: an office's name, the company feed, or the merged small ones."""
     if key == report.COMPANY:
