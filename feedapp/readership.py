@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from functools import lru_cache
 from collections.abc import Iterable
 from datetime import date, timedelta
 
@@ -122,6 +123,7 @@ COMPATIBLE_RE = re.compile(r"compatible;\s*([A-Za-z][\w.\- ]{0,58}?)\s*(?:/[\w.]
 PRODUCT_RE = re.compile(r"\s*([A-Za-z][\w.\-]{0,58})")
 
 
+@lru_cache(maxsize=1024)  # a feed's readers send the same few User-Agents all day
 def parse_aggregator(user_agent: str | None) -> tuple[str, int | None] | None:
     """(the aggregator's name, the subscribers its User-Agent reports or None) or None for an ordinary client."""
     ua = (user_agent or "")[:512]
