@@ -28,10 +28,16 @@ def shown(n: int) -> int | None:
 
 
 def merge_small(counts: dict) -> list[tuple[object, int | None]]:
-    """(group, shown count), largest first; groups under SMALL merged into OTHER (itself shown by the same rule)."""
+    """(group, shown count), largest first; groups under SMALL merged into OTHER (itself shown by the same rule).
+
+    While "other" is still under SMALL, the smallest shown group joins it too: otherwise the total minus the
+    groups shown would give the small number away.
+    """
     big = sorted(((k, n) for k, n in counts.items() if n >= SMALL), key=lambda kv: (-kv[1], str(kv[0])))
     other = sum(n for n in counts.values() if 0 < n < SMALL)
-    return [(k, n) for k, n in big] + ([(OTHER, shown(other))] if other else [])
+    while 0 < other < SMALL and big:
+        other += big.pop()[1]
+    return big + ([(OTHER, shown(other))] if other else [])
 
 
 @dataclass

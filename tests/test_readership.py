@@ -282,7 +282,10 @@ def test_an_aggregator_without_a_count_is_one_client(demo, client, sessions):
 
 def test_small_groups_merge_into_other_and_small_counts_never_show():
     assert report.shown(0) == 0 and report.shown(4) is None and report.shown(5) == 5
-    assert report.merge_small({1: 9, 2: 3, 3: 1, 0: 5}) == [(1, 9), (0, 5), ("other", None)]
+    assert report.merge_small({1: 9, 2: 5, 3: 1, 0: 6}) == [(1, 9), (0, 6), ("other", 6)]
+    # "other" under 5 would be the total minus the rest: the smallest shown group joins it.
+    assert report.merge_small({1: 9, 2: 3, 3: 1, 0: 5}) == [(1, 9), ("other", 9)]
+    assert report.merge_small({1: 6, 2: 2}) == [("other", 8)]
     assert report.merge_small({1: 3, 2: 2}) == [("other", 5)]
     assert report.merge_small({1: 7}) == [(1, 7)]
 
@@ -311,8 +314,9 @@ def test_stats_prints_counts_with_small_groups_merged(demo, runner, sessions):
     assert result.exit_code == 0, result.output
     out = result.output
     line = next(l for l in out.splitlines() if l.strip().startswith(str(post)))
-    assert "views 14" in line and "opens <5" in line and "[lyon 7, company-feed 5, other <5]" in line
-    assert "columbus" not in out  # 2 views: merged, never named with its number
+    assert "views 14" in line and "opens <5" in line and "[lyon 7, other 7]" in line
+    # Columbus's 2 views merge into "other", and the company feed's 5 with them: "other 2" would be 14 - 7 - 5.
+    assert "columbus" not in out and "company-feed" not in line
     assert "Post pages opened: <5" in out
     assert "company\treaders 6\tFeedly 123" in out and "office:lyon\treaders <5" in out
     assert "Must-read acknowledgements" in out
@@ -323,14 +327,15 @@ def test_stats_counts_acknowledgements_with_the_rule(demo, runner, sessions):
     from feedapp.models import Acknowledgement, MustRead
 
     post = ids_of(sessions, "HarborPineNews")[0]
-    users = [make_user(sessions, f"crew{n}", office="lyon" if n < 6 else "columbus", password=None) for n in range(8)]
+    offices = ["lyon"] * 6 + ["columbus"] * 5 + [None] * 2
+    users = [make_user(sessions, f"crew{n}", office=office, password=None) for n, office in enumerate(offices)]
     with sessions() as s:
         s.add(MustRead(post_id=post, marked_by="cli"))
         s.flush()
         s.add_all(Acknowledgement(post_id=post, user_id=u) for u in users)
         s.commit()
     out = runner.invoke(args=["stats"]).output
-    assert f"{post}\tacknowledged 8\t[lyon 6, other <5]" in out
+    assert f"{post}\tacknowledged 13\t[lyon 6, other 7]" in out  # 2 without an office, and Columbus's 5 with them
 
 
 # --- the console -----------------------------------------------------------------------------------------------------
@@ -340,7 +345,8 @@ def test_the_console_shows_reach_by_office_with_the_rule(demo, client, sessions)
     make_user(sessions, "boss", admin=True)
     signed_in(client, "boss")
     page = client.get("/admin/reach").get_data(as_text=True)
-    assert "Lyon Saint-Priest Hub: 7" in page and "Company feed: 5" in page and "Other offices: fewer than 5" in page
+    assert "Lyon Saint-Priest Hub: 7" in page and "Other offices: 7" in page and "Company feed: 5" not in page
+    assert "Opened: fewer than 5" in page
     assert "Columbus" not in page.split("<h2>", 1)[1]  # merged, not named
     assert "Feedly: 123" in page and f"/posts/{post}" in page
     assert client.get("/admin/reach?days=30").status_code == 200
