@@ -7,7 +7,7 @@ import threading
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, text, update
 
 from feedapp import readership
 from feedapp import reach_report as report
