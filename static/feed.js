@@ -157,9 +157,8 @@
   }
 })();
 
-// Readership without tracking (README): a post counts as seen once at least half of it (or half the screen) has
-// been in view for a second, once per page load; a post's own page counts one open. Post ids only, sent in batches
-// (every 10, and when the page is hidden or left), with no cookie and no identifier.
+// Readership without tracking (README): a post half on screen (or filling half of it) for a second counts once per
+// page load; a post's page counts one open. Ids only, in batches (every 10, on leaving), no cookie, no identifier.
 (function () {
   var main = document.getElementById("main"), url = main && main.getAttribute("data-reach");
   if (!url) return;
@@ -168,8 +167,7 @@
     if (!views.length && !opens.length) return;
     var body = JSON.stringify({ office: office, views: views, opens: opens });
     views = []; opens = [];
-    // A keepalive fetch outlives the page as a beacon does and can leave cookies out (navigator.sendBeacon always
-    // sends them); sendBeacon where fetch cannot keep a request alive. text/plain: a simple request, no preflight.
+    // A keepalive fetch outlives the page like a beacon but can omit cookies (sendBeacon always sends them).
     if (window.Request && "keepalive" in Request.prototype) {
       fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit",
         headers: { "Content-Type": "text/plain" } }).catch(function () {});
@@ -182,7 +180,7 @@
     entries.forEach(function (e) {
       var post = e.target, id = post.id.slice(1);
       var half = e.isIntersecting && (e.intersectionRatio >= 0.5 ||
-        (e.rootBounds && e.intersectionRect.height >= e.rootBounds.height / 2));  // taller than two screens
+        (e.rootBounds && e.intersectionRect.height >= e.rootBounds.height / 2));
       if (!half) { clearTimeout(timers[id]); delete timers[id]; return; }
       timers[id] = timers[id] || setTimeout(function () {
         observer.unobserve(post);
