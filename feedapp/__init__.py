@@ -15,6 +15,7 @@ from . import assets, cli, db, redact, textclean, web
 from .config import check_public_address, load_config, read_secret_key, script_root
 from .push.keys import PushSettings
 from .web.fastpath import FastPath
+from .web.feed_readers import FeedReaders
 from .web.proxy import PinnedScriptRoot, TrustedHosts, TrustedProxies, parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,8 @@ def _wrap_wsgi(app: Flask) -> None:
         app.wsgi_app, app.extensions["feedapp.state"],
         private_cookies=(app.config["SESSION_COOKIE_NAME"], app.config["REMEMBER_COOKIE_NAME"]),
     )
+    # Feed readers are counted around the fast path, which answers most feed fetches without Flask.
+    app.wsgi_app = app.extensions["feedapp.feed_readers"] = FeedReaders(app.wsgi_app, db.sessions(app))
     if app.config["FEEDAPP_TRUSTED_HOSTS"]:  # other Host headers get a plain 400 before routing or caching
         app.wsgi_app = TrustedHosts(app.wsgi_app, app.config["FEEDAPP_TRUSTED_HOSTS"])
     # Exactly FEEDAPP_PROXY_COUNT proxies' X-Forwarded-* (client IP for throttling, https for cookies),

@@ -157,6 +157,43 @@
   }
 })();
 
+// Readership without tracking (README): a post half on screen (or filling half of it) for a second counts once per
+// page load; a post's page counts one open. Ids only, in batches (every 10, on leaving), no cookie, no identifier.
+(function () {
+  var main = document.getElementById("main"), url = main && main.getAttribute("data-reach");
+  if (!url) return;
+  var office = main.getAttribute("data-office"), open = main.getAttribute("data-open"), views = [], opens = [];
+  var send = function () {
+    if (!views.length && !opens.length) return;
+    var body = JSON.stringify({ office: office, views: views, opens: opens });
+    views = []; opens = [];
+    // A keepalive fetch outlives the page like a beacon but can omit cookies (sendBeacon always sends them).
+    if (window.Request && "keepalive" in Request.prototype) {
+      fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit",
+        headers: { "Content-Type": "text/plain" } }).catch(function () {});
+    } else if (navigator.sendBeacon) navigator.sendBeacon(url, body);
+  };
+  if (open) { opens.push(open); send(); return; }
+  if (!window.IntersectionObserver) return;
+  var timers = {};
+  var observer = new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      var post = e.target, id = post.id.slice(1);
+      var half = e.isIntersecting && (e.intersectionRatio >= 0.5 ||
+        (e.rootBounds && e.intersectionRect.height >= e.rootBounds.height / 2));
+      if (!half) { clearTimeout(timers[id]); delete timers[id]; return; }
+      timers[id] = timers[id] || setTimeout(function () {
+        observer.unobserve(post);
+        views.push(id);
+        if (views.length >= 10) send();
+      }, 1000);
+    });
+  }, { threshold: [0, 0.1, 0.2, 0.3, 0.4, 0.5] });
+  main.querySelectorAll("article[id^=p]").forEach(function (post) { observer.observe(post); });
+  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") send(); });
+  window.addEventListener("pagehide", send);
+})();
+
 // The console's menu scrolls sideways on a phone: bring the area you are in into view.
 (function () {
   var here = document.querySelector(".console [aria-current]");

@@ -14,6 +14,7 @@ from .poll import poll_command
 from .posts import posts_cli
 from .push import push_cli
 from .sources import offices_cli, sources_cli
+from .stats import stats_command
 from .survey import survey_cli
 from .users import users_cli
 
@@ -22,5 +23,5 @@ def init_app(app: Flask) -> None:
     """Register every command group on app."""
     for group in (db_cli, offices_cli, sources_cli, users_cli, posts_cli, push_cli, survey_cli):
         app.cli.add_command(group)
-    for command in (poll_command, assets_command, demo_command):
+    for command in (poll_command, assets_command, demo_command, stats_command):
         app.cli.add_command(command)

@@ -53,7 +53,11 @@ def throttle() -> Throttle:
 
 def client_address() -> str:
     """The client as throttling sees it: its IP address (from a trusted proxy's X-Forwarded-For), an IPv6 /64."""
-    raw = request.remote_addr or "unknown"
+    return group_address(request.remote_addr or "unknown")
+
+
+def group_address(raw: str) -> str:
+    """An address as one client: IPv4 as is, an IPv4-mapped IPv6 as its IPv4, other IPv6 as its /64."""
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:

@@ -88,7 +88,8 @@ def _feed_page(office):
         responder = surveys.user_responder(current_user.id) if staff else None
         open_surveys = [] if before else surveys.surveys_for_reader(session, office_id, responder)
         html = render_template("feed.html", must_read=heading, pinned=pinned, posts=posts,
-                               office=office, older=older, before=before, staff=staff, surveys=open_surveys)
+                               office=office, older=older, before=before, staff=staff, surveys=open_surveys,
+                               reach="view")
         return html.encode()
 
     response = cached_response(

@@ -59,7 +59,7 @@ def show_post(post_id: int):
 
     def build() -> bytes:
         html = render_template(
-            "post.html", post=post, head=head, staff=staff,
+            "post.html", post=post, head=head, staff=staff, reach="open",
             canonical=base_url() + url_for("posts.show_post", post_id=canonical_id),
             # Link previews (Open Graph) only for what anyone may read: never a staff-only post's text.
             public=not (post.source.is_staff_only or post.author_hidden),

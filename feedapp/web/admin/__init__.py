@@ -113,4 +113,5 @@ area("show_branding", _l("Branding"), admin_only=True)
 area("show_poster", _l("Poster"))
 from . import survey  # noqa: E402,F401  (registers "Survey" itself)
 
+from . import reach  # noqa: E402,F401  (registers "Reach" itself)
 from . import audit  # noqa: E402,F401  (registers "Audit log" itself, last)
