@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from feedapp.models import Acknowledgement, FeedReader, FeedSubscribers, MustRead, Post, ReadCount, Source, User
+from feedapp.models import FeedReader, FeedSubscribers, Post, ReadCount, Source
 from feedapp.roles import Actor
 
 SMALL = 5
@@ -58,15 +58,6 @@ class FeedDay:
     feed: str
     readers: int | None
     aggregators: list[tuple[str, int | None]] = field(default_factory=list)
-
-
-@dataclass
-class Acks:
-    """A must-read post's acknowledgements: the total and by the acknowledging person's office (shown by the rule)."""
-
-    post: Post
-    total: int | None
-    by_office: list[tuple[object, int | None]] = field(default_factory=list)
 
 
 def period(days: int, today: date) -> tuple[date, date]:
@@ -161,25 +152,3 @@ def feed_readers(session: Session, start: date, end: date, feeds: set[str] | Non
     return sorted(days.values(), key=lambda d: (-d.day.toordinal(), d.feed))
 
 
-def must_read_acks(session: Session, actor: Actor | None = None, limit: int = 20) -> list[Acks]:
-    """Acknowledgements of the latest must-read posts (in the actor's scope), by the acknowledging staff's office.
-
-    Read from the MustRead and Acknowledgement tables directly (feedapp.mustread has the per-office
-    "acknowledged / staff in scope" figures).
-    """
-    stmt = select(MustRead).order_by(MustRead.marked_at.desc()).limit(limit)
-    if actor is not None and actor.office_only:
-        stmt = stmt.where((MustRead.office_id.is_(None)) | (MustRead.office_id == actor.office_id))
-    marks = list(session.scalars(stmt))
-    if not marks:
-        return []
-    counts: dict[int, dict[int, int]] = defaultdict(dict)
-    for post_id, office_id, n in session.execute(
-            select(Acknowledgement.post_id, User.office_id, func.count())
-            .join(User, User.id == Acknowledgement.user_id)
-            .where(Acknowledgement.post_id.in_([m.post_id for m in marks]))
-            .group_by(Acknowledgement.post_id, User.office_id)):
-        counts[post_id][office_id or COMPANY] = int(n)
-    posts = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_([m.post_id for m in marks])))}
-    return [Acks(posts[m.post_id], shown(sum(counts[m.post_id].values())), merge_small(counts[m.post_id]))
-            for m in marks if m.post_id in posts]

@@ -335,7 +335,8 @@ def test_stats_counts_acknowledgements_with_the_rule(demo, runner, sessions):
         s.add_all(Acknowledgement(post_id=post, user_id=u) for u in users)
         s.commit()
     out = runner.invoke(args=["stats"]).output
-    assert f"{post}\tacknowledged 13\t[lyon 6, other 7]" in out  # 2 without an office, and Columbus's 5 with them
+    # The console's figures: acknowledged / staff in scope; the 2 without an office are too few to show.
+    assert f"{post}\tactive\t[Columbus Depot (Ohio) 5/5, Lyon Saint-Priest Hub 6/6, other <5]" in out
 
 
 # --- the console -----------------------------------------------------------------------------------------------------

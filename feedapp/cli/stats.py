@@ -8,8 +8,10 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from .. import mustread
 from .. import reach_report as report
 from ..models import Office
+from ..roles import Actor
 from .base import Command, sessions
 
 
@@ -24,6 +26,18 @@ def groups(items, names: dict) -> str:
                      for key, n in items)
 
 
+ACK_POSTS = 20  # the latest must-reads listed
+
+
+def ack_groups(groups) -> str:
+    """"Lyon 6/6, no office 5/7, other <5": a group under 5 people shows no number."""
+    parts = []
+    for g in groups:
+        name = g.name if g.kind == "office" else g.kind.replace("_", " ")
+        parts.append(f"{name} <5" if g.few else f"{name} {g.acknowledged}/{g.in_scope}")
+    return ", ".join(parts)
+
+
 @click.command("stats", cls=Command)
 @with_appcontext
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 400),
@@ -34,7 +48,8 @@ def stats_command(days: int):
     Counts only, never a reader: groups under 5 are merged into "other" and any count from 1 to 4 is
     printed as "<5".
     """
-    start, end = report.period(days, datetime.now(timezone.utc).date())
+    now = datetime.now(timezone.utc)
+    start, end = report.period(days, now.date())
     with sessions()() as session:
         names = {office.id: office.slug for office in session.scalars(select(Office))}
         names[report.COMPANY] = "company-feed"
@@ -59,13 +74,12 @@ def stats_command(days: int):
             click.echo(f"  {day.day}\t{day.feed}\treaders {number(day.readers)}{aggregators}")
         if not feeds:
             click.echo("  no feed fetched")
-        # --- Must-read acknowledgements (issue 12). Read from the MustRead and Acknowledgement tables directly;
-        # feedapp.mustread.ack_counts gives acknowledged / staff in scope per office where that module is present.
-        click.echo("\nMust-read acknowledgements (people who tapped \"Got it\", by their office):")
-        acks = report.must_read_acks(session)
-        people = {**names, report.COMPANY: "no-office"}
-        for row in acks:
-            text = " ".join(row.post.text.split())[:50]
-            click.echo(f"  {row.post.id}\tacknowledged {number(row.total)}\t[{groups(row.by_office, people)}]\t{text}")
-        if not acks:
+        # The console's figures (feedapp.mustread.ack_counts): acknowledged / staff in scope per office.
+        click.echo("\nMust-read acknowledgements (acknowledged / staff in scope, by office):")
+        marks = mustread.must_read_list(session, Actor.cli(), limit=ACK_POSTS)
+        for mark, post in marks:
+            text = " ".join(post.text.split())[:50]
+            state = "active" if mustread.is_active(mark, now) else "ended"
+            click.echo(f"  {post.id}\t{state}\t[{ack_groups(mustread.ack_counts(session, post.id))}]\t{text}")
+        if not marks:
             click.echo("  no must-read posts")
