@@ -13,13 +13,14 @@ from .db import assets_command, db_cli, demo_command
 from .poll import poll_command
 from .posts import posts_cli
 from .push import push_cli
+from .screens import screens_cli
 from .sources import offices_cli, sources_cli
 from .users import users_cli
 
 
 def init_app(app: Flask) -> None:
     """Register every command group on app."""
-    for group in (db_cli, offices_cli, sources_cli, users_cli, posts_cli, push_cli):
+    for group in (db_cli, offices_cli, sources_cli, users_cli, posts_cli, push_cli, screens_cli):
         app.cli.add_command(group)
     for command in (poll_command, assets_command, demo_command):
         app.cli.add_command(command)

@@ -24,13 +24,13 @@ def lang_attr(code: str | None) -> str | None:
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
     from . import (account, admin, auth, branding, errors, feeds, health, http, i18n, media, pages, posts, push, pwa,
-                   security, state)
+                   screens, security, state)
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
     app.url_map.converters["xid"] = posts.XIdConverter  # before any rule that names it
-    for module in (health, pages, posts, feeds, account, admin, pwa, push, media, branding):
+    for module in (health, pages, posts, feeds, account, admin, pwa, push, media, branding, screens):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)
