@@ -103,17 +103,19 @@
     return el.text.scrollHeight > el.text.clientHeight + 1;
   }
 
+  var LEVELS = 7;  // .text.l0 (largest) to .l6 (3.9vmin) in static/screen.css
+
   function setText(text, level) {
-    el.text.className = level ? "text f" + level : "text";
+    el.text.className = "text l" + level;
     el.text.textContent = text;
   }
 
-  // The text must never overflow: smaller type first (never below 3.9vmin, 42 px at 1080p), then whole
+  // The text must never overflow: the largest type it fits in (never below 3.9vmin, 42 px at 1080p), then whole
   // sentences dropped from the end, then words, with "More on your phone" beside the QR code.
   function fit(post) {
     var level = 0;
     setText(post.text, 0);
-    while (overflows() && level < 2) setText(post.text, ++level);
+    while (overflows() && level < LEVELS - 1) setText(post.text, ++level);
     var more = post.more;
     if (overflows()) {
       more = true;

@@ -180,7 +180,7 @@ def _data(screen: Screen, office: OfficeInfo | None, token: str) -> dict:
             text = text.removeprefix(f"RT @{post.author_username}:").strip()
         shown, more = screens.cut_at_sentence(text, TEXT_MAX[1] if image else TEXT_MAX[0])
         items.append({
-            "id": page_id(post),
+            "id": str(page_id(post)),  # a string: X ids exceed the integers JavaScript numbers hold exactly (2**53)
             "url": root + url_for("posts.show_post", post_id=page_id(post)),
             "qr": url_for("screens.show_screen_qr", token=token, post_id=page_id(post)),
             "author": post.author_name or post.author_username,
