@@ -17,7 +17,7 @@ from lxml import etree
 
 from feedapp.textclean import clean
 
-from .feeds import EMPTY_FEED_DATE, GENERATOR
+from .feeds import ATOM, EMPTY_FEED_DATE, GENERATOR
 from .post import cut, guid, readable_text
 
 TITLE_MAX = 80  # a ticker line: the first ~80 characters, cut at a word
@@ -34,6 +34,7 @@ class ScreenFeed:
     description: str
     language: str
     ttl_minutes: int
+    self_url: str  # where the feed is served (RSS Advisory Board: identify it with atom:link rel="self")
     pinned_label: str = "Pinned"  # the category of pinned and must-read items, in the feed's language
 
 
@@ -42,13 +43,14 @@ def screen_rss(feed: ScreenFeed, posts, *, pinned: int, page_url: Callable, imag
 
     page_url(post) is the post's page (the item link); image_url(post) its image URL or None.
     """
-    rss = etree.Element("rss", version="2.0")
+    rss = etree.Element("rss", version="2.0", nsmap={"atom": ATOM})
     channel = etree.SubElement(rss, "channel")
     newest = max((p.created_at for p in posts), default=EMPTY_FEED_DATE)
     for name, value in (("title", clean(feed.title)), ("link", feed.link), ("description", clean(feed.description)),
                         ("language", feed.language), ("lastBuildDate", _date(newest)), ("generator", GENERATOR),
                         ("ttl", str(feed.ttl_minutes))):
         etree.SubElement(channel, name).text = value
+    etree.SubElement(channel, f"{{{ATOM}}}link", href=feed.self_url, rel="self", type="application/rss+xml")
     for i, post in enumerate(posts):
         item = etree.SubElement(channel, "item")
         text = plain_text(post)

@@ -122,6 +122,7 @@ def show_screen_feed(token: str):
             description=gettext("Posts for the break-room screen %(name)s", name=screen.name),
             language=_language(office),
             ttl_minutes=max(1, math.ceil(current_app.config["FEEDAPP_SCREEN_REFRESH"] / 60)),
+            self_url=root + url_for("screens.show_screen_feed", token=token),
             pinned_label=gettext("Pinned"),
         )
         body = screen_rss(feed, playlist.posts, pinned=playlist.pinned,

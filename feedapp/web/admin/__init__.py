@@ -111,4 +111,6 @@ area("list_users", _l("Staff accounts"), admin_only=True)
 area("show_branding", _l("Branding"), admin_only=True)
 area("show_poster", _l("Poster"))
 
+from . import screens  # noqa: E402,F401  (registers "Screens" itself)
+
 from . import audit  # noqa: E402,F401  (registers "Audit log" itself, last)
