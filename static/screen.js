@@ -12,9 +12,19 @@
   var root = document.getElementById("screen");
   if (!root) return;
   var $ = function (id) { return document.getElementById(id); };
+  // The page's two images, made once here (and only filled in again afterwards).
+  var photoImg = document.createElement("img"), qrImg = document.createElement("img");
+  photoImg.id = "photo-img";
+  photoImg.alt = "";
+  qrImg.id = "qr";
+  qrImg.className = "qr";
+  qrImg.alt = $("scan").getAttribute("data-qr-alt");
+  qrImg.width = qrImg.height = 280;
+  $("photo").insertBefore(photoImg, $("video"));
+  $("scan").insertBefore(qrImg, $("scan").firstChild);
   var el = {
-    post: $("post"), photo: $("photo"), photoImg: $("photo-img"), video: $("video"), pin: $("pin"),
-    author: $("author"), handle: $("handle"), when: $("when"), text: $("text"), qr: $("qr"), more: $("more"),
+    post: $("post"), photo: $("photo"), photoImg: photoImg, video: $("video"), pin: $("pin"),
+    author: $("author"), handle: $("handle"), when: $("when"), text: $("text"), qr: qrImg, more: $("more"),
     clock: $("clock"), offline: $("offline"), empty: $("empty"), removed: $("removed")
   };
   var lang = document.documentElement.lang || "en";
@@ -76,7 +86,6 @@
     el.pin.hidden = !post.pinned;
     el.author.textContent = post.author;
     el.handle.textContent = "@" + post.handle;
-    el.when.setAttribute("datetime", post.at);
     el.when.textContent = when(post.at);
     el.video.hidden = !post.video;
     setPhoto(post.image);
@@ -167,7 +176,6 @@
     if (minute === state.minute) return;
     state.minute = minute;
     el.clock.textContent = minute;
-    el.clock.setAttribute("datetime", now.toISOString());
     if (state.current) el.when.textContent = when(state.current.at);
   }
 

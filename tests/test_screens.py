@@ -390,3 +390,29 @@ def test_tokens_in_screen_urls_are_redacted_from_logs():
 
     assert redact('"GET /screen/abcDEF123_-xyz/posts.json HTTP/1.1" 200') == \
         '"GET /screen/[redacted]/posts.json HTTP/1.1" 200'
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the markup does not depend on the engine: once
+def test_screen_and_console_pages_are_valid_html(app, runner, client, sessions, tmp_path, db_url):
+    import shutil
+
+    from tests.conftest import server_missing
+    from tests.test_html_valid import vnu_problems
+
+    if shutil.which("java") is None:
+        server_missing("no java: the Nu HTML validator needs it (`make browser` installs it)")
+    path, _ = add(runner, "Lobby", "--office", "lyon")
+    make_user(sessions, "boss", admin=True)
+    signed_in(client, "boss")
+    pages = {"screen": client.get(path).data, "list": client.get("/admin/screens").data}
+    pages["added"] = client.post("/admin/screens", data={
+        "csrf_token": csrf(pages["list"].decode()), "name": "Canteen", "office": ""}).data
+    with sessions() as s:
+        screen_id = s.scalar(select(Screen.id).where(Screen.name == "Canteen"))
+    pages["remove"] = client.get(f"/admin/screens/{screen_id}/remove").data
+    files = []
+    for name, body in pages.items():
+        (tmp_path / f"{name}.html").write_bytes(body)
+        files.append(str(tmp_path / f"{name}.html"))
+    problems = vnu_problems(files)
+    assert problems == [], "\n".join(problems)
