@@ -36,7 +36,7 @@
   var state = {
     posts: [], order: [], pos: -1, current: null, refresh: 60, rotations: 0,
     etag: root.getAttribute("data-etag"), version: root.getAttribute("data-version"),
-    notFound: 0, removed: false, offlineSince: null, minute: ""
+    notFound: 0, removed: false, offlineSince: null, minute: "", reloading: false
   };
   var rotateTimer = null;
   var preload = new Image();  // the next post's photo, fetched ahead; one object, reused
@@ -49,11 +49,23 @@
       // A deploy: reload once for this version (the mark in the URL stops a loop should an old page persist).
       var mark = "r=" + encodeURIComponent(data.v);
       if (location.search.indexOf(mark) < 0) {
-        location.replace(location.pathname + "?" + mark);
-        return;
+        reloadWhenServed(location.pathname + "?" + mark);
+        return false;  // its ETag is not kept: the next poll gets the new version again, until the reload happens
       }
     }
     if (rotateTimer === null && !state.removed) next();
+    return true;
+  }
+
+  // Only once the page itself answers 200: a reload into a server that just went down would leave the
+  // player on the browser's error page, with no script left to come back.
+  function reloadWhenServed(url) {
+    if (state.reloading) return;
+    state.reloading = true;
+    fetch(url, { cache: "no-store", credentials: "omit", redirect: "error" }).then(function (response) {
+      if (response.ok) location.replace(url);
+      else state.reloading = false;
+    }).catch(function () { state.reloading = false; });
   }
 
   function next() {
@@ -229,8 +241,7 @@
       var etag = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
       return response.json().then(function (data) {
         online();
-        state.etag = etag || null;
-        load(data);
+        if (load(data)) state.etag = etag || null;
       });
     }).catch(function () {
       offline();

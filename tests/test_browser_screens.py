@@ -205,6 +205,27 @@ def test_a_new_asset_version_reloads_the_page_once(chromium, tmp_path, sqlite_te
         assert loads == [base + path, base + path + "?r=deployed"]
 
 
+def test_the_reload_waits_until_the_page_itself_answers(chromium, tmp_path, sqlite_template):
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    reloaded = re.compile(r"\?r=deployed$")
+    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+        def new_version(route):
+            response = route.fetch(headers={k: v for k, v in route.request.headers.items()
+                                            if k.lower() != "if-none-match"})
+            route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
+
+        page.goto(base + path)
+        page.route(reloaded, lambda route: route.abort("connectionrefused"))  # the page itself does not answer
+        page.route("**/posts.json", new_version)
+        for _ in range(2):  # it tries, and tries again at the next poll
+            page.wait_for_event("request", predicate=lambda request: bool(reloaded.search(request.url)))
+        assert page.url == base + path
+        expect(page.locator("#post")).to_be_visible()  # still showing its posts, not an error page
+        page.unroute(reloaded)
+        page.wait_for_url(reloaded)
+
+
 def test_only_the_screen_may_be_framed_by_another_origin(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template)
     path = add_screen(app, staff_only=False)
