@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from feedapp.accounts import audit, hash_secret
 from feedapp.models import Office, Post, Screen, utcnow
 from feedapp.queries import pinned_posts, posts_for_feed
-from feedapp.roles import Actor, Forbidden
+from feedapp.roles import Actor
 
 NAME_MAX = 100
 # Printable names without slashes or controls: they appear in the CLI, the console and the audit log.

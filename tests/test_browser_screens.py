@@ -133,6 +133,21 @@ def test_every_post_fits_with_large_text_and_a_qr_code_of_its_page(chromium, tmp
         assert problems == []
 
 
+@pytest.mark.parametrize("staff_only", [False, True])
+def test_staff_only_posts_show_on_staff_only_screens_only(chromium, tmp_path, sqlite_template, staff_only):
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0)
+    path = add_screen(app, office="lyon", staff_only=staff_only)
+    with serve(app) as base, opened(chromium, base + path, clock=True) as (page, problems):
+        page.goto(base + path)
+        shown = set()
+        while rotations(page) < 25:  # more than one round (20 posts at most)
+            shown.add(page.locator("#handle").text_content())
+            page.clock.run_for(2_100)  # past the longest stay at 1 s a post (twice that for a long one)
+        assert "@HPL_Lyon" in shown and "@HPL_Columbus" not in shown
+        assert ("@HPL_AllHands" in shown) is staff_only  # the demo's protected, staff-only account
+        assert problems == []
+
+
 def test_posts_rotate_by_themselves_at_the_configured_pace(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0)
     path = add_screen(app)

@@ -11,9 +11,9 @@ import feedparser
 import pytest
 from sqlalchemy import select, update
 
-from feedapp import create_app, moderation, screens
+from feedapp import moderation, screens
 from feedapp.accounts import hash_secret
-from feedapp.models import AuditEvent, Office, Post, Screen, Source, utcnow
+from feedapp.models import AuditEvent, Office, Post, Screen, Source
 from feedapp.roles import Actor
 from tests.feed_clients import w3c_problems
 from tests.test_admin import csrf, make_user, signed_in
@@ -248,8 +248,6 @@ def test_the_page_is_light_and_carries_its_posts(app, runner, client):
 
 
 def test_qr_codes_name_the_posts_page(app, runner, client):
-    import io
-
     import zxingcpp
     from PIL import Image
 

@@ -81,7 +81,7 @@ def show_screen(token: str):
     office = _office(screen)
     etag = _etag(screen, office)
     with force_locale(_language(office)):
-        body = render_template("screen.html", data=json.dumps(_data(screen, office, token), separators=(",", ":")),
+        body = render_template("screen.html", data=json.dumps(_data(screen, token), separators=(",", ":")),
                                etag=etag, version=asset_version(), language=_language(office), site=site_name(),
                                logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
                                token=token)
@@ -98,7 +98,7 @@ def show_screen_posts(token: str):
     if etag in request.if_none_match:
         return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     with force_locale(_language(office)):
-        data = _data(screen, office, token)
+        data = _data(screen, token)
     response = Response(json.dumps(data, separators=(",", ":")), mimetype="application/json")
     response.headers.update({"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     return response
@@ -166,7 +166,7 @@ def _images(screen: Screen, root: str = ""):
     return lambda url: mapped("screen", url) if url else None
 
 
-def _data(screen: Screen, office: OfficeInfo | None, token: str) -> dict:
+def _data(screen: Screen, token: str) -> dict:
     """What the page rotates through: the posts, their order and timing, and the asset version."""
     config = current_app.config
     base = float(config["FEEDAPP_SCREEN_SECONDS"])
