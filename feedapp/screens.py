@@ -121,10 +121,11 @@ def touch(session: Session, screen: Screen, now: datetime | None = None) -> bool
 
 
 def must_read_posts(session: Session, screen: Screen, now: datetime) -> list[Post]:
-    """HOOK for must-read posts (issue 12, feedapp.mustread on another branch): they join the pinned ones.
+    """HOOK for must-read posts (issue 12's feedapp.mustread, merged separately): they join the pinned ones.
 
-    Until that lands there are none. When it does, return the screen's audience's must-read posts
-    (office_id, staff=screen.staff_only, published only) and screen_posts puts them first.
+    Until it is wired there are none. Once feedapp/mustread.py is on this branch, this becomes
+    `return mustread.active_must_reads(session, screen.office_id, staff=screen.staff_only, now=now)`
+    (published, active, the screen's audience) and screen_posts puts them first, before the pins.
     """
     return []
 
