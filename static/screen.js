@@ -53,8 +53,20 @@
         return false;  // its ETag is not kept: the next poll gets the new version again, until the reload happens
       }
     }
-    if (rotateTimer === null && !state.removed) next();
+    if (state.removed) return true;
+    if (rotateTimer === null) {
+      next();
+    } else if (state.current && !contains(state.posts, state.current.id)) {
+      // The post on screen was hidden (or unpinned and aged out): it goes now, not at the end of its turn.
+      clearTimeout(rotateTimer);
+      next();
+    }
     return true;
+  }
+
+  function contains(posts, id) {
+    for (var i = 0; i < posts.length; i++) if (posts[i].id === id) return true;
+    return false;
   }
 
   // Only once the page itself answers 200: a reload into a server that just went down would leave the

@@ -148,6 +148,23 @@ def test_staff_only_posts_show_on_staff_only_screens_only(chromium, tmp_path, sq
         assert problems == []
 
 
+def test_a_post_hidden_by_an_editor_leaves_the_screen_at_the_next_check(chromium, tmp_path, sqlite_template):
+    from feedapp import moderation
+
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=3600.0, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    with serve(app) as base, opened(chromium, base + path) as (page, problems):
+        page.goto(base + path)
+        shown = page.get_attribute("#screen", "data-post")
+        assert shown
+        with sessions(app)() as s:
+            moderation.hide(s, Actor.cli(), int(shown), "wrong rota")
+            s.commit()
+        # Each post stays an hour here: only the hide can move the screen on.
+        expect(page.locator("#screen")).not_to_have_attribute("data-post", shown)
+        assert problems == []
+
+
 def test_posts_rotate_by_themselves_at_the_configured_pace(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0)
     path = add_screen(app)
