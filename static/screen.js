@@ -28,8 +28,18 @@
     clock: $("clock"), offline: $("offline"), empty: $("empty"), removed: $("removed")
   };
   var lang = document.documentElement.lang || "en";
-  var clockFormat = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-  var dayFormat = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  // The office's time zone when it has one (signage players are often left on UTC), else the player's.
+  var zone = root.getAttribute("data-time-zone") || undefined;
+  var clockFormat = format({ hour: "2-digit", minute: "2-digit" });
+  var dayFormat = format({ day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+
+  function format(options) {
+    try {
+      return new Intl.DateTimeFormat(lang, zone ? Object.assign({ timeZone: zone }, options) : options);
+    } catch (error) {  // a zone this browser does not know: its own clock rather than none
+      return new Intl.DateTimeFormat(lang, options);
+    }
+  }
   var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
   var GONE_AFTER = 3;  // 404s in a row before the screen says it was removed
   var FETCH_TIMEOUT = 30000;

@@ -165,6 +165,21 @@ def test_a_post_hidden_by_an_editor_leaves_the_screen_at_the_next_check(chromium
         assert problems == []
 
 
+def test_the_clock_keeps_the_offices_time_zone_whatever_the_players(chromium, tmp_path, sqlite_template):
+    from datetime import datetime, timezone
+
+    app = make_app(tmp_path, sqlite_template)
+    with sessions(app)() as s:
+        s.scalar(select(Office).where(Office.slug == "lyon")).time_zone = "Europe/Paris"
+        s.commit()
+    path = add_screen(app, office="lyon")
+    with serve(app) as base, opened(chromium, base + path) as (page, problems):  # the player's zone: UTC
+        page.clock.install(time=datetime(2026, 7, 1, 10, 0, tzinfo=timezone.utc))
+        page.goto(base + path)
+        expect(page.locator("#clock")).to_have_text(re.compile(r"^12:00"))  # Paris, summer time
+        assert problems == []
+
+
 def test_posts_rotate_by_themselves_at_the_configured_pace(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0)
     path = add_screen(app)

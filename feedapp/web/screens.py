@@ -20,7 +20,7 @@ from flask_babel import force_locale, gettext
 from feedapp import screens
 from feedapp.assets import asset_url
 from feedapp.db import get_session
-from feedapp.models import Screen, utcnow
+from feedapp.models import Office, Screen, utcnow
 from feedapp.render import post as post_render
 from feedapp.render.page import page_id
 from feedapp.render.screen_feed import ScreenFeed, screen_rss
@@ -60,6 +60,12 @@ def _language(office: OfficeInfo | None) -> str:
     return (office.language if office else None) or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
 
 
+def _time_zone(screen: Screen) -> str | None:
+    """The office's time zone for the clock (players are often left on UTC); None: the player's own."""
+    office = get_session().get(Office, screen.office_id) if screen.office_id else None
+    return office.time_zone if office is not None and office.time_zone else None
+
+
 def asset_version() -> str:
     """Names the page's script and stylesheet: a deploy that changes either changes it, and open screens reload once."""
     return hashlib.sha256(f"{asset_url('screen.js')}\n{asset_url('screen.css')}".encode()).hexdigest()[:12]
@@ -83,6 +89,7 @@ def show_screen(token: str):
     with force_locale(_language(office)):
         body = render_template("screen.html", data=json.dumps(_data(screen, token), separators=(",", ":")),
                                etag=etag, version=asset_version(), language=_language(office), site=site_name(),
+                               time_zone=_time_zone(screen),
                                logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
                                token=token)
     allow_framing()
