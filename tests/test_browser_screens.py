@@ -338,14 +338,22 @@ def test_memory_stays_flat_over_a_thousand_rotations(chromium, tmp_path, sqlite_
         # The count first: Playwright's selector engine, injected into the page on its first use (some 700 KB and a
         # dozen listeners of its own), must be in place before the first measurement, not counted as the page's.
         start = rotations(page)
-        before = measure()
-        page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {start + 1000}",
-                               polling=250, timeout=PATIENCE * 4 * 1000)
-        after = measure()
+
+        def settled(at: int) -> dict:
+            """The lowest of three measurements 50 rotations apart, from `at` on: the floor, not a moment's peak."""
+            found = []
+            for step in range(3):
+                page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {at + 50 * step}",
+                                       polling=250, timeout=PATIENCE * 4 * 1000)
+                found.append(measure())
+            return {key: min(m[key] for m in found) for key in found[0]}
+
+        before = settled(start)
+        after = settled(start + 1000)
         assert after["elements"] == before["elements"], (before, after)  # the same elements, reused
         # All nodes, the QR codes' SVG image documents included, which the image cache keeps and drops by the
-        # hundred: a node kept per rotation would add a thousand.
-        assert after["nodes"] < before["nodes"] + 900, (before, after)
+        # hundred (hence the floors): a node kept per rotation would add a thousand.
+        assert after["nodes"] < before["nodes"] + 500, (before, after)
         assert after["listeners"] <= before["listeners"], (before, after)
         # Keeping as little as a small object per rotation (~100 bytes) would add 100 KB.
         assert after["heap"] - before["heap"] < 64 * 1024, (before, after)
