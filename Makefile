@@ -80,3 +80,8 @@ lighthouse: browser $(VENV)/.installed
 # English and French, into screenshots/*.png, to look at (tools/page_screenshots.py).
 screenshots: browser $(VENV)/.installed
 	$(BIN)/python tools/page_screenshots.py --out screenshots
+
+# A break-room screen (/screen/TOKEN) at 1920x1080 and 1080x1920, with and without a photo, into bench/out/.
+.PHONY: screens-screenshots
+screens-screenshots: browser $(VENV)/.installed
+	$(BIN)/python bench/screens.py

@@ -80,6 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_MUST_READ_REMIND", 24, "hours after a must-read post's push before one reminder goes to staff who have not acknowledged it (0: no reminder)", int),
     Setting("FEEDAPP_TIME_ZONE", "UTC", "IANA time zone of offices that set none (quiet hours)"),
     Setting("FEEDAPP_QUIET_HOURS", None, "HH:MM-HH:MM local time with no push for offices that set none (e.g. 21:00-07:00); unset: none"),
+    Setting("FEEDAPP_SCREEN_SECONDS", 12.0, "seconds each post stays on a break-room screen (/screen/TOKEN), plus one per 20 words of a long post", float),
+    Setting("FEEDAPP_SCREEN_REFRESH", 60.0, "seconds between a break-room screen's checks for new posts", float),
+    Setting("FEEDAPP_SCREEN_FRAME_ANCESTORS", "*", "who may show /screen/TOKEN in a frame (signage players do): a CSP frame-ancestors source list; every other page refuses framing"),
     Setting("FEEDAPP_PUSH_HOSTS", (), "more push-service origins subscriptions may point at, comma-separated (e.g. http://127.0.0.1:8123 for a push service under test); default: the browsers' push services only (https)", _list),
 )
 

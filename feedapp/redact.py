@@ -17,9 +17,9 @@ def _word(word: str) -> str:
     return "".join(rf"(?:{c}|%(?:25)*(?:{ord(c.lower()):02x}|{ord(c.upper()):02x}))" for c in word)
 
 
-# /invite/<token> and /private/<token>/… carry bearer secrets (see web/auth.py, web/feeds.py); case-insensitive,
+# /invite/<token>, /private/<token>/… and /screen/<token>… carry bearer secrets (see web/auth.py, web/feeds.py, web/screens.py); case-insensitive,
 # so an oddly written path is redacted too rather than logged, and with repeated slashes (the router merges them).
-SECRET_PATH_RE = re.compile(rf"({_SLASH}(?:{_word('invite')}|{_word('private')}){_SLASH}+)(?:(?!{_END}).)+",
+SECRET_PATH_RE = re.compile(rf"({_SLASH}(?:{_word('invite')}|{_word('private')}|{_word('screen')}){_SLASH}+)(?:(?!{_END}).)+",
                             re.IGNORECASE)
 REDACTED = r"\1[redacted]"
 

@@ -13,6 +13,7 @@ from .db import assets_command, db_cli, demo_command
 from .poll import poll_command
 from .posts import posts_cli
 from .push import push_cli
+from .screens import screens_cli
 from .sources import offices_cli, sources_cli
 from .stats import stats_command
 from .survey import survey_cli
@@ -21,7 +22,7 @@ from .users import users_cli
 
 def init_app(app: Flask) -> None:
     """Register every command group on app."""
-    for group in (db_cli, offices_cli, sources_cli, users_cli, posts_cli, push_cli, survey_cli):
+    for group in (db_cli, offices_cli, sources_cli, users_cli, posts_cli, push_cli, survey_cli, screens_cli):
         app.cli.add_command(group)
     for command in (poll_command, assets_command, demo_command, stats_command):
         app.cli.add_command(command)

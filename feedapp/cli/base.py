@@ -38,13 +38,14 @@ def _one_line(exc: Exception, ctx: click.Context) -> str | None:
     from ..ingest.sources import SourceInputError
     from ..moderation import ModerationError
     from ..roles import Forbidden
+    from ..screens import ScreenError
     from ..survey import SurveyError
     from ..xapi import XError
 
     if isinstance(exc, SQLAlchemyError):
         return database_problem(exc, _database_url(ctx))
     if isinstance(exc, (SourceInputError, AccountError, BackupError, XError, ModerationError, Forbidden,
-                        SurveyError)):
+                        SurveyError, ScreenError)):
         return str(exc)
     return None
 

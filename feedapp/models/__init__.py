@@ -3,7 +3,7 @@
 base: the declarative base, UTCDateTime, utcnow, roles. content: offices, sources, posts, pins, media,
 X accounts seen. operations: the poller lease, API reads, rate windows, console requests, site files
 and settings, scope versions. accounts: staff accounts and the audit log. push: Web Push. reach: must-read
-posts, acknowledgements, readership counts, the survey.
+posts, acknowledgements, readership counts, the survey. screens: break-room screens.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .reach import (
     SurveyResponder,
     SurveyTally,
 )
+from .screens import Screen
 
 __all__ = [
     "ROLE_ADMIN", "ROLE_EDITOR", "ROLE_STAFF", "ROLES", "Base", "UTCDateTime", "utcnow",
@@ -31,5 +32,5 @@ __all__ = [
     "User", "SignIn", "Invite", "ThrottleCount", "FeedToken", "AuditEvent",
     "PUSH_PENDING", "PUSH_SENT", "PUSH_FAILED", "PUSH_GONE", "PushSubscription", "PushMessage",
     "MustRead", "Acknowledgement", "ReadCount", "FeedReader", "FeedSubscribers", "Survey", "SurveyTally",
-    "SurveyResponder",
+    "SurveyResponder", "Screen",
 ]

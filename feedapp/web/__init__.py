@@ -24,13 +24,14 @@ def lang_attr(code: str | None) -> str | None:
 def init_app(app: Flask, translations: str) -> None:
     """Register blueprints, error handlers, headers, caching and template helpers."""
     from . import (account, acks, admin, auth, branding, errors, feeds, health, http, i18n, media, pages, posts, push,
-                   pwa, reach, security, state, survey)
+                   pwa, reach, screens, security, state, survey)
     from .sessions import LazySessionInterface
     from .variant import canonical_path
 
     app.session_interface = LazySessionInterface()
     app.url_map.converters["xid"] = posts.XIdConverter  # before any rule that names it
-    for module in (health, pages, posts, acks, feeds, account, admin, pwa, push, reach, media, branding, survey):
+    for module in (health, pages, posts, acks, feeds, account, admin, pwa, push, reach, media, branding, survey,
+                   screens):
         app.register_blueprint(module.bp)
     auth.init_app(app)
     i18n.init_app(app, translations)

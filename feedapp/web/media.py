@@ -7,8 +7,9 @@ A media URL is minted only by the server, for a reader it is shown to:
 kind is "avatar" or "photo" (the size it is resized to); audience says who may load it: "p"
 anyone (the URL appeared on a public page or feed), "s" signed-in staff (it appeared on a page
 rendered for staff), "f<user id>-<token hash prefix>" the holder of that private-feed link (RSS
-readers carry no cookie). The signature is an HMAC, with the secret key, of all three, so nobody
-can point the route at a URL of their choosing or widen an audience (no open proxy), and the
+readers carry no cookie), "k<screen id>-<token hash prefix>" a staff-only break-room screen (signage
+players carry no cookie either; removing the screen ends its images too). The signature is an HMAC,
+with the secret key, of all three, so nobody can point the route at a URL of their choosing or widen an audience (no open proxy), and the
 upstream must still be on feedapp.media's allow-list of X media hosts. Anything refused, forged or
 unknown gets the same 404; a media host that fails gets 502.
 """
@@ -36,7 +37,7 @@ bp = Blueprint("media", __name__)
 log = logging.getLogger(__name__)
 
 YEAR = 31536000
-AUDIENCE_RE = re.compile(r"^(p|s|f[0-9]{1,12}-[0-9a-f]{16})$")
+AUDIENCE_RE = re.compile(r"^(p|s|[fk][0-9]{1,12}-[0-9a-f]{16})$")
 SIGNATURE_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")  # ASCII only: compare_digest refuses other text
 AVATAR_SIZE_RE = re.compile(r"_(normal|bigger|mini|400x400)(\.[A-Za-z]+)$")  # X's profile image sizes
 
@@ -94,12 +95,27 @@ def _may_see(audience: str) -> bool:
         return True  # never looks at current_user: the answer stays public
     if audience == "s":
         return current_user.is_authenticated
+    if audience[0] == "k":
+        return _screen_may_see(audience)
     user_id, _, prefix = audience[1:].partition("-")
     row = get_session().get(FeedToken, int(user_id))
     if row is None or not hmac.compare_digest(row.token_hash[:16], prefix):
         return False  # a new feed link (or none) ends the old one's images too
     user = get_session().get(User, int(user_id))
     return user is not None and user.active
+
+
+def _screen_may_see(audience: str) -> bool:
+    from feedapp.models import Screen
+
+    screen_id, _, prefix = audience[1:].partition("-")
+    screen = get_session().get(Screen, int(screen_id)) if int(screen_id) < 2**31 else None
+    return screen is not None and hmac.compare_digest(screen.token_hash[:16], prefix)
+
+
+def screen_audience(screen) -> str:
+    """The audience of a staff-only screen's images: that screen, while it exists."""
+    return f"k{screen.id}-{screen.token_hash[:16]}"
 
 
 def sign(kind: str, audience: str, upstream: str) -> str:

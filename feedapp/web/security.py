@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, request
@@ -16,8 +17,11 @@ csrf = CSRFProtect()
 X_IMAGE_SOURCES = " ".join(f"https://{host}" for host in X_MEDIA_HOSTS)
 
 
-def content_security_policy(media_proxy: bool) -> str:
-    """The pages' CSP: no inline script or style; images only from the sources the pages name in this mode."""
+def content_security_policy(media_proxy: bool, frame_ancestors: str = "'none'") -> str:
+    """The pages' CSP: no inline script or style; images only from the sources the pages name in this mode.
+
+    frame_ancestors: who may frame the response ('none': nobody; only break-room screens allow it).
+    """
     return "; ".join((
         "default-src 'self'",
         # With the media proxy on, every avatar, photo and video poster is our own /media/ URL.
@@ -30,7 +34,7 @@ def content_security_policy(media_proxy: bool) -> str:
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",
-        "frame-ancestors 'none'",
+        f"frame-ancestors {frame_ancestors}",
     ))
 
 
@@ -38,11 +42,30 @@ def init_app(app: Flask) -> None:
     """Turn on CSRF checks, the form encoding check and the headers below."""
     # Once per app, not per request: the policy follows FEEDAPP_MEDIA_PROXY, read at start.
     app.extensions["feedapp.csp"] = content_security_policy(app.config["FEEDAPP_MEDIA_PROXY"])
+    app.extensions["feedapp.csp_framed"] = content_security_policy(
+        app.config["FEEDAPP_MEDIA_PROXY"], _frame_ancestors(app.config["FEEDAPP_SCREEN_FRAME_ANCESTORS"]))
     app.before_request(_refuse_bad_encoding)
     csrf.init_app(app)
     app.after_request(_headers)
     app.after_request(_private_for_signed_in)
     app.after_request(_relative_routing_redirect)
+
+
+def _frame_ancestors(value: str) -> str:
+    """FEEDAPP_SCREEN_FRAME_ANCESTORS checked: one CSP source list (no ";" or "," that would start another directive or policy)."""
+    value = " ".join(str(value or "").split())
+    if not value or re.search(r"[;,\x00-\x1f\x7f]", value):
+        raise RuntimeError(f"FEEDAPP_SCREEN_FRAME_ANCESTORS={value!r} is not valid: give a CSP source list such as "
+                           "* or 'self' https://signage.example.com")
+    return value
+
+
+def allow_framing() -> None:
+    """This response alone may be framed (a break-room screen in a signage player), by FEEDAPP_SCREEN_FRAME_ANCESTORS.
+
+    Its URL holds a secret, so it also sends no Referer anywhere.
+    """
+    g.allow_framing = True
 
 
 def _refuse_bad_encoding():
@@ -69,10 +92,17 @@ HEADERS = {
 HSTS = "max-age=31536000"
 
 
+FRAMEABLE_HEADERS = {**{k: v for k, v in HEADERS.items() if k != "X-Frame-Options"}, "Referrer-Policy": "no-referrer"}
+
+
 def _headers(response: Response) -> Response:
-    response.headers.update(HEADERS)
+    # X-Frame-Options has no allow-list: a frameable response leaves it out and says who may frame it
+    # in CSP frame-ancestors, which browsers obey over X-Frame-Options anyway (CSP Level 2).
+    framed = g.get("allow_framing", False)
+    response.headers.update(FRAMEABLE_HEADERS if framed else HEADERS)
     # setdefault: the service worker brings its own.
-    response.headers.setdefault("Content-Security-Policy", current_app.extensions["feedapp.csp"])
+    response.headers.setdefault("Content-Security-Policy",
+                                current_app.extensions["feedapp.csp_framed" if framed else "feedapp.csp"])
     if current_app.config["FEEDAPP_SECURE_COOKIES"]:
         response.headers["Strict-Transport-Security"] = HSTS
     return response

@@ -114,4 +114,6 @@ area("show_poster", _l("Poster"))
 from . import survey  # noqa: E402,F401  (registers "Survey" itself)
 
 from . import reach  # noqa: E402,F401  (registers "Reach" itself)
+from . import screens  # noqa: E402,F401  (registers "Screens" itself)
+
 from . import audit  # noqa: E402,F401  (registers "Audit log" itself, last)

@@ -1,0 +1,210 @@
+"""`/screen/TOKEN`: a break-room screen's page, its posts as JSON, its RSS for signage tickers, its QR codes.
+
+The token in the URL stands in for signing in (signage players have no account, often no
+cookies). An unknown token and a removed screen's get the same 404 as any unknown URL. Every
+answer is private (the URL is a secret) and the page alone may be framed (allow_framing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from functools import lru_cache
+
+import qrcode
+import qrcode.image.svg
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask_babel import force_locale, gettext
+
+from feedapp import screens
+from feedapp.assets import asset_url
+from feedapp.db import get_session
+from feedapp.models import Office, Screen, utcnow
+from feedapp.render import post as post_render
+from feedapp.render.page import page_id
+from feedapp.render.screen_feed import ScreenFeed, screen_rss
+
+from . import lang_attr, media
+from .branding import brand_file_url, site_name
+from .scope import base_url
+from .security import allow_framing
+from .state import OfficeInfo, content_state
+
+bp = Blueprint("screens", __name__)
+
+TOKEN_MAX = 100  # tokens are 43 characters; a longer path segment is no token
+TEXT_MAX = (600, 280)  # characters shown at most without / with a photo; the page cuts further if they overflow
+PRIVATE = "private, no-cache"  # the URL is a secret: no shared cache keeps any of it; revalidated every time
+
+
+def _screen_or_404(token: str) -> Screen:
+    """The screen of this token, its last fetch noted (at most once a minute), or the plain 404."""
+    if len(token) > TOKEN_MAX:
+        abort(404)
+    session = get_session()
+    screen = screens.screen_for_token(session, token)
+    if screen is None:
+        abort(404)  # the same answer as any unknown URL: a wrong or revoked token reveals nothing
+    if screens.touch(session, screen):
+        session.commit()
+    return screen
+
+
+def _office(screen: Screen) -> OfficeInfo | None:
+    return content_state().by_id.get(screen.office_id) if screen.office_id else None
+
+
+def _language(office: OfficeInfo | None) -> str:
+    """The screen's language: its office's, else the site's default (a wall has no Accept-Language of its own)."""
+    return (office.language if office else None) or current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+
+
+def _time_zone(screen: Screen) -> str | None:
+    """The office's time zone for the clock (players are often left on UTC); None: the player's own."""
+    office = get_session().get(Office, screen.office_id) if screen.office_id else None
+    return office.time_zone if office is not None and office.time_zone else None
+
+
+def asset_version() -> str:
+    """Names the page's script and stylesheet: a deploy that changes either changes it, and open screens reload once."""
+    return hashlib.sha256(f"{asset_url('screen.js')}\n{asset_url('screen.css')}".encode()).hexdigest()[:12]
+
+
+def _etag(screen: Screen, office: OfficeInfo | None) -> str:
+    """The JSON's validator, from what it shows, without reading a post: a 304 costs the token lookup only."""
+    validators = content_state().validators(office.slug if office else None, screen.staff_only)
+    config = current_app.config
+    parts = (screen.id, screen.office_id, screen.staff_only, validators.versions, asset_version(),
+             config["FEEDAPP_SCREEN_SECONDS"], config["FEEDAPP_SCREEN_REFRESH"], _language(office), base_url())
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+@bp.get("/screen/<token>")
+def show_screen(token: str):
+    """The page a signage player opens: one post at a time, full screen, refreshing itself."""
+    screen = _screen_or_404(token)
+    office = _office(screen)
+    etag = _etag(screen, office)
+    with force_locale(_language(office)):
+        body = render_template("screen.html", data=json.dumps(_data(screen, token), separators=(",", ":")),
+                               etag=etag, version=asset_version(), language=_language(office), site=site_name(),
+                               time_zone=_time_zone(screen),
+                               logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
+                               token=token)
+    allow_framing()
+    return Response(body, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/screen/<token>/posts.json")
+def show_screen_posts(token: str):
+    """The screen's posts and rotation as JSON, with an ETag: the page asks every FEEDAPP_SCREEN_REFRESH seconds."""
+    screen = _screen_or_404(token)
+    office = _office(screen)
+    etag = _etag(screen, office)
+    if etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
+    with force_locale(_language(office)):
+        data = _data(screen, token)
+    response = Response(json.dumps(data, separators=(",", ":")), mimetype="application/json")
+    response.headers.update({"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
+    return response
+
+
+@bp.get("/screen/<token>/feed.rss")
+def show_screen_feed(token: str):
+    """The screen's posts as RSS 2.0 for players that only read feeds: plain text, one image enclosure each."""
+    screen = _screen_or_404(token)
+    office = _office(screen)
+    etag = _etag(screen, office)
+    if etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
+    root = base_url()
+    playlist = screens.screen_posts(get_session(), screen, utcnow())
+    images = _images(screen, root)
+    with force_locale(_language(office)):
+        feed = ScreenFeed(
+            title=f"{site_name()} · {office.name}" if office else site_name(),
+            link=root + url_for("pages.show_office", slug=office.slug) if office else root + url_for("pages.show_feed"),
+            description=gettext("Posts for the break-room screen %(name)s", name=screen.name),
+            language=_language(office),
+            ttl_minutes=max(1, math.ceil(current_app.config["FEEDAPP_SCREEN_REFRESH"] / 60)),
+            self_url=root + url_for("screens.show_screen_feed", token=token),
+            pinned_label=gettext("Pinned"),
+            must_read_label=gettext("Must read"),
+        )
+        body = screen_rss(feed, playlist.posts, pinned=playlist.pinned,
+                          page_url=lambda post: root + url_for("posts.show_post", post_id=page_id(post)),
+                          image_url=lambda post: images(_photo(post)))
+    response = Response(body, mimetype="application/rss+xml")
+    response.headers.update({"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
+    return response
+
+
+@bp.get("/screen/<token>/qr/<xid:post_id>.svg")
+def show_screen_qr(token: str, post_id: int):
+    """A QR code of the post's page (/posts/ID, absolute), for phones held up to the screen."""
+    _screen_or_404(token)
+    svg = _qr_svg(base_url() + url_for("posts.show_post", post_id=post_id))
+    # The URL names its content (the base URL aside, which a deploy seldom changes): a day in the player's cache.
+    return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@lru_cache(maxsize=512)
+def _qr_svg(data: str) -> bytes:
+    """A QR code as SVG paths, black on white, with the quiet zone of four modules the standard asks for."""
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathFillImage, box_size=10, border=4,
+                        error_correction=qrcode.constants.ERROR_CORRECT_M)
+    return image.to_string()
+
+
+def _photo(post) -> str | None:
+    """The post's first photo, or a video's poster, as X's larger (1200 px) variant."""
+    for item in post.media:
+        url = item.url if item.type == "photo" else item.preview_url
+        if post_render.safe_url(url):
+            match = post_render.PHOTO_RE.match(url)
+            return f"https://pbs.twimg.com/media/{match[1]}?format={match[2]}&name=medium" if match else url
+    return None
+
+
+def _images(screen: Screen, root: str = ""):
+    """(upstream URL) → the image URL the screen loads: public media, or this screen's own when staff-only."""
+    mapped = media.mapper(media.screen_audience(screen) if screen.staff_only else "p", root)
+    return lambda url: mapped("screen", url) if url else None
+
+
+def _data(screen: Screen, token: str) -> dict:
+    """What the page rotates through: the posts, their order and timing, and the asset version."""
+    config = current_app.config
+    base = float(config["FEEDAPP_SCREEN_SECONDS"])
+    playlist = screens.screen_posts(get_session(), screen, utcnow())
+    root = base_url()
+    images = _images(screen)
+    items = []
+    for i, post in enumerate(playlist.posts):
+        image = images(_photo(post))
+        text = post_render.readable_text(post.text or "", post.links).strip()
+        if post.repost_of_id:
+            text = text.removeprefix(f"RT @{post.author_username}:").strip()
+        shown, more = screens.cut_at_sentence(text, TEXT_MAX[1] if image else TEXT_MAX[0])
+        items.append({
+            "id": str(page_id(post)),  # a string: X ids exceed the integers JavaScript numbers hold exactly (2**53)
+            "url": root + url_for("posts.show_post", post_id=page_id(post)),
+            "qr": url_for("screens.show_screen_qr", token=token, post_id=page_id(post)),
+            "author": post.author_name or post.author_username,
+            "handle": post.author_username,
+            "at": (post.original_created_at or post.created_at).isoformat(),
+            "text": shown,
+            "more": more,
+            "lang": lang_attr(post.lang),
+            "image": image,
+            "video": any(m.type in ("video", "animated_gif") for m in post.media),
+            "pinned": i < playlist.pinned,
+            # The mark above the author: must-read posts say so, other heads of the rotation are pinned.
+            "label": gettext("Must read") if getattr(post, "must_read", False) else
+            gettext("Pinned") if i < playlist.pinned else "",
+            "seconds": screens.seconds_for(text, base),
+        })
+    return {"v": asset_version(), "refresh": float(config["FEEDAPP_SCREEN_REFRESH"]), "posts": items,
+            "order": playlist.order}
