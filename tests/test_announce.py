@@ -274,6 +274,30 @@ def test_ending_a_must_read_cancels_its_pushes_not_yet_sent(factory, fake, annou
     assert got(fake, sub_id) == []
 
 
+def test_a_source_turned_staff_only_while_its_push_waits_for_morning_never_sends_its_text(push_app, factory, fake):
+    # Queued with the post's text in quiet hours; the source turns staff-only (or protected on X) before the
+    # morning: the waiting rows must not put that text on any lock screen, nor reach anonymous subscriptions.
+    now = datetime.now(timezone.utc)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    quiet = office(factory, "night", time_zone="UTC", quiet_start=start, quiet_end=end)
+    src = source(factory, "harborcomms")
+    post(factory, src, 35)
+    anonymous = subscribe(factory, fake, quiet)
+    staff = subscribe(factory, fake, quiet, user(factory, "frank", quiet))
+    must_read(factory, 35, marked_at=now)
+    runner = push_app.test_cli_runner()
+    assert "must-read: 2 pushes queued" in runner.invoke(args=["push", "deliver"]).output
+    with factory() as s:
+        s.execute(update(Source).where(Source.id == src).values(protected=True))
+        s.execute(update(PushMessage).values(not_before=now - timedelta(seconds=1)))  # the morning has come
+        s.commit()
+    result = runner.invoke(args=["push", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert got(fake, anonymous) == []
+    assert all(b"Ligne" not in m and b"Harbor" not in m for m in fake.payloads(staff))
+    assert [r for r in outbox(factory) if r.state == "pending"] == []
+
+
 # --- quiet hours ---------------------------------------------------------------------------------------------------
 
 def test_an_office_in_quiet_hours_gets_its_push_at_the_end_of_its_window(factory, fake, announce, delivery):

@@ -81,6 +81,8 @@ def drain_push(factory, quiet: bool = True) -> str | None:
             lines.append(f"must-read: {queued} pushes queued, {reminders} reminders queued")
     if quiet and not has_due(factory):
         return "\n".join(lines) or None
+    # A post that turned staff-only while its push waited (quiet hours) is not sent with its text.
+    announce.withdraw_exposed(factory)
     summary = deliver(factory, DeliverySettings.from_push(push))
     for problem in summary.problems[:5]:
         click.echo(f"push failed: {problem}", err=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Integer, String, Text, and_, delete, exists, insert, literal, or_, select, update
+from sqlalchemy import Integer, String, Text, and_, cast, delete, exists, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from feedapp.config import public_base_url, script_root
@@ -208,4 +208,24 @@ def cancel_post_pushes(session: Session, post_id: int) -> int:
     """
     result = session.execute(delete(PushMessage).where(PushMessage.topic == topic_for(post_id),
                                                        PushMessage.state == PUSH_PENDING))
+    return result.rowcount or 0
+
+
+def withdraw_exposed(session_factory: sessionmaker[Session]) -> int:
+    """Delete the must-read pushes not sent yet whose post is no longer published and public; how many.
+
+    Their payload was built when the post was public: its text and author, for every subscription of the
+    audience. A source or author turned staff-only (or protected on X) while rows wait for an office's quiet
+    hours to end must not put that text on a lock screen in the morning (lock screens are public). Must-reads
+    marked staff-only were queued without text, to staff only, and stay. The worker calls this before sending.
+    """
+    still_public = published(Post) & public_source(Post.source_id) & ~account_hidden(Post.author_id)
+    exposed = (select(literal("mr").concat(cast(MustRead.post_id, String)))
+               .join(Post, Post.id == MustRead.post_id)
+               .where(MustRead.staff_only.is_(False), ~still_public))
+    with session_factory() as session:
+        result = session.execute(delete(PushMessage).where(PushMessage.state == PUSH_PENDING,
+                                                           PushMessage.topic.in_(exposed))
+                                 .execution_options(synchronize_session=False))
+        session.commit()
     return result.rowcount or 0
