@@ -11,7 +11,7 @@ import re
 import threading
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 from feedapp import survey as surveys
 from feedapp.models import AuditEvent, Office, Survey, SurveyResponder, SurveyTally
@@ -392,6 +392,15 @@ def test_console_refuses_an_office_outside_the_editor(app, sessions, offices):
     assert editor.get(f"/admin/survey/{company_id}/results.csv").status_code == 403
     staff = staff_client(app, sessions, "plain")
     assert staff.get("/admin/survey").status_code in (302, 403)
+
+
+@pytest.mark.parametrize("office_field", [str(2**31), str(2**64), "٣"])
+def test_console_refuses_an_office_id_out_of_range(app, sessions, offices, office_field):
+    admin = staff_client(app, sessions, "boss", role="admin")
+    data = {"csrf_token": csrf(admin, "/admin/survey"), "question": QUESTION, "options-0": "Yes", "options-1": "No"}
+    assert admin.post("/admin/survey", data={**data, "office": office_field}).status_code == 400
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Survey)) == 0
 
 
 # --- unlinkability ---------------------------------------------------------------------------------------------------

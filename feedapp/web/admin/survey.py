@@ -85,7 +85,9 @@ def start_survey():
     db = get_session()
     office = None
     if form.office.data:
-        office = db.get(Office, int(form.office.data)) if form.office.data.isdigit() else None
+        # isascii: str.isdigit() takes other scripts' digits; the bound: past INTEGER the database errors out.
+        digits = form.office.data.isascii() and form.office.data.isdigit() and int(form.office.data) < 2**31
+        office = db.get(Office, int(form.office.data)) if digits else None
         if office is None:
             abort(400, description=gettext("There is no such office."))
     actor().check(office.id if office else None)
