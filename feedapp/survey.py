@@ -13,7 +13,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from feedapp.accounts import audit
@@ -189,8 +189,11 @@ def answer(session: Session, survey_id: int, option: int, responder: str) -> boo
                              .returning(table.c.survey_id)).first()
     if marked is None:
         return False
-    session.execute(update(SurveyTally).where(SurveyTally.survey_id == survey_id, SurveyTally.option == option)
-                    .values(count=SurveyTally.count + 1))
+    # Every option's row is rewritten, the chosen one +1: on PostgreSQL each row version carries the id of the
+    # transaction that wrote it (xmin), the same as the marker's, so touching the chosen row alone would tell
+    # whose answer each option's latest count was.
+    session.execute(update(SurveyTally).where(SurveyTally.survey_id == survey_id)
+                    .values(count=SurveyTally.count + case((SurveyTally.option == option, 1), else_=0)))
     return True
 
 

@@ -436,6 +436,24 @@ def test_no_table_links_an_answer_to_the_person(app, sessions, runner, caplog):
     assert not [r for r in caplog.records if "user:" in r.getMessage() or "device:" in r.getMessage()]
 
 
+def test_no_transaction_id_links_the_last_answer_of_an_option_to_its_person(app, sessions, db_url):
+    # PostgreSQL stamps every row version with the transaction that wrote it (the xmin system column): if an
+    # answer touched only its option's tally, that tally's xmin would equal the xmin of the responder marker
+    # written with it, giving away the last answer of each option. (SQLite keeps no such column.)
+    if not db_url.startswith("postgresql"):
+        pytest.skip("xmin is PostgreSQL's")
+    survey_id = _started(sessions)
+    for name, option in (("ana", 0), ("ben", 1)):
+        answer(staff_client(app, sessions, name), survey_id, option)
+    with sessions() as s:
+        markers = dict(s.execute(text("SELECT xmin::text, responder FROM survey_responders")).all())
+        stamps = dict(s.execute(text("SELECT option, xmin::text FROM survey_tallies WHERE survey_id = :id"),
+                                {"id": survey_id}).all())
+    assert len(markers) == 2
+    told = {option: markers.get(xid) for option, xid in stamps.items()}
+    assert len(set(stamps.values())) == 1, told  # every option rewritten by each answer: none singled out
+
+
 # --- helpers -----------------------------------------------------------------------------------------------------------
 
 def _started(sessions) -> int:
