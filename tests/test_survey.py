@@ -454,6 +454,18 @@ def test_no_transaction_id_links_the_last_answer_of_an_option_to_its_person(app,
     assert len(set(stamps.values())) == 1, told  # every option rewritten by each answer: none singled out
 
 
+def test_an_anonymous_answer_leaves_its_address_in_no_table(client, sessions):
+    survey_id = _started(sessions)
+    token = client.get("/survey/token").get_json()["csrfToken"]
+    assert client.post(f"/survey/{survey_id}/answer", data={"csrf_token": token, "option": 1},
+                       environ_base={"REMOTE_ADDR": "203.0.113.79"}).status_code == 303
+    assert tallies(sessions, survey_id) == [0, 1]
+    with sessions() as s:
+        for table in inspect(s.get_bind()).get_table_names():
+            for row in s.execute(text(f'SELECT * FROM "{table}"')):
+                assert "203.0.113.79" not in repr(tuple(row)), table
+
+
 # --- helpers -----------------------------------------------------------------------------------------------------------
 
 def _started(sessions) -> int:

@@ -17,6 +17,8 @@ attempt, which a flood turns into a denial of service for everyone.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import secrets
 from datetime import timedelta
@@ -54,6 +56,17 @@ def throttle() -> Throttle:
 def client_address() -> str:
     """The client as throttling sees it: its IP address (from a trusted proxy's X-Forwarded-For), an IPv6 /64."""
     return group_address(request.remote_addr or "unknown")
+
+
+def anonymous_client() -> str:
+    """client_address() as a keyed hash, for the throttles of anonymous counting (/reach, survey answers).
+
+    Those throttles' rows sit beside the counts the same request adds: the raw address there would say who
+    was reading (or answering) at that moment. Keyed with the app's secret, it cannot be recomputed from an
+    address list without it.
+    """
+    key = current_app.secret_key.encode()
+    return "h:" + hmac.new(key, client_address().encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def group_address(raw: str) -> str:

@@ -12,7 +12,7 @@ from feedapp import readership
 from feedapp.db import get_session
 from feedapp.throttle import Limit
 
-from .limits import client_address, throttle
+from .limits import anonymous_client, throttle
 from .scope import MAX_ID
 from .security import csrf
 from .state import content_state
@@ -33,7 +33,7 @@ REACH_LIMIT = Limit("reach-client", 300, 5 * 60, failures_only=False)
 @csrf.exempt
 def count_reach():
     """Add the batch's views and opens to today's counts: 204, or 400 for a malformed body, 429 when throttled."""
-    attempt = throttle().attempt([(REACH_LIMIT, client_address())])
+    attempt = throttle().attempt([(REACH_LIMIT, anonymous_client())])
     if not attempt.allowed:
         return _error(429, "Too many requests", "Too many counts from this address; try later.",
                       {"Retry-After": str(attempt.retry_after)})

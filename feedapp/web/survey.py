@@ -29,7 +29,7 @@ from feedapp.models import Survey
 from feedapp.throttle import Limit
 
 from .auth import safe_next
-from .limits import client_address, throttle
+from .limits import anonymous_client, throttle
 from .security import csrf
 
 bp = Blueprint("survey", __name__, url_prefix="/survey")
@@ -86,7 +86,7 @@ def answer_survey(survey_id: int):
             token = secrets.token_urlsafe(32)
         responder = surveys.device_responder(token)
         if not surveys.has_answered(db, survey.id, responder):
-            attempt = throttle().attempt([(ANSWER_LIMIT, client_address())])
+            attempt = throttle().attempt([(ANSWER_LIMIT, anonymous_client())])
             if not attempt.allowed:
                 raise TooManyRequests(gettext("Too many answers from this network. Try again later."),
                                       retry_after=attempt.retry_after)
