@@ -192,8 +192,14 @@ def answer(session: Session, survey_id: int, option: int, responder: str) -> boo
     # Every option's row is rewritten, the chosen one +1: on PostgreSQL each row version carries the id of the
     # transaction that wrote it (xmin), the same as the marker's, so touching the chosen row alone would tell
     # whose answer each option's latest count was.
-    session.execute(update(SurveyTally).where(SurveyTally.survey_id == survey_id)
-                    .values(count=SurveyTally.count + case((SurveyTally.option == option, 1), else_=0)))
+    # Guarded on the survey still being open in the database, not in the copy read earlier: a close committed
+    # meanwhile refuses the answer (the caller rolls the marker back) rather than counting it after the results.
+    still_open = select(Survey.id).where(Survey.id == survey_id, Survey.closed_at.is_(None)).exists()
+    counted = session.execute(update(SurveyTally).where(SurveyTally.survey_id == survey_id, still_open)
+                              .values(count=SurveyTally.count + case((SurveyTally.option == option, 1), else_=0))
+                              .execution_options(synchronize_session=False))
+    if counted.rowcount == 0:
+        raise SurveyError("closed", "survey %(id)d is closed", id=survey_id)
     return True
 
 

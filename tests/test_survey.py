@@ -238,6 +238,22 @@ def test_a_closed_survey_takes_no_answers(client, sessions, runner):
     assert tallies(sessions, survey_id) == [0, 0]
 
 
+def test_an_answer_racing_a_close_is_refused(sessions):
+    # The answering request read the survey open; the close commits before the answer is written.
+    survey_id = _started(sessions)
+    with sessions() as answering:
+        read = answering.get(Survey, survey_id)  # held, as the view holds it
+        assert read.closed_at is None
+        with sessions() as closing:
+            surveys.close(closing, Actor.cli(), closing.get(Survey, survey_id))
+            closing.commit()
+        with pytest.raises(surveys.SurveyError) as refused:
+            surveys.answer(answering, survey_id, 0, surveys.device_responder("x" * 40))
+        assert refused.value.code == "closed"
+        answering.rollback()
+    assert tallies(sessions, survey_id) == [0, 0]
+
+
 def test_concurrent_answers_are_counted_exactly(app, sessions, db_url):
     # The race is PostgreSQL's (SQLite serialises writers), but SQLite must come out exact too.
     survey_id = _started(sessions)
