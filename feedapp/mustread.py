@@ -73,8 +73,11 @@ def mark(session: Session, actor: Actor, post_id: int, ends_at: datetime | None 
                 session.add(row)
         except IntegrityError:
             raise ModerationError("already", f"post {post.id} is already must-read") from None
-    elif row.office_id != source.office_id or row.staff_only != source.is_staff_only:
-        bump_content_version(session, {_scope(row)})  # its old audience loses it
+    else:
+        # Re-opened: the old push may still wait in the outbox (its end date passed before expire() ran).
+        cancel_post_pushes(session, post.id)
+        if row.office_id != source.office_id or row.staff_only != source.is_staff_only:
+            bump_content_version(session, {_scope(row)})  # its old audience loses it
     row.office_id, row.staff_only = source.office_id, source.is_staff_only
     row.marked_by, row.marked_at, row.ends_at, row.ended_at = actor.name, now, ends_at, None
     row.announced_at, row.reminded_at = None, None  # the worker picks it up (feedapp.push.announce)

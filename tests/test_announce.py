@@ -298,6 +298,24 @@ def test_a_source_turned_staff_only_while_its_push_waits_for_morning_never_sends
     assert [r for r in outbox(factory) if r.state == "pending"] == []
 
 
+def test_marking_again_after_the_end_date_passed_queues_one_push_per_phone(factory, fake, announce, delivery):
+    # The end date passed while the push waited for quiet hours to end, before the poller's expire() ran;
+    # an editor marks the post again: the phone is to get the new push, not the old one as well.
+    paris = office(factory, "paris", time_zone="Europe/Paris", quiet_start="12:00", quiet_end="14:00")
+    src = source(factory, "harborcomms")
+    post(factory, src, 36)
+    sub_id = subscribe(factory, fake, paris)  # in quiet hours at T0: its rows wait
+    must_read(factory, 36, ends_at=T0 + timedelta(minutes=30))
+    assert announce_due(factory, T0, announce) == 1
+    with factory() as s:
+        mustread.mark(s, Actor.cli(), 36, now=T0 + timedelta(minutes=45))
+        s.commit()
+    assert announce_due(factory, T0 + timedelta(minutes=46), announce) == 1
+    assert [r.subscription_id for r in outbox(factory)] == [outbox(factory)[0].subscription_id]
+    deliver(factory, delivery, clock=Clock(T0 + timedelta(hours=2)))
+    assert len(got(fake, sub_id)) == 1
+
+
 # --- quiet hours ---------------------------------------------------------------------------------------------------
 
 def test_an_office_in_quiet_hours_gets_its_push_at_the_end_of_its_window(factory, fake, announce, delivery):
