@@ -295,7 +295,22 @@ def test_a_source_turned_staff_only_while_its_push_waits_for_morning_never_sends
     assert result.exit_code == 0, result.output
     assert got(fake, anonymous) == []
     assert all(b"Ligne" not in m and b"Harbor" not in m for m in fake.payloads(staff))
+    assert [(m["title"], m["body"]) for m in got(fake, staff)] == [("A must-read post for staff", "Sign in to read it.")]
     assert [r for r in outbox(factory) if r.state == "pending"] == []
+
+
+def test_the_worker_still_sends_the_generic_line_to_staff_of_a_source_turned_staff_only(push_app, factory, fake):
+    src = source(factory, "harborcomms")
+    post(factory, src, 37)
+    staff, anonymous = subscribe(factory, fake, None, user(factory, "gina")), subscribe(factory, fake)
+    must_read(factory, 37, marked_at=datetime.now(timezone.utc))  # marked while public
+    with factory() as s:
+        s.execute(update(Source).where(Source.id == src).values(staff_only=True))
+        s.commit()
+    result = push_app.test_cli_runner().invoke(args=["push", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert got(fake, anonymous) == []
+    assert [m["title"] for m in got(fake, staff)] == ["A must-read post for staff"]
 
 
 def test_marking_again_after_the_end_date_passed_queues_one_push_per_phone(factory, fake, announce, delivery):

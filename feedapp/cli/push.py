@@ -82,7 +82,7 @@ def drain_push(factory, quiet: bool = True) -> str | None:
     if quiet and not has_due(factory):
         return "\n".join(lines) or None
     # A post that turned staff-only while its push waited (quiet hours) is not sent with its text.
-    announce.withdraw_exposed(factory)
+    announce.withdraw_exposed(factory, announce.AnnounceSettings.from_config(current_app.config))
     summary = deliver(factory, DeliverySettings.from_push(push))
     for problem in summary.problems[:5]:
         click.echo(f"push failed: {problem}", err=True)

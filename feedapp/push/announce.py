@@ -211,21 +211,37 @@ def cancel_post_pushes(session: Session, post_id: int) -> int:
     return result.rowcount or 0
 
 
-def withdraw_exposed(session_factory: sessionmaker[Session]) -> int:
-    """Delete the must-read pushes not sent yet whose post is no longer published and public; how many.
 
-    Their payload was built when the post was public: its text and author, for every subscription of the
-    audience. A source or author turned staff-only (or protected on X) while rows wait for an office's quiet
-    hours to end must not put that text on a lock screen in the morning (lock screens are public). Must-reads
-    marked staff-only were queued without text, to staff only, and stay. The worker calls this before sending.
+def withdraw_exposed(session_factory: sessionmaker[Session], settings: AnnounceSettings) -> int:
+    """Make the must-read pushes not sent yet safe again when their post is no longer published and public.
+
+    Their payload may have been built while the post was public: its text and author, for every subscription
+    of the audience. A source or author turned staff-only (or protected on X) while rows wait for an office's
+    quiet hours to end must not put that text on a lock screen in the morning (lock screens are public): the
+    rows of anonymous subscriptions go, staff ones get the generic line. Must-reads marked staff-only were
+    queued that way already. The worker calls this before sending; the rows changed (usually one query, none).
     """
     still_public = published(Post) & public_source(Post.source_id) & ~account_hidden(Post.author_id)
-    exposed = (select(literal("mr").concat(cast(MustRead.post_id, String)))
-               .join(Post, Post.id == MustRead.post_id)
-               .where(MustRead.staff_only.is_(False), ~still_public))
+    waiting = exists().where(PushMessage.topic == literal("mr").concat(cast(MustRead.post_id, String)),
+                             PushMessage.state == PUSH_PENDING)
+    changed = 0
     with session_factory() as session:
-        result = session.execute(delete(PushMessage).where(PushMessage.state == PUSH_PENDING,
-                                                           PushMessage.topic.in_(exposed))
-                                 .execution_options(synchronize_session=False))
+        exposed = list(session.scalars(select(MustRead.post_id).join(Post, Post.id == MustRead.post_id)
+                                       .where(MustRead.staff_only.is_(False), ~still_public, waiting)))
+        for post_id in exposed:
+            post = session.get(Post, post_id)
+            pending = (PushMessage.topic == topic_for(post_id), PushMessage.state == PUSH_PENDING)
+            anonymous = select(PushSubscription.id).where(PushSubscription.staff.is_(False))
+            changed += session.execute(delete(PushMessage).where(*pending, PushMessage.subscription_id.in_(anonymous))
+                                       .execution_options(synchronize_session=False)).rowcount or 0
+            for office in [None, *session.scalars(select(Office).order_by(Office.id))]:
+                locale = (office.language if office is not None else None) or settings.default_locale
+                body = json.dumps(payload(post, staff_only=True, locale=locale, settings=settings),
+                                  ensure_ascii=False, separators=(",", ":"))
+                where = PushSubscription.office_id.is_(None) if office is None else PushSubscription.office_id == office.id
+                staff = select(PushSubscription.id).where(PushSubscription.staff.is_(True), where)
+                changed += session.execute(update(PushMessage).where(*pending, PushMessage.subscription_id.in_(staff))
+                                           .values(payload=body).execution_options(synchronize_session=False)
+                                           ).rowcount or 0
         session.commit()
-    return result.rowcount or 0
+    return changed
