@@ -122,6 +122,7 @@ def test_reach_stores_views_and_opens_without_any_cookie(demo, client, sessions)
 @pytest.mark.parametrize("body", [
     "not json", "[1, 2]", '{"views": "123"}', '{"views": [-1]}', '{"views": ["12a"]}', '{"views": [true]}',
     '{"office": "atlantis", "views": []}', '{"office": 3}', '{"opens": [99999999999999999999]}', b"\xff\xfe",
+    "[" * 2000 + "]" * 2000,  # nesting past Python's recursion limit, within MAX_BODY
 ])
 def test_reach_refuses_malformed_input(demo, client, sessions, body):
     response = beacon(client, body)

@@ -59,7 +59,7 @@ def _parse(raw: bytes) -> tuple[int, list[int], list[int]]:
     """(office id, 0 for the company feed; view ids; open ids) from the JSON body, or a 400."""
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the limit
         _abort_malformed("The body is not JSON.")
     if not isinstance(body, dict):
         _abort_malformed("Send a JSON object.")
