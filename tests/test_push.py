@@ -329,3 +329,9 @@ def test_fetch_metadata_of_another_site_is_refused(push_app, push_client):
 
     refused = subscribe(push_client, BrowserKeys().subscription(FCM), **{"Sec-Fetch-Site": "cross-site"})
     assert refused.status_code == 403 and subscriptions(push_app) == []
+
+
+def test_a_subscription_nested_past_the_recursion_limit_is_refused(push_app, push_client):
+    response = push_client.post("/push/subscriptions", data="[" * 5000 + "]" * 5000, content_type="application/json")
+    assert response.status_code == 400
+    assert subscriptions(push_app) == []

@@ -132,7 +132,11 @@ def _subscription_request(settings: PushSettings) -> SubscriptionInfo:
         except ValidationError:
             json_error(400, "CSRF", "The page has expired or did not come from this site: reload it and try again.")
     try:
-        return parse_subscription(request.get_json(silent=True), settings.extra_hosts)
+        body = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…" nested past Python's limit: not a ValueError, so silent=True lets it through
+        body = None
+    try:
+        return parse_subscription(body, settings.extra_hosts)
     except SubscriptionError as exc:
         json_error(400, "Bad subscription", str(exc))
 
