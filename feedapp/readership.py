@@ -169,7 +169,11 @@ def daily_salt(session: Session, day: date) -> bytes:
     raise RuntimeError("the daily salt kept changing under us")
 
 
-def client_hash(salt: bytes, address: str, user_agent: str) -> str:
-    """The day's pseudonym of a feed client: HMAC-SHA256 under the salt of its address and User-Agent, 32 hex digits."""
-    message = f"{address}\n{user_agent}".encode("utf-8", "replace")
+def client_hash(salt: bytes, feed: str, address: str, user_agent: str) -> str:
+    """The day's pseudonym of a client of one feed: HMAC-SHA256 under the salt of the feed, its address and User-Agent.
+
+    The feed is in the message so one client's rows of different feeds (its private feed, its office's) do
+    not share a hash: the rows count readers per feed and cannot be joined into what one client reads.
+    """
+    message = f"{feed}\n{address}\n{user_agent}".encode("utf-8", "replace")
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]

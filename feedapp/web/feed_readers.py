@@ -93,7 +93,7 @@ class FeedReaders:
                     self.subscribers[(feed, name)] = max(n, self.subscribers.get((feed, name), 0))
             return
         salt = self._salt(today)
-        client = readership.client_hash(salt, group_address(address), user_agent)
+        client = readership.client_hash(salt, feed, group_address(address), user_agent)
         if (feed, client) in self.seen:
             return
         with self.session_factory() as session:
