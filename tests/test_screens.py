@@ -441,3 +441,20 @@ def test_screen_and_console_pages_are_valid_html(app, runner, client, sessions, 
         files.append(str(tmp_path / f"{name}.html"))
     problems = vnu_problems(files)
     assert problems == [], "\n".join(problems)
+
+
+def test_the_console_says_why_a_name_is_refused(app, client, sessions):
+    # A name with a slash (the console's own length and control checks pass it) is refused for what it is,
+    # not as a duplicate: the editor would look in vain for the other screen of that name.
+    make_user(sessions, "boss", admin=True)
+    signed_in(client, "boss")
+    token = csrf(client.get("/admin/screens").get_data(as_text=True))
+    refused = client.post("/admin/screens", data={"csrf_token": token, "name": "Dock 1/2", "office": ""})
+    body = html.unescape(refused.get_data(as_text=True))
+    assert refused.status_code == 400
+    assert "without slashes" in body and "exists already" not in body
+    assert client.post("/admin/screens", data={"csrf_token": token, "name": "Dock 1", "office": ""}).status_code == 200
+    again = client.post("/admin/screens", data={"csrf_token": token, "name": " Dock  1 ", "office": ""})
+    assert again.status_code == 400 and "exists already" in html.unescape(again.get_data(as_text=True))
+    with sessions() as s:
+        assert [x.name for x in s.scalars(select(Screen))] == ["Dock 1"]
