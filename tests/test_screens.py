@@ -458,3 +458,12 @@ def test_the_console_says_why_a_name_is_refused(app, client, sessions):
     assert again.status_code == 400 and "exists already" in html.unescape(again.get_data(as_text=True))
     with sessions() as s:
         assert [x.name for x in s.scalars(select(Screen))] == ["Dock 1"]
+
+
+@pytest.mark.parametrize("name, value", [("FEEDAPP_SCREEN_SECONDS", 0), ("FEEDAPP_SCREEN_SECONDS", float("nan")),
+                                         ("FEEDAPP_SCREEN_SECONDS", float("inf")), ("FEEDAPP_SCREEN_REFRESH", -1)])
+def test_screen_timings_that_no_screen_could_keep_stop_the_app(make_app, name, value):
+    # 0 s a post spins the player's rotation at 1 ms, NaN and infinity are no JSON (the page would not start),
+    # a negative refresh polls as fast as it can: refused at start, like a bad frame-ancestors list.
+    with pytest.raises(RuntimeError, match=name):
+        make_app(**{name: value})
