@@ -179,7 +179,9 @@ def rotation(pinned: int, others: int, every: int = PINNED_EVERY) -> list[int]:
     return order
 
 
-SENTENCE_END_RE = re.compile(r"[.!?…。！？](?:[\"'”’)\]]*)(?=\s)")
+# A sentence ends at . ! ? … ؟ (and closing quotes) before a space, or at 。！？, which Chinese and Japanese
+# follow with no space at all (static/screen.js cuts with the same rule).
+SENTENCE_END_RE = re.compile(r"[.!?…؟][\"'”’)\]]*(?=\s)|[。！？][」』”’)）\]]*")
 
 
 def cut_at_sentence(text: str, limit: int) -> tuple[str, bool]:

@@ -188,7 +188,7 @@
     el.more.hidden = !more;
   }
 
-  var SENTENCE_END = /[.!?…。！？]["'”’)\]]*(?=\s)/g;
+  var SENTENCE_END = /[.!?…؟]["'”’)\]]*(?=\s)|[。！？][」』”’)）\]]*/g;  // feedapp/screens.py's rule
 
   function shortest(text, level) {
     var base = text.replace(/…$/, "");

@@ -397,6 +397,11 @@ def test_rotation_puts_pinned_posts_first_and_again_after_every_three(pinned, ot
      ("One sentence here. Another one follows.", True)),
     ("No sentence end anywhere in this rather long line of words", 30, ("No sentence end anywhere in…", True)),
     ("Tiny. Then a very long second sentence that runs on and on", 40, ("Tiny. Then a very long second sentence…", True)),
+    # Chinese and Japanese put no space after 。！？: their sentences end there all the same.
+    ("今日は倉庫が早く閉まります。明日は通常どおりです。詳しくは掲示板を見てください。", 30,
+     ("今日は倉庫が早く閉まります。明日は通常どおりです。", True)),
+    ("「安全第一」と言いました。」次の文はとても長くて入りません入りません入りません", 20, ("「安全第一」と言いました。」", True)),
+    ("هل قرأت الرسالة؟ الرسالة التالية طويلة جدا ولا تتسع هنا", 30, ("هل قرأت الرسالة؟", True)),
 ])
 def test_cut_at_sentence(text, limit, expected):
     assert screens.cut_at_sentence(text, limit) == expected
