@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from feedapp import moderation, mustread, screens
+from feedapp.db import sessions as app_sessions
 from feedapp.accounts import hash_secret
 from feedapp.models import AuditEvent, Office, Post, Screen, Source
 from feedapp.roles import Actor
@@ -472,3 +473,24 @@ def test_screen_timings_that_no_screen_could_keep_stop_the_app(make_app, name, v
     # a negative refresh polls as fast as it can: refused at start, like a bad frame-ancestors list.
     with pytest.raises(RuntimeError, match=name):
         make_app(**{name: value})
+
+
+def test_the_clock_is_in_the_zone_the_offices_quiet_hours_use(make_app):
+    # An office without a time zone of its own is in FEEDAPP_TIME_ZONE (its quiet hours are read there): so is
+    # its screen's clock, and a company-wide screen's. UTC (the default) leaves the clock to the player.
+    zone = re.compile(r'data-time-zone="([^"]*)"')
+    app = make_app(FEEDAPP_BASE_URL=BASE, FEEDAPP_TIME_ZONE="America/New_York")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    client = app.test_client()
+    company, _ = add(runner, "HQ lobby")
+    lyon, _ = add(runner, "Lyon lobby", "--office", "lyon")
+    assert zone.findall(client.get(company).get_data(as_text=True)) == ["America/New_York"]
+    assert zone.findall(client.get(lyon).get_data(as_text=True)) == ["America/New_York"]
+    with app_sessions(app)() as s:
+        s.scalar(select(Office).where(Office.slug == "lyon")).time_zone = "Europe/Paris"
+        s.commit()
+    assert zone.findall(client.get(lyon).get_data(as_text=True)) == ["Europe/Paris"]
+    default = make_app(FEEDAPP_BASE_URL=BASE)
+    path, _ = add(default.test_cli_runner(), "Hall")
+    assert zone.findall(default.test_client().get(path).get_data(as_text=True)) == []

@@ -61,9 +61,15 @@ def _language(office: OfficeInfo | None) -> str:
 
 
 def _time_zone(screen: Screen) -> str | None:
-    """The office's time zone for the clock (players are often left on UTC); None: the player's own."""
+    """The clock's time zone: the office's, else FEEDAPP_TIME_ZONE (the one quiet hours use); None: the player's own.
+
+    Players are often left on UTC. FEEDAPP_TIME_ZONE at UTC (its default) says nothing: the player's clock then.
+    """
     office = get_session().get(Office, screen.office_id) if screen.office_id else None
-    return office.time_zone if office is not None and office.time_zone else None
+    if office is not None and office.time_zone:
+        return office.time_zone
+    site = (current_app.config.get("FEEDAPP_TIME_ZONE") or "").strip()
+    return site if site and site.upper() != "UTC" else None
 
 
 def asset_version() -> str:
