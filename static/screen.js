@@ -3,7 +3,7 @@
    One set of elements is filled in again for each post (no new nodes, listeners or timers per post):
    exactly one rotation timer, one fetch timer and one clock interval exist at any time, so memory stays
    flat. Posts come from data-initial, then from posts.json every `refresh` seconds with If-None-Match.
-   A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three 404s in a
+   A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three of the app's own 404s in a
    row (the screen was removed: its token is gone) clear the posts and say so, while it keeps asking. A new
    asset version in the JSON (a deploy changed this script or its stylesheet) reloads the page once.
    No cookies are sent, no redirect (a login page) is ever followed, and no service worker is needed. */
@@ -279,7 +279,13 @@
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
       if (response.status === 304) { online(); return null; }
-      if (response.status === 404) { gone(); return null; }
+      // Removed: the app's own 404 says so; any other (a proxy's or portal's page) is an outage.
+      if (response.status === 404) {
+        return response.json().then(function (data) {
+          if (!data || data.gone !== true) throw new Error("HTTP 404");
+          gone();
+        });
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       var etag = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
       return response.json().then(function (data) {

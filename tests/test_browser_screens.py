@@ -404,3 +404,22 @@ def test_a_reload_answered_by_another_page_is_not_followed(chromium, tmp_path, s
         expect(page.locator("#post")).to_be_visible()
         page.unroute(reloaded)
         page.wait_for_url(reloaded)
+
+
+def test_a_404_that_is_not_the_apps_is_only_an_outage(chromium, tmp_path, sqlite_template):
+    # A proxy's or portal's own 404 page (nginx before the app is back, a maintenance page) says nothing about the
+    # screen: it keeps its posts, marked offline, instead of clearing itself as removed.
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        page.route("**/posts.json", lambda route: route.fulfill(status=404, content_type="text/html",
+                                                                body="<html><body><h1>404 Not Found</h1><hr>nginx"))
+        for _ in range(5):
+            page.wait_for_event("request", predicate=lambda request: "posts.json" in request.url)
+        expect(page.locator("#offline")).to_be_visible()
+        expect(page.locator("#removed")).to_be_hidden()
+        expect(page.locator("#post")).to_be_visible()
+        page.unroute("**/posts.json")
+        expect(page.locator("#offline")).to_be_hidden()

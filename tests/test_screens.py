@@ -494,3 +494,11 @@ def test_the_clock_is_in_the_zone_the_offices_quiet_hours_use(make_app):
     default = make_app(FEEDAPP_BASE_URL=BASE)
     path, _ = add(default.test_cli_runner(), "Hall")
     assert zone.findall(default.test_client().get(path).get_data(as_text=True)) == []
+
+
+def test_posts_json_of_no_screen_says_gone_the_same_for_removed_and_unknown_tokens(app, runner, client):
+    path, _ = add(runner, "Break room")
+    runner.invoke(args=["screens", "remove", "Break room"])
+    removed, unknown = client.get(path + "/posts.json"), client.get("/screen/" + "z" * 43 + "/posts.json")
+    assert (removed.status_code, removed.json, removed.headers["Cache-Control"]) == (404, {"gone": True}, "no-store")
+    assert (removed.data, dict(removed.headers)) == (unknown.data, dict(unknown.headers))

@@ -35,19 +35,26 @@ bp = Blueprint("screens", __name__)
 
 TOKEN_MAX = 100  # tokens are 43 characters; a longer path segment is no token
 TEXT_MAX = (600, 280)  # characters shown at most without / with a photo; the page cuts further if they overflow
+GONE = '{"gone":true}'  # posts.json of no screen (static/screen.js: removed)
 PRIVATE = "private, no-cache"  # the URL is a secret: no shared cache keeps any of it; revalidated every time
 
 
-def _screen_or_404(token: str) -> Screen:
-    """The screen of this token, its last fetch noted (at most once a minute), or the plain 404."""
+def _screen_or_none(token: str) -> Screen | None:
+    """The screen of this token, its last fetch noted (at most once a minute), or None (unknown or removed)."""
     if len(token) > TOKEN_MAX:
-        abort(404)
+        return None
     session = get_session()
     screen = screens.screen_for_token(session, token)
+    if screen is not None and screens.touch(session, screen):
+        session.commit()
+    return screen
+
+
+def _screen_or_404(token: str) -> Screen:
+    """The screen of this token, or the plain 404."""
+    screen = _screen_or_none(token)
     if screen is None:
         abort(404)  # the same answer as any unknown URL: a wrong or revoked token reveals nothing
-    if screens.touch(session, screen):
-        session.commit()
     return screen
 
 
@@ -105,7 +112,11 @@ def show_screen(token: str):
 @bp.get("/screen/<token>/posts.json")
 def show_screen_posts(token: str):
     """The screen's posts and rotation as JSON, with an ETag: the page asks every FEEDAPP_SCREEN_REFRESH seconds."""
-    screen = _screen_or_404(token)
+    screen = _screen_or_none(token)
+    if screen is None:
+        # The same for a wrong and a revoked token, but the app's own: the page clears itself only on this
+        # answer, not on a proxy's or portal's 404 page (an outage, during which it keeps its posts).
+        return Response(GONE, status=404, mimetype="application/json", headers={"Cache-Control": "no-store"})
     office = _office(screen)
     etag = _etag(screen, office)
     if etag in request.if_none_match:
