@@ -7,6 +7,7 @@ Precedence, lowest first: these defaults, ``instance/config.py``, the
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -104,6 +105,12 @@ def load_config(app, overrides: dict | None = None) -> None:
     app.config.update(overrides or {})
     for name in ("FEEDAPP_TRUSTED_HOSTS", "FEEDAPP_TRUSTED_PROXIES", "FEEDAPP_PUSH_HOSTS"):  # also given as strings
         app.config[name] = _list(app.config[name])
+    for name in ("FEEDAPP_SCREEN_SECONDS", "FEEDAPP_SCREEN_REFRESH"):
+        # 0 s spins a screen's rotation, NaN and infinity are no JSON, a negative refresh polls flat out.
+        value = float(app.config[name])
+        if not (math.isfinite(value) and value > 0):
+            raise RuntimeError(f"{name}={app.config[name]!r} is not valid: give a number of seconds above 0")
+        app.config[name] = value
     if not app.config["FEEDAPP_DATABASE_URL"]:
         path = Path(app.instance_path) / "feedapp.db"
         app.config["FEEDAPP_DATABASE_URL"] = f"sqlite:///{path}"

@@ -36,6 +36,10 @@ class ScreenError(ValueError):
     """Input or state that refuses the change; nothing was changed. str() is the operator-facing reason."""
 
 
+class ScreenExists(ScreenError):
+    """The name is taken by another screen (the console says so; any other ScreenError is about the name itself)."""
+
+
 def clean_name(name: str) -> str:
     """A screen's name: 1-100 characters without slashes or control characters, spaces collapsed."""
     name = " ".join((name or "").split())
@@ -54,7 +58,7 @@ def add_screen(session: Session, actor: Actor, name: str, office: Office | None 
     actor.check(office.id if office else None)
     name = clean_name(name)
     if session.scalar(select(Screen.id).where(Screen.name == name)) is not None:
-        raise ScreenError(f"a screen named {name!r} exists already")
+        raise ScreenExists(f"a screen named {name!r} exists already")
     token = secrets.token_urlsafe(32)
     screen = Screen(name=name, token_hash=hash_secret(token), office_id=office.id if office else None,
                     staff_only=staff_only, created_by=actor.name)
@@ -175,7 +179,9 @@ def rotation(pinned: int, others: int, every: int = PINNED_EVERY) -> list[int]:
     return order
 
 
-SENTENCE_END_RE = re.compile(r"[.!?…。！？](?:[\"'”’)\]]*)(?=\s)")
+# A sentence ends at . ! ? … ؟ (and closing quotes) before a space, or at 。！？, which Chinese and Japanese
+# follow with no space at all (static/screen.js cuts with the same rule).
+SENTENCE_END_RE = re.compile(r"[.!?…؟][\"'”’)\]]*(?=\s)|[。！？][」』”’)）\]]*")
 
 
 def cut_at_sentence(text: str, limit: int) -> tuple[str, bool]:

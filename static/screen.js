@@ -3,7 +3,7 @@
    One set of elements is filled in again for each post (no new nodes, listeners or timers per post):
    exactly one rotation timer, one fetch timer and one clock interval exist at any time, so memory stays
    flat. Posts come from data-initial, then from posts.json every `refresh` seconds with If-None-Match.
-   A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three 404s in a
+   A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three of the app's own 404s in a
    row (the screen was removed: its token is gone) clear the posts and say so, while it keeps asking. A new
    asset version in the JSON (a deploy changed this script or its stylesheet) reloads the page once.
    No cookies are sent, no redirect (a login page) is ever followed, and no service worker is needed. */
@@ -74,6 +74,22 @@
     return true;
   }
 
+  // The shape posts.json has (feedapp/web/screens.py _data): anything else answering 200 (a proxy, a captive
+  // portal) must neither empty the screen nor give a post no time on it (a timer at 0 ms spins the player).
+  function valid(data) {
+    if (!data || typeof data !== "object" || !Array.isArray(data.posts) || !Array.isArray(data.order)) return false;
+    for (var i = 0; i < data.posts.length; i++) {
+      var post = data.posts[i];
+      if (!post || typeof post.id !== "string" || typeof post.text !== "string" || typeof post.qr !== "string" ||
+          typeof post.at !== "string" || !(post.seconds > 0)) return false;
+    }
+    for (var j = 0; j < data.order.length; j++) {
+      var index = data.order[j];
+      if (typeof index !== "number" || index % 1 !== 0 || index < 0 || index >= data.posts.length) return false;
+    }
+    return true;
+  }
+
   function contains(posts, id) {
     for (var i = 0; i < posts.length; i++) if (posts[i].id === id) return true;
     return false;
@@ -84,8 +100,12 @@
   function reloadWhenServed(url) {
     if (state.reloading) return;
     state.reloading = true;
+    // Its own page, too: a captive portal's 200 would keep the player on the portal for good.
+    var mine = 'data-posts-url="' + root.getAttribute("data-posts-url") + '"';
     fetch(url, { cache: "no-store", credentials: "omit", redirect: "error" }).then(function (response) {
-      if (response.ok) location.replace(url);
+      return response.ok ? response.text() : "";
+    }).then(function (body) {
+      if (body.indexOf(mine) >= 0) location.replace(url);
       else state.reloading = false;
     }).catch(function () { state.reloading = false; });
   }
@@ -168,7 +188,7 @@
     el.more.hidden = !more;
   }
 
-  var SENTENCE_END = /[.!?…。！？]["'”’)\]]*(?=\s)/g;
+  var SENTENCE_END = /[.!?…؟]["'”’)\]]*(?=\s)|[。！？][」』”’)）\]]*/g;  // feedapp/screens.py's rule
 
   function shortest(text, level) {
     var base = text.replace(/…$/, "");
@@ -259,10 +279,17 @@
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
       if (response.status === 304) { online(); return null; }
-      if (response.status === 404) { gone(); return null; }
+      // Removed: the app's own 404 says so; any other (a proxy's or portal's page) is an outage.
+      if (response.status === 404) {
+        return response.json().then(function (data) {
+          if (!data || data.gone !== true) throw new Error("HTTP 404");
+          gone();
+        });
+      }
       if (!response.ok) throw new Error("HTTP " + response.status);
       var etag = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
       return response.json().then(function (data) {
+        if (!valid(data)) throw new Error("not this screen's posts");  // a proxy's or portal's JSON: no news
         online();
         if (load(data)) state.etag = etag || null;
       });

@@ -358,3 +358,68 @@ def test_memory_stays_flat_over_a_thousand_rotations(chromium, tmp_path, sqlite_
         # Keeping as little as a small object per rotation (~100 bytes) would add 100 KB.
         assert after["heap"] - before["heap"] < 64 * 1024, (before, after)
         assert problems == []
+
+
+@pytest.mark.parametrize("body", ["{}", '{"error": "gateway"}', "[]", "null", '{"posts": [{"id": "1"}], "order": [0]}',
+                                  '{"posts": [], "order": [5]}'])
+def test_an_answer_that_is_json_but_not_the_screens_keeps_the_last_posts(chromium, tmp_path, sqlite_template, body):
+    # A proxy or captive portal answering 200 with some JSON of its own is no news of the posts: the last good
+    # ones stay on screen, rotating at their pace, marked offline (not an empty screen, nor a timer spinning at 0 ms).
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        page.route("**/posts.json", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+        expect(page.locator("#offline")).to_be_visible()
+        before = rotations(page)
+        for _ in range(3):
+            page.wait_for_event("request", predicate=lambda request: "posts.json" in request.url)
+        expect(page.locator("#post")).to_be_visible()
+        assert page.locator("#text").text_content().strip()
+        assert rotations(page) <= before + 3  # the posts' own pace (1 s each), not a spin
+        page.unroute("**/posts.json")
+        expect(page.locator("#offline")).to_be_hidden()
+
+
+def test_a_reload_answered_by_another_page_is_not_followed(chromium, tmp_path, sqlite_template):
+    # A captive portal answering 200 with its own page when the screen reloads for a deploy would leave the
+    # player there for good (no script of ours to come back): only the screen's own page is reloaded into.
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    reloaded = re.compile(r"\?r=deployed$")
+    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+        def new_version(route):
+            response = route.fetch(headers={k: v for k, v in route.request.headers.items()
+                                            if k.lower() != "if-none-match"})
+            route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
+
+        page.goto(base + path)
+        page.route(reloaded, lambda route: route.fulfill(status=200, content_type="text/html",
+                                                         body="<!doctype html><title>Wi-Fi</title><p>Accept the terms"))
+        page.route("**/posts.json", new_version)
+        for _ in range(2):
+            page.wait_for_event("request", predicate=lambda request: bool(reloaded.search(request.url)))
+        assert page.url == base + path
+        expect(page.locator("#post")).to_be_visible()
+        page.unroute(reloaded)
+        page.wait_for_url(reloaded)
+
+
+def test_a_404_that_is_not_the_apps_is_only_an_outage(chromium, tmp_path, sqlite_template):
+    # A proxy's or portal's own 404 page (nginx before the app is back, a maintenance page) says nothing about the
+    # screen: it keeps its posts, marked offline, instead of clearing itself as removed.
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        page.route("**/posts.json", lambda route: route.fulfill(status=404, content_type="text/html",
+                                                                body="<html><body><h1>404 Not Found</h1><hr>nginx"))
+        for _ in range(5):
+            page.wait_for_event("request", predicate=lambda request: "posts.json" in request.url)
+        expect(page.locator("#offline")).to_be_visible()
+        expect(page.locator("#removed")).to_be_hidden()
+        expect(page.locator("#post")).to_be_visible()
+        page.unroute("**/posts.json")
+        expect(page.locator("#offline")).to_be_hidden()

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from feedapp import moderation, mustread, screens
+from feedapp.db import sessions as app_sessions
 from feedapp.accounts import hash_secret
 from feedapp.models import AuditEvent, Office, Post, Screen, Source
 from feedapp.roles import Actor
@@ -397,6 +398,11 @@ def test_rotation_puts_pinned_posts_first_and_again_after_every_three(pinned, ot
      ("One sentence here. Another one follows.", True)),
     ("No sentence end anywhere in this rather long line of words", 30, ("No sentence end anywhere in…", True)),
     ("Tiny. Then a very long second sentence that runs on and on", 40, ("Tiny. Then a very long second sentence…", True)),
+    # Chinese and Japanese put no space after 。！？: their sentences end there all the same.
+    ("今日は倉庫が早く閉まります。明日は通常どおりです。詳しくは掲示板を見てください。", 30,
+     ("今日は倉庫が早く閉まります。明日は通常どおりです。", True)),
+    ("「安全第一」と言いました。」次の文はとても長くて入りません入りません入りません", 20, ("「安全第一」と言いました。」", True)),
+    ("هل قرأت الرسالة؟ الرسالة التالية طويلة جدا ولا تتسع هنا", 30, ("هل قرأت الرسالة؟", True)),
 ])
 def test_cut_at_sentence(text, limit, expected):
     assert screens.cut_at_sentence(text, limit) == expected
@@ -441,3 +447,58 @@ def test_screen_and_console_pages_are_valid_html(app, runner, client, sessions, 
         files.append(str(tmp_path / f"{name}.html"))
     problems = vnu_problems(files)
     assert problems == [], "\n".join(problems)
+
+
+def test_the_console_says_why_a_name_is_refused(app, client, sessions):
+    # A name with a slash (the console's own length and control checks pass it) is refused for what it is,
+    # not as a duplicate: the editor would look in vain for the other screen of that name.
+    make_user(sessions, "boss", admin=True)
+    signed_in(client, "boss")
+    token = csrf(client.get("/admin/screens").get_data(as_text=True))
+    refused = client.post("/admin/screens", data={"csrf_token": token, "name": "Dock 1/2", "office": ""})
+    body = html.unescape(refused.get_data(as_text=True))
+    assert refused.status_code == 400
+    assert "without slashes" in body and "exists already" not in body
+    assert client.post("/admin/screens", data={"csrf_token": token, "name": "Dock 1", "office": ""}).status_code == 200
+    again = client.post("/admin/screens", data={"csrf_token": token, "name": " Dock  1 ", "office": ""})
+    assert again.status_code == 400 and "exists already" in html.unescape(again.get_data(as_text=True))
+    with sessions() as s:
+        assert [x.name for x in s.scalars(select(Screen))] == ["Dock 1"]
+
+
+@pytest.mark.parametrize("name, value", [("FEEDAPP_SCREEN_SECONDS", 0), ("FEEDAPP_SCREEN_SECONDS", float("nan")),
+                                         ("FEEDAPP_SCREEN_SECONDS", float("inf")), ("FEEDAPP_SCREEN_REFRESH", -1)])
+def test_screen_timings_that_no_screen_could_keep_stop_the_app(make_app, name, value):
+    # 0 s a post spins the player's rotation at 1 ms, NaN and infinity are no JSON (the page would not start),
+    # a negative refresh polls as fast as it can: refused at start, like a bad frame-ancestors list.
+    with pytest.raises(RuntimeError, match=name):
+        make_app(**{name: value})
+
+
+def test_the_clock_is_in_the_zone_the_offices_quiet_hours_use(make_app):
+    # An office without a time zone of its own is in FEEDAPP_TIME_ZONE (its quiet hours are read there): so is
+    # its screen's clock, and a company-wide screen's. UTC (the default) leaves the clock to the player.
+    zone = re.compile(r'data-time-zone="([^"]*)"')
+    app = make_app(FEEDAPP_BASE_URL=BASE, FEEDAPP_TIME_ZONE="America/New_York")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    client = app.test_client()
+    company, _ = add(runner, "HQ lobby")
+    lyon, _ = add(runner, "Lyon lobby", "--office", "lyon")
+    assert zone.findall(client.get(company).get_data(as_text=True)) == ["America/New_York"]
+    assert zone.findall(client.get(lyon).get_data(as_text=True)) == ["America/New_York"]
+    with app_sessions(app)() as s:
+        s.scalar(select(Office).where(Office.slug == "lyon")).time_zone = "Europe/Paris"
+        s.commit()
+    assert zone.findall(client.get(lyon).get_data(as_text=True)) == ["Europe/Paris"]
+    default = make_app(FEEDAPP_BASE_URL=BASE)
+    path, _ = add(default.test_cli_runner(), "Hall")
+    assert zone.findall(default.test_client().get(path).get_data(as_text=True)) == []
+
+
+def test_posts_json_of_no_screen_says_gone_the_same_for_removed_and_unknown_tokens(app, runner, client):
+    path, _ = add(runner, "Break room")
+    runner.invoke(args=["screens", "remove", "Break room"])
+    removed, unknown = client.get(path + "/posts.json"), client.get("/screen/" + "z" * 43 + "/posts.json")
+    assert (removed.status_code, removed.json, removed.headers["Cache-Control"]) == (404, {"gone": True}, "no-store")
+    assert (removed.data, dict(removed.headers)) == (unknown.data, dict(unknown.headers))

@@ -515,6 +515,7 @@ FR = {
     # --- break-room screens (issue 13) ---
     'A screen shows one post at a time, large, with a QR code to open it on a phone. Open its address on the signage player; a removed screen stops at once.': "Un écran affiche un message à la fois, en grand, avec un code QR pour l’ouvrir sur un téléphone. Ouvrez son adresse sur le lecteur d’affichage ; un écran supprimé s’arrête aussitôt.",
     'A screen with that name exists already.': "Un écran porte déjà ce nom.",
+    'Use a name without slashes.': "Utilisez un nom sans barre oblique.",
     'Add a screen': "Ajouter un écran",
     'Add screen': "Ajouter l’écran",
     'Back to the screens': "Retour aux écrans",

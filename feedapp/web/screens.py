@@ -35,19 +35,26 @@ bp = Blueprint("screens", __name__)
 
 TOKEN_MAX = 100  # tokens are 43 characters; a longer path segment is no token
 TEXT_MAX = (600, 280)  # characters shown at most without / with a photo; the page cuts further if they overflow
+GONE = '{"gone":true}'  # posts.json of no screen (static/screen.js: removed)
 PRIVATE = "private, no-cache"  # the URL is a secret: no shared cache keeps any of it; revalidated every time
 
 
-def _screen_or_404(token: str) -> Screen:
-    """The screen of this token, its last fetch noted (at most once a minute), or the plain 404."""
+def _screen_or_none(token: str) -> Screen | None:
+    """The screen of this token, its last fetch noted (at most once a minute), or None (unknown or removed)."""
     if len(token) > TOKEN_MAX:
-        abort(404)
+        return None
     session = get_session()
     screen = screens.screen_for_token(session, token)
+    if screen is not None and screens.touch(session, screen):
+        session.commit()
+    return screen
+
+
+def _screen_or_404(token: str) -> Screen:
+    """The screen of this token, or the plain 404."""
+    screen = _screen_or_none(token)
     if screen is None:
         abort(404)  # the same answer as any unknown URL: a wrong or revoked token reveals nothing
-    if screens.touch(session, screen):
-        session.commit()
     return screen
 
 
@@ -61,9 +68,15 @@ def _language(office: OfficeInfo | None) -> str:
 
 
 def _time_zone(screen: Screen) -> str | None:
-    """The office's time zone for the clock (players are often left on UTC); None: the player's own."""
+    """The clock's time zone: the office's, else FEEDAPP_TIME_ZONE (the one quiet hours use); None: the player's own.
+
+    Players are often left on UTC. FEEDAPP_TIME_ZONE at UTC (its default) says nothing: the player's clock then.
+    """
     office = get_session().get(Office, screen.office_id) if screen.office_id else None
-    return office.time_zone if office is not None and office.time_zone else None
+    if office is not None and office.time_zone:
+        return office.time_zone
+    site = (current_app.config.get("FEEDAPP_TIME_ZONE") or "").strip()
+    return site if site and site.upper() != "UTC" else None
 
 
 def asset_version() -> str:
@@ -99,7 +112,11 @@ def show_screen(token: str):
 @bp.get("/screen/<token>/posts.json")
 def show_screen_posts(token: str):
     """The screen's posts and rotation as JSON, with an ETag: the page asks every FEEDAPP_SCREEN_REFRESH seconds."""
-    screen = _screen_or_404(token)
+    screen = _screen_or_none(token)
+    if screen is None:
+        # The same for a wrong and a revoked token, but the app's own: the page clears itself only on this
+        # answer, not on a proxy's or portal's 404 page (an outage, during which it keeps its posts).
+        return Response(GONE, status=404, mimetype="application/json", headers={"Cache-Control": "no-store"})
     office = _office(screen)
     etag = _etag(screen, office)
     if etag in request.if_none_match:

@@ -63,8 +63,11 @@ def create_screen():
     office = db.get(Office, info.id) if info else None
     try:
         screen, token = screens.add_screen(db, actor(), form.name.data, office, form.staff_only.data)
-    except screens.ScreenError:
+    except screens.ScreenExists:
         form.name.errors.append(gettext("A screen with that name exists already."))
+        return _render_list(form), 400
+    except screens.ScreenError:  # the name itself (a slash): say so, not "exists already"
+        form.name.errors.append(gettext("Use a name without slashes."))
         return _render_list(form), 400
     db.commit()
     url = base_url() + url_for("screens.show_screen", token=token)
