@@ -30,6 +30,9 @@ NAME_RE = re.compile(r"^[^\x00-\x1f\x7f/]{1,100}$")
 SEEN_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often per screen
 RECENT = 20  # newest posts of the scope a screen rotates through, besides the pinned ones
 PINNED_EVERY = 3  # a pinned post comes back after every this many other posts
+# Must-read and pinned posts a screen rotates through at most (the newest marked first): with more, a round
+# would take most of an hour before any recent post, and the page would outgrow old players' memory.
+HEADS_MAX = 8
 
 
 class ScreenError(ValueError):
@@ -143,7 +146,7 @@ def screen_posts(session: Session, screen: Screen, now: datetime | None = None, 
     """The screen's posts: company-wide plus its office's, staff-only ones only on a staff-only screen.
 
     Hidden and pending posts never (the named reads keep to feedapp.visibility.published).
-    Must-read and pinned posts come first and come back after every PINNED_EVERY others.
+    Must-read and pinned posts (at most HEADS_MAX) come first and come back after every PINNED_EVERY others.
     """
     now = now or utcnow()
     staff = screen.staff_only
@@ -151,14 +154,14 @@ def screen_posts(session: Session, screen: Screen, now: datetime | None = None, 
     posts: list[Post] = []
     seen: set[int] = set()
 
-    def add(found: list[Post]) -> None:
+    def add(found: list[Post], most: int | None = None) -> None:
         for post in found:
             key = post.canonical_id or post.id  # a post reached twice (a repost, a pinned one) is shown once
-            if key not in seen:
+            if key not in seen and (most is None or len(posts) < most):
                 seen.add(key)
                 posts.append(post)
 
-    add(heads)
+    add(heads, HEADS_MAX)  # beyond it, a pinned post shows among the others if it is recent
     pinned = len(posts)
     add(posts_for_feed(session, screen.office_id, staff=staff, limit=recent))
     return Playlist(posts, pinned, rotation(pinned, len(posts) - pinned))

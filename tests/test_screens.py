@@ -182,6 +182,19 @@ def test_must_read_posts_head_the_rotation_marked_so(app, runner, client, sessio
     assert posts_json(client, path)["posts"][0]["id"] == second
 
 
+def test_at_most_a_few_pinned_posts_head_the_rotation(app, runner, client, sessions):
+    path, _ = add(runner, "Break room")
+    ids = [p["id"] for p in posts_json(client, path)["posts"]]
+    assert len(ids) > screens.HEADS_MAX + 2
+    with sessions() as s:
+        for post_id in ids[: screens.HEADS_MAX + 2]:
+            moderation.pin(s, Actor.cli(), int(post_id))
+        s.commit()
+    data = posts_json(client, path)
+    assert sum(p["pinned"] for p in data["posts"]) == screens.HEADS_MAX
+    assert sorted(p["id"] for p in data["posts"]) == sorted(ids)  # the pins past the cap show as ordinary posts
+
+
 def test_the_json_answers_304_until_what_it_shows_changes(app, runner, client, sessions):
     path, _ = add(runner, "Break room")
     first = client.get(path + "/posts.json")
