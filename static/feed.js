@@ -162,3 +162,20 @@
   var here = document.querySelector(".console [aria-current]");
   if (here) here.parentNode.parentNode.scrollLeft = here.parentNode.offsetLeft - 16;
 })();
+
+// Notifications: static/push.js (templates/_push.html) loads only once its block nears the screen, never with the
+// feed's first view; on a short page (the account page) that is at once.
+(function () {
+  var box = document.getElementById("push");
+  if (!box || !box.getAttribute("data-src") || !("serviceWorker" in navigator)) return;
+  var load = function () {
+    var script = document.createElement("script");
+    script.src = box.getAttribute("data-src");
+    document.head.appendChild(script);
+  };
+  if (!window.IntersectionObserver) return load();
+  // The block itself is hidden until push.js decides what it shows: watch what holds it.
+  new IntersectionObserver(function (entries, observer) {
+    if (entries[0].isIntersecting) { observer.disconnect(); load(); }
+  }, { rootMargin: "300px" }).observe(box.parentNode);
+})();

@@ -393,4 +393,17 @@ FR = {
     'Switch off %(username)s': "Désactiver %(username)s",
     'Switch off %(username)s?': "Désactiver %(username)s ?",
     'They are signed out on every phone at once, their invite link and private feed links stop working, and they cannot sign in until the account is switched back on (they will then need new feed links).': "Le compte est déconnecté de tous les téléphones à l’instant, son lien d’invitation et ses liens de flux privés cessent de fonctionner, et il ne peut plus se connecter tant qu’il n’est pas réactivé (il lui faudra alors de nouveaux liens de flux).",
+    # Notifications of must-read posts (templates/_push.html, the service worker)
+    'Notifications': "Notifications",
+    'Get a notification on this device when a must-read post is published.': "Recevez une notification sur cet appareil quand un message à lire absolument est publié.",
+    'To get notifications on iPhone: tap Share, then Add to Home Screen, then open the app from your home screen (iOS 16.4 or later).': "Pour recevoir les notifications sur iPhone : touchez Partager, puis Sur l’écran d’accueil, puis ouvrez l’app depuis votre écran d’accueil (iOS 16.4 ou ultérieur).",
+    'Notify me of must-read posts': "M’avertir des messages à lire absolument",
+    'Stop notifications': "Arrêter les notifications",
+    'Must-read posts will be sent to this device.': "Les messages à lire absolument seront envoyés sur cet appareil.",
+    'Notifications are blocked for this site in your browser settings.': "Les notifications de ce site sont bloquées dans les réglages de votre navigateur.",
+    'Notifications could not be turned on. Try again later.': "Les notifications n’ont pas pu être activées. Réessayez plus tard.",
+    'Notifications were not allowed.': "Les notifications n’ont pas été autorisées.",
+    'Notifications are not available on this site.': "Les notifications ne sont pas disponibles sur ce site.",
+    'Must-read post': "Message à lire absolument",
+    'There is a new must-read post. Open the app to read it.': "Un nouveau message est à lire absolument. Ouvrez l’app pour le lire.",
 }
