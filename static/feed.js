@@ -163,8 +163,7 @@
   if (here) here.parentNode.parentNode.scrollLeft = here.parentNode.offsetLeft - 16;
 })();
 
-// Notifications: static/push.js (templates/_push.html) loads only once its block nears the screen, never with the
-// feed's first view; on a short page (the account page) that is at once.
+// Notifications (templates/_push.html): push.js loads only as its block nears the screen, never in the first view.
 (function () {
   var box = document.getElementById("push");
   if (!box || !box.getAttribute("data-src") || !("serviceWorker" in navigator)) return;
@@ -174,8 +173,7 @@
     document.head.appendChild(script);
   };
   if (!window.IntersectionObserver) return load();
-  // The block itself is hidden until push.js decides what it shows: watch what holds it.
   new IntersectionObserver(function (entries, observer) {
     if (entries[0].isIntersecting) { observer.disconnect(); load(); }
-  }, { rootMargin: "300px" }).observe(box.parentNode);
+  }, { rootMargin: "300px" }).observe(box.parentNode); // the block is hidden: watch what holds it
 })();
