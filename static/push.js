@@ -33,10 +33,17 @@
     box.hidden = false;
   };
   var remember = function (value) {
-    try { if (value) localStorage.setItem(AUDIENCE_KEY, value); else localStorage.removeItem(AUDIENCE_KEY); }
-    catch (e) { /* private mode: the subscription is simply sent again on the next page */ }
+    try {
+      if (value) localStorage.setItem(AUDIENCE_KEY, value); else localStorage.removeItem(AUDIENCE_KEY);
+      if (value) sessionStorage.setItem(AUDIENCE_KEY, value); else sessionStorage.removeItem(AUDIENCE_KEY);
+    } catch (e) { /* private mode: the subscription is simply sent again on the next page */ }
   };
-  var remembered = function () { try { return localStorage.getItem(AUDIENCE_KEY); } catch (e) { return null; } };
+  // Sent again once per browser session too: signing out on one phone drops the person's staff subscriptions on
+  // every phone (the server cannot tell them apart), and the reader may have changed office since.
+  var synced = function () {
+    try { return localStorage.getItem(AUDIENCE_KEY) === audience && sessionStorage.getItem(AUDIENCE_KEY) === audience; }
+    catch (e) { return false; }
+  };
   var registration = function () { return navigator.serviceWorker.ready; }; // feed.js registers /sw.js
 
   // The VAPID key and, for a signed-in reader, the CSRF token: pages cannot carry a token (they are shared).
@@ -125,9 +132,9 @@
   registration().then(function (reg) { return reg.pushManager.getSubscription(); }).then(function (subscription) {
     if (!subscription || Notification.permission !== "granted") return show("off", "");
     show("on", text("on"));
-    // Signed in or out since the server last saw this subscription (it drops staff ones at sign-out): file it
-    // again under who reads now, so a staff member gets staff-only must-reads and a signed-out phone does not.
-    if (remembered() !== audience) {
+    // Signed in or out since the server last saw this subscription (it drops staff ones at sign-out), or a new
+    // session: file it again under who reads now, so staff get staff-only must-reads and a signed-out phone does not.
+    if (!synced()) {
       key().then(function (info) { return send("POST", subscription, info.csrfToken); })
         .then(function () { remember(audience); }, function () { /* next page tries again */ });
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +21,7 @@ from feedapp.db import sessions
 from feedapp.models import Office, PushSubscription
 from feedapp.push.keys import ensure_vapid_keys, read_vapid_keys
 from feedapp.push.outbox import DeliverySettings, deliver, queue_push
-from tests.browser import PATIENCE, PHONE, PageOpener, fits, serve, watch
+from tests.browser import PHONE, PageOpener, fits, serve, watch
 from tests.fakepush import FakePush
 from tests.test_browser_auth import _user, sign_in
 from tests.test_pwa import run, until, wait_for_worker
@@ -92,13 +91,10 @@ def office_id(app, slug: str) -> int:
         return s.scalar(select(Office.id).where(Office.slug == slug))
 
 
-def eventually(check, what: str):
-    """Until check() is truthy (a database row the page's request makes); bounded only against hanging."""
-    deadline = time.monotonic() + PATIENCE
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # polling a condition, not waiting for time to pass
-    return value
+def posted(method: str):
+    """Matches the page's request to /push/subscriptions with method (wait for it with page.expect_response:
+    Playwright lets the page's requests through only while the test waits on it, never while it sleeps)."""
+    return lambda r: r.url.endswith("/push/subscriptions") and r.request.method == method
 
 
 # --- the service worker: push, notificationclick, pushsubscriptionchange -------------------------------------------
@@ -329,10 +325,12 @@ def test_an_anonymous_reader_opts_in_for_their_office_gets_pushes_and_stops(new_
     block(page)
     expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
     expect(go).to_be_hidden()
-    stop.click()
+    with page.expect_response(posted("DELETE")) as answer:
+        stop.click()
+    assert answer.value.json() == {"removed": True}
     expect(go).to_be_visible()
     expect(go).to_be_focused()
-    eventually(lambda: rows(site.app) == [], "the subscription to be removed")
+    assert rows(site.app) == []
     assert page.evaluate("() => navigator.serviceWorker.ready.then(r => r.pushManager.getSubscription())") is None
     assert page.evaluate("() => window.__permissionAsked") == []  # this page never asked
     assert problems == []
@@ -341,6 +339,7 @@ def test_an_anonymous_reader_opts_in_for_their_office_gets_pushes_and_stops(new_
 def test_a_signed_in_reader_subscribes_as_staff_and_back_as_public_after_signing_out(new_page, site):
     _, subscription = site.push.subscribe()
     page = opt_in_page(new_page, site, subscription)
+    problems = watch(page)
     sign_in(page, "docker")
     page.goto("/account")  # the block sits in the page itself, under the feed links
     go = page.get_by_role("button", name="Notify me of must-read posts")
@@ -349,13 +348,16 @@ def test_a_signed_in_reader_subscribes_as_staff_and_back_as_public_after_signing
     [row] = rows(site.app)
     assert row.staff and row.user_id is not None and row.office_id == office_id(site.app, "columbus")
     page.goto("/logout")
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("You are signed out")
     # Signing out drops the staff subscription on the server; the next page files this phone under public news.
-    block(page)
+    with page.expect_response(posted("POST")) as answer:
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("You are signed out")
+        block(page)
+    assert answer.value.status == 201
     expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
-    row = eventually(lambda: [r for r in rows(site.app) if not r.staff], "the public subscription")[0]
-    assert row.user_id is None and row.endpoint == subscription["endpoint"]
+    [row] = rows(site.app)
+    assert not row.staff and row.user_id is None and row.endpoint == subscription["endpoint"]
+    assert problems == []
 
 
 def test_blocked_notifications_say_where_to_change_it(new_page, site):
