@@ -331,7 +331,7 @@ def test_an_anonymous_reader_opts_in_for_their_office_gets_pushes_and_stops(new_
     expect(go).to_be_visible()
     expect(go).to_be_focused()
     assert rows(site.app) == []
-    assert page.evaluate("() => navigator.serviceWorker.ready.then(r => r.pushManager.getSubscription())") is None
+    assert run(page, "() => navigator.serviceWorker.ready.then(r => r.pushManager.getSubscription())") is None  # bounded
     assert page.evaluate("() => window.__permissionAsked") == []  # this page never asked
     assert problems == []
 
