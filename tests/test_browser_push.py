@@ -325,9 +325,10 @@ def test_an_anonymous_reader_opts_in_for_their_office_gets_pushes_and_stops(new_
     block(page)
     expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
     expect(go).to_be_hidden()
-    with page.expect_response(posted("DELETE")) as answer:
-        stop.click()
-    assert answer.value.json() == {"removed": True}
+    stop.click()
+    # The block turns back to the button only once the server has answered the DELETE (push.js tells the server,
+    # then unsubscribes): the row is gone by then. (The page is under the service worker now, whose fetches
+    # Playwright does not report as the page's responses.)
     expect(go).to_be_visible()
     expect(go).to_be_focused()
     assert rows(site.app) == []
