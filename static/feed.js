@@ -199,3 +199,18 @@
   var here = document.querySelector(".console [aria-current]");
   if (here) here.parentNode.parentNode.scrollLeft = here.parentNode.offsetLeft - 16;
 })();
+
+// Notifications (templates/_push.html): push.js loads only as its block nears the screen, never in the first view.
+(function () {
+  var box = document.getElementById("push");
+  if (!box || !box.getAttribute("data-src") || !("serviceWorker" in navigator)) return;
+  var load = function () {
+    var script = document.createElement("script");
+    script.src = box.getAttribute("data-src");
+    document.head.appendChild(script);
+  };
+  if (!window.IntersectionObserver) return load();
+  new IntersectionObserver(function (entries, observer) {
+    if (entries[0].isIntersecting) { observer.disconnect(); load(); }
+  }, { rootMargin: "300px" }).observe(box.parentNode); // the block is hidden: watch what holds it
+})();

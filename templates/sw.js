@@ -147,3 +147,95 @@ async function dropRemoved() {
   const etag = response.headers.get("ETag");
   if (etag) await shell.put(REMOVED_KEY, new Response(etag));
 }
+
+// --- Web Push (Push API; payloads per RFC 8291): must-read posts --------------------------------------------------
+const NOTIFY = {{ notification|tojson }}; // icon, badge, and per language the text for a push we cannot read
+const MAX_TEXT = 500;
+
+self.addEventListener("push", (event) => {
+  // Every push must show a notification (we subscribe with userVisibleOnly): one we cannot read included,
+  // or Chrome shows its own "This site has been updated in the background" and may cut the site off.
+  event.waitUntil(notify(event.data));
+});
+
+async function notify(data) {
+  let message = null;
+  try { message = data ? data.json() : null; } catch (error) { /* not JSON: the generic line below */ }
+  const generic = await genericText();
+  const ok = message && typeof message === "object" && typeof message.title === "string" && message.title.trim();
+  const text = (value) => (typeof value === "string" ? value.slice(0, MAX_TEXT) : "");
+  const options = {
+    body: ok ? text(message.body) : generic.body,
+    data: { url: sameOrigin(ok && message.url) },
+    icon: NOTIFY.icon,
+    badge: NOTIFY.badge,
+    requireInteraction: false,
+  };
+  if (ok && typeof message.tag === "string" && message.tag) options.tag = message.tag.slice(0, 100);
+  if (ok && typeof message.lang === "string" && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(message.lang)) {
+    options.lang = message.lang;
+  }
+  if (ok && ["ltr", "rtl", "auto"].includes(message.dir)) options.dir = message.dir;
+  return self.registration.showNotification(ok ? text(message.title) : generic.title, options);
+}
+
+async function genericText() {
+  const seen = await caches.match(LANG_KEY); // the language of the last page seen online
+  const lang = seen ? await seen.text() : "";
+  return NOTIFY.generic[lang] || Object.values(NOTIFY.generic)[0];
+}
+
+// Only a page of this site: a push (or a bug) naming another site opens the site's root instead.
+function sameOrigin(url) {
+  try {
+    const target = typeof url === "string" && url ? new URL(url, self.location.origin) : null;
+    if (target && target.origin === self.location.origin) return target.href;
+  } catch (error) { /* not a URL */ }
+  return new URL("/", self.location.origin).href;
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(openPage(sameOrigin(event.notification.data && event.notification.data.url)));
+});
+
+// A tab of the site already open: take it to the post and bring it forward; else a new window (both allowed
+// only while handling the click: Notifications API, "activation").
+async function openPage(url) {
+  const tabs = await self.clients.matchAll({ type: "window" }); // ours only: navigate() needs a tab this worker controls
+  const tab = tabs.find((c) => c.url === url) || tabs.find((c) => c.focused) || tabs[0];
+  if (tab) {
+    let shown = tab;
+    if (tab.url !== url) {
+      try { shown = await tab.navigate(url); } catch (error) { shown = null; }
+    }
+    if (shown) {
+      try { await shown.focus(); } catch (error) { /* the tab is there, on the post, behind another app */ }
+      return shown;
+    }
+  }
+  return self.clients.openWindow(url);
+}
+
+// The push service replaced or dropped our subscription (Firefox fires this; Chrome so far never does, it keeps
+// subscriptions until the reader or the site drops them). Subscribe again with the same key and tell the server,
+// so must-reads keep arriving without the reader opening the site.
+self.addEventListener("pushsubscriptionchange", (event) => {
+  event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
+});
+
+async function resubscribe(old, fresh) {
+  const answer = await fetch(NOTIFY.key_url, { credentials: "same-origin", cache: "no-store" });
+  if (!answer.ok) return; // push is off now: nothing to renew
+  const key = await answer.json();
+  const headers = { "Content-Type": "application/json" };
+  if (key.csrfToken) headers["X-CSRFToken"] = key.csrfToken; // a signed-in reader's own subscription
+  const subscription = fresh || await self.registration.pushManager.subscribe(
+    (old && old.options) || { userVisibleOnly: true, applicationServerKey: key.publicKey });
+  await fetch(NOTIFY.subscriptions_url, { method: "POST", credentials: "same-origin", headers,
+                                       body: JSON.stringify(subscription.toJSON()) });
+  if (old && old.endpoint !== subscription.endpoint) {
+    await fetch(NOTIFY.subscriptions_url, { method: "DELETE", credentials: "same-origin", headers,
+                                         body: JSON.stringify(old.toJSON()) }).catch(() => undefined);
+  }
+}

@@ -552,4 +552,17 @@ FR = {
     'never fetched yet': "jamais encore consulté",
     'public posts only': "messages publics seulement",
     'staff-only posts too': "aussi les messages réservés au personnel",
+    # Notifications of must-read posts (templates/_push.html, the service worker)
+    'Notifications': "Notifications",
+    'Get a notification on this device when a must-read post is published.': "Recevez une notification sur cet appareil quand un message à lire absolument est publié.",
+    'To get notifications on iPhone: tap Share, then Add to Home Screen, then open the app from your home screen (iOS 16.4 or later).': "Pour recevoir les notifications sur iPhone : touchez Partager, puis Sur l’écran d’accueil, puis ouvrez l’app depuis votre écran d’accueil (iOS 16.4 ou ultérieur).",
+    'Notify me of must-read posts': "M’avertir des messages à lire absolument",
+    'Stop notifications': "Arrêter les notifications",
+    'Must-read posts will be sent to this device.': "Les messages à lire absolument seront envoyés sur cet appareil.",
+    'Notifications are blocked for this site in your browser settings.': "Les notifications de ce site sont bloquées dans les réglages de votre navigateur.",
+    'Notifications could not be turned on. Try again later.': "Les notifications n’ont pas pu être activées. Réessayez plus tard.",
+    'Notifications were not allowed.': "Les notifications n’ont pas été autorisées.",
+    'Notifications are not available on this site.': "Les notifications ne sont pas disponibles sur ce site.",
+    'Must-read post': "Message à lire absolument",
+    'There is a new must-read post. Open the app to read it.': "Un nouveau message est à lire absolument. Ouvrez l’app pour le lire.",
 }

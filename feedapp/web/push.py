@@ -50,6 +50,18 @@ def push_on_or_404() -> PushSettings:
     return settings
 
 
+@bp.app_template_global()
+def push_enabled() -> bool:
+    """Whether pages offer the notifications button (templates/_push.html): push is on for this app."""
+    return push_settings().enabled
+
+
+@bp.app_template_global()
+def push_off_reason() -> str | None:
+    """Why push is off (an operator's message, in English), or None when it is on."""
+    return push_settings().off_reason
+
+
 @bp.get("/key")
 def show_key():
     """The VAPID public key for pushManager.subscribe({applicationServerKey}) (RFC 8292 §3.2: base64url).

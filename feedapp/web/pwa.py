@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import force_locale, gettext
 from flask_login import AnonymousUserMixin, current_user
 
 from feedapp.assets import asset_url
@@ -62,7 +62,7 @@ def show_service_worker():
     shell = [asset_url(name) for name in SHELL_ASSETS] + [icon_url(name) for name in ICONS]
     shell += [url for url in (accent_css_url(), brand_file_url("logo-header")) if url] + list(offline.values())
     body = render_template("sw.js", version=_version(shell), shell=shell, offline_urls=offline,
-                           removed_url=url_for("posts.list_removed"))
+                           removed_url=url_for("posts.list_removed"), notification=_notification_defaults())
     # Browsers must re-check the worker on every visit to pick up a new version (SW spec, "update").
     response = Response(body, mimetype="text/javascript", headers={
         "Cache-Control": "no-cache",
@@ -73,6 +73,18 @@ def show_service_worker():
     # Browsers re-check the worker on every navigation: an unchanged one costs a 304, not its body.
     response.add_etag()
     return response.make_conditional(request)
+
+
+def _notification_defaults() -> dict:
+    """What the worker's notifications show besides the push's own text: the site's icon, a badge, and (in every
+    language, as the worker is one file for all) the line for a push it cannot read."""
+    generic = {}
+    for code in SUPPORTED:
+        with force_locale(code):
+            generic[code] = {"title": gettext("Must-read post"),
+                             "body": gettext("There is a new must-read post. Open the app to read it.")}
+    return {"icon": icon_url("icon-192"), "badge": asset_url("icons/badge-96.png"), "generic": generic,
+            "key_url": url_for("push.show_key"), "subscriptions_url": url_for("push.add_subscription")}
 
 
 @bp.get("/offline")
