@@ -86,6 +86,17 @@ def opened(chromium, url, orientation="landscape", clock=False, **options):
     assert not seal.blocked, seal.blocked
 
 
+def switched(page, pattern, handler) -> list[bool]:
+    """Route pattern to handler while the returned flag's [0] is true, then to the context's route.
+
+    Never unroute() in these tests: a request in flight while its route is removed is handed on to the
+    context's route after this one answered it (Playwright: "Route is already handled"), failing the test.
+    """
+    on = [True]
+    page.route(pattern, lambda route: handler(route) if on[0] else route.fallback())
+    return on
+
+
 def rotations(page) -> int:
     return int(page.get_attribute("#screen", "data-rotations") or 0)
 
@@ -198,14 +209,14 @@ def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_pat
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
         page.goto(base + path)
         page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
-        page.route("**/posts.json", lambda route: route.abort("internetdisconnected"))
+        offline = switched(page, "**/posts.json", lambda route: route.abort("internetdisconnected"))
         expect(page.locator("#offline")).to_be_visible()
         expect(page.locator("#offline")).to_have_text(re.compile(r"^Offline since \d\d:\d\d"))
         before = rotations(page)
         page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {before + 2}")
         expect(page.locator("#post")).to_be_visible()
         assert page.locator("#text").text_content().strip()
-        page.unroute("**/posts.json")
+        offline[0] = False
         expect(page.locator("#offline")).to_be_hidden()
 
 
@@ -263,13 +274,13 @@ def test_the_reload_waits_until_the_page_itself_answers(chromium, tmp_path, sqli
             route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
 
         page.goto(base + path)
-        page.route(reloaded, lambda route: route.abort("connectionrefused"))  # the page itself does not answer
+        down = switched(page, reloaded, lambda route: route.abort("connectionrefused"))  # the page does not answer
         page.route("**/posts.json", new_version)
         for _ in range(2):  # it tries, and tries again at the next poll
             page.wait_for_event("request", predicate=lambda request: bool(reloaded.search(request.url)))
         assert page.url == base + path
         expect(page.locator("#post")).to_be_visible()  # still showing its posts, not an error page
-        page.unroute(reloaded)
+        down[0] = False
         page.wait_for_url(reloaded)
 
 
@@ -370,7 +381,8 @@ def test_an_answer_that_is_json_but_not_the_screens_keeps_the_last_posts(chromiu
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
         page.goto(base + path)
         page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
-        page.route("**/posts.json", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+        offline = switched(page, "**/posts.json",
+                           lambda route: route.fulfill(status=200, content_type="application/json", body=body))
         expect(page.locator("#offline")).to_be_visible()
         before = rotations(page)
         for _ in range(3):
@@ -378,7 +390,7 @@ def test_an_answer_that_is_json_but_not_the_screens_keeps_the_last_posts(chromiu
         expect(page.locator("#post")).to_be_visible()
         assert page.locator("#text").text_content().strip()
         assert rotations(page) <= before + 3  # the posts' own pace (1 s each), not a spin
-        page.unroute("**/posts.json")
+        offline[0] = False
         expect(page.locator("#offline")).to_be_hidden()
 
 
@@ -395,14 +407,14 @@ def test_a_reload_answered_by_another_page_is_not_followed(chromium, tmp_path, s
             route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
 
         page.goto(base + path)
-        page.route(reloaded, lambda route: route.fulfill(status=200, content_type="text/html",
-                                                         body="<!doctype html><title>Wi-Fi</title><p>Accept the terms"))
+        down = switched(page, reloaded, lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>Wi-Fi</title><p>Accept the terms"))
         page.route("**/posts.json", new_version)
         for _ in range(2):
             page.wait_for_event("request", predicate=lambda request: bool(reloaded.search(request.url)))
         assert page.url == base + path
         expect(page.locator("#post")).to_be_visible()
-        page.unroute(reloaded)
+        down[0] = False
         page.wait_for_url(reloaded)
 
 
@@ -414,12 +426,12 @@ def test_a_404_that_is_not_the_apps_is_only_an_outage(chromium, tmp_path, sqlite
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
         page.goto(base + path)
         page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
-        page.route("**/posts.json", lambda route: route.fulfill(status=404, content_type="text/html",
-                                                                body="<html><body><h1>404 Not Found</h1><hr>nginx"))
+        offline = switched(page, "**/posts.json", lambda route: route.fulfill(
+            status=404, content_type="text/html", body="<html><body><h1>404 Not Found</h1><hr>nginx"))
         for _ in range(5):
             page.wait_for_event("request", predicate=lambda request: "posts.json" in request.url)
         expect(page.locator("#offline")).to_be_visible()
         expect(page.locator("#removed")).to_be_hidden()
         expect(page.locator("#post")).to_be_visible()
-        page.unroute("**/posts.json")
+        offline[0] = False
         expect(page.locator("#offline")).to_be_hidden()
