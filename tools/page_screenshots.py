@@ -35,7 +35,8 @@ ADMIN, ADMIN_PASSWORD = "chief", "screenshots only 42"
 SIGNED_IN = {"account": "/account", "console": "/admin/", "console-posts": "/admin/posts", "console-users": "/admin/users",
              "console-audit": "/admin/audit", "console-branding": "/admin/branding", "console-poster": "/admin/poster",
              "console-sources": "/admin/sources", "console-offices": "/admin/offices",
-             "feed-staff": "/"}
+             "console-must-read": "/admin/must-read", "console-survey": "/admin/survey", "console-reach": "/admin/reach",
+             "console-screens": "/admin/screens", "feed-staff": "/"}
 THREAD_HEAD_RE = re.compile(r'<article class="post" id="p(\d+)"(?:(?!<article class="post").)*?<ol class="thread">', re.S)
 
 
@@ -97,7 +98,12 @@ def main() -> int:
     users = ((["users", "add", ADMIN, "--role", "admin", "--office", "lyon"], ""),
              (["users", "set-password", ADMIN], ADMIN_PASSWORD + "\n"),
              # A pin and a shout-out on the front page, as a comms team would leave them (the demo's own ids).
-             (["posts", "pin", "2125696844824289283"], ""), (["posts", "highlight", "2125828906680713221"], ""))
+             (["posts", "pin", "2125696844824289283"], ""), (["posts", "highlight", "2125828906680713221"], ""),
+             # A must-read, the survey and a break-room screen, so their cards and console pages have something.
+             (["posts", "must-read", "2125582931720052743"], ""),
+             (["survey", "start", "Would you follow one account for all company news?", "--option", "Yes",
+               "--option", "No", "--option", "Not sure"], ""),
+             (["screens", "add", "Lyon break room", "--office", "lyon"], ""))
     with feedapp_server(commands=users) as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
