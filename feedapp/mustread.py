@@ -200,23 +200,21 @@ class ReaderState:
                 one.acknowledged = True if one.id in self.acked else False if one.id in self.asked else None
 
 
-def reader_state(session: Session, office_id, *, user_id: int | None, now: datetime,
-                 company: bool = True) -> ReaderState:
+def reader_state(session: Session, office_id, *, reader, now: datetime, company: bool = True) -> ReaderState:
     """What a page of company-wide posts plus office_id's (None: every office's, for a post's page) needs
-    to know about must-reads for this reader (user_id None: anonymous)."""
+    to know about must-reads for this reader: the signed-in account (its id and office_id; signed in means
+    active), or None for an anonymous reader."""
     stmt = (select(MustRead.post_id, MustRead.office_id).join(Post, Post.id == MustRead.post_id)
             .where(active(now), published()).order_by(MustRead.marked_at.desc(), MustRead.post_id.desc()))
     if office_id is not EVERY:
-        stmt = stmt.where(_audience(office_id, user_id is not None, company))
-    elif user_id is None:
+        stmt = stmt.where(_audience(office_id, reader is not None, company))
+    elif reader is None:
         stmt = stmt.where(MustRead.staff_only.is_(False))
     rows = session.execute(stmt).all()
-    if not rows or user_id is None:
+    if not rows or reader is None:
         return ReaderState(tuple(i for i, _ in rows))
-    account = session.get(User, user_id)
-    acked = acknowledged_ids(session, user_id, [i for i, _ in rows])
-    asked = {i for i, office in rows if i not in acked and account is not None and account.active
-             and office in (None, account.office_id)}
+    acked = acknowledged_ids(session, reader.id, [i for i, _ in rows])
+    asked = {i for i, office in rows if i not in acked and office in (None, reader.office_id)}
     return ReaderState(tuple(i for i, _ in rows), frozenset(acked), frozenset(asked))
 
 

@@ -66,12 +66,12 @@ def _feed_page(office):
     now = utcnow()
     # Signed in: read before the cache, as which must-reads they acknowledged is part of their page's variant
     # (anonymous readers acknowledge nothing: their 304s stay free of queries).
-    signed_in = mustread.reader_state(get_session(), office_id, user_id=current_user.id, now=now) if staff else None
+    signed_in = mustread.reader_state(get_session(), office_id, reader=current_user, now=now) if staff else None
     must = signed_in or mustread.ReaderState()
 
     def build() -> bytes:
         session = get_session()
-        state = signed_in or mustread.reader_state(session, office_id, user_id=None, now=now)
+        state = signed_in or mustread.reader_state(session, office_id, reader=None, now=now)
         posts = posts_for_feed(session, office_id, staff=staff, before=before, limit=PAGE_SIZE + 1)
         older = posts[PAGE_SIZE - 1].id if len(posts) > PAGE_SIZE else None
         # Must-reads the reader has not acknowledged head the first page, then pins; neither is repeated below.

@@ -53,8 +53,7 @@ def show_post(post_id: int):
         abort(404)
     head = post.thread_head or post
     canonical_id = post.canonical_id or post.id  # a repost's page is its original's
-    must = mustread.reader_state(get_session(), mustread.EVERY, user_id=current_user.id if staff else None,
-                                 now=utcnow())
+    must = mustread.reader_state(get_session(), mustread.EVERY, reader=current_user if staff else None, now=utcnow())
     must.flag([head] if head is post else [head, post])
 
     def build() -> bytes:
