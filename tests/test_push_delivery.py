@@ -105,7 +105,7 @@ def test_410_and_404_remove_the_subscription(factory, fake, settings):
 def test_429_waits_for_retry_after_then_sends(factory, fake, settings):
     [(sub_id, row_id)] = subscribe(factory, fake)
     fake.answer(sub_id, 429, retry_after="120")
-    queue(factory, [row_id], {"title": "x"}, topic="post-1")
+    queue(factory, [row_id], {"title": "x"}, topic="post-1", not_before=T0)  # due at the test's clock, not the real one
     clock = Clock(T0)
     first = deliver(factory, settings, clock=clock)
     assert (first.sent, first.retried) == (0, 1)
@@ -124,7 +124,7 @@ def test_5xx_backs_off_then_fails_after_max_attempts(factory, fake, settings):
     [(sub_id, row_id)] = subscribe(factory, fake)
     for _ in range(3):
         fake.answer(sub_id, 503)
-    queue(factory, [row_id], {"title": "x"})
+    queue(factory, [row_id], {"title": "x"}, not_before=T0)  # due at the test's clock, not the real one
     settings = DeliverySettings(settings.private_pem, settings.subject, max_attempts=3, backoff_base=30)
     clock = Clock(T0)
     waits = []
