@@ -34,6 +34,18 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _on_off(value) -> bool:
+    """on/off (also true/false, 1/0, yes/no); anything else is refused rather than guessed."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("give on or off")
+
+
 def _list(value) -> tuple[str, ...]:
     """"a, b,c" (or a list, from instance/config.py) as a tuple of non-empty stripped strings."""
     items = value.split(",") if isinstance(value, str) else (value or ())
@@ -67,6 +79,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FEEDAPP_X_PRICE_POST_READ", 0.005, "US dollars X bills per post read (pay-per-use, each post once per UTC day); the console's spend estimate", float),
     Setting("FEEDAPP_X_PRICE_USER_READ", 0.010, "US dollars X bills per user read (pay-per-use, each account once per UTC day); the console's spend estimate", float),
     Setting("FEEDAPP_POLL_INTERVAL", 300, "seconds between poll cycles of `poll --loop`, and between checks of one source", int),
+    Setting("FEEDAPP_STREAM", None, "on/off: `poll --loop` reads public sources' new posts from X's filtered stream within seconds (polling stays for protected sources, and takes over when the stream is off or refused); default: on when a bearer token is set", _on_off),
+    Setting("FEEDAPP_STREAM_STALL", 90.0, "seconds without a post or keep-alive before the filtered stream is deemed dead and reconnected (X sends a keep-alive every 20 s and advises 90)", float),
     Setting("FEEDAPP_POLL_CONCURRENCY", 8, "sources fetched at once in a poll cycle", int),
     Setting("FEEDAPP_BACKFILL", 50, "posts fetched on the first poll of a new source", int),
     Setting("FEEDAPP_BACKOFF_MAX", 3600, "longest wait, in seconds, after repeated failures of one source", int),
@@ -111,6 +125,11 @@ def load_config(app, overrides: dict | None = None) -> None:
         if not (math.isfinite(value) and value > 0):
             raise RuntimeError(f"{name}={app.config[name]!r} is not valid: give a number of seconds above 0")
         app.config[name] = value
+    stream = app.config["FEEDAPP_STREAM"]
+    try:
+        app.config["FEEDAPP_STREAM"] = bool(app.config["FEEDAPP_X_BEARER_TOKEN"]) if stream is None else _on_off(stream)
+    except ValueError:
+        raise RuntimeError(f"FEEDAPP_STREAM={stream!r} is not valid: give on or off") from None
     if not app.config["FEEDAPP_DATABASE_URL"]:
         path = Path(app.instance_path) / "feedapp.db"
         app.config["FEEDAPP_DATABASE_URL"] = f"sqlite:///{path}"

@@ -37,6 +37,7 @@ def poll_command(loop: bool, everything: bool):
     settings = PollSettings.from_config(current_app.config)
     factory = sessions()
     keeper = lease.LeaseKeeper(factory, lease.holder_name(), lease.TTL)
+    stream = _stream_worker(factory, x_client, settings) if loop else None
     if threading.current_thread() is threading.main_thread():
         # systemd and process managers stop with SIGTERM: exit through `finally` to free the lease.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -45,12 +46,17 @@ def poll_command(loop: bool, everything: bool):
             started = time.monotonic()
             busy = _hold(keeper, loop)
             if busy is not None:
+                if stream is not None and stream.running:
+                    stream.stop()  # the lease is another poller's: so is the stream
                 if not loop:
                     raise click.ClickException(f"not polling: {busy}")
                 click.echo(f"waiting: {busy}")
             else:
+                if stream is not None and not stream.running:
+                    stream.start()  # the stream is held with the lease: one process reads it
                 try:
-                    summary = poll_cycle(factory, x_client, settings, everything=everything, stop=keeper.lost)
+                    summary = poll_cycle(factory, x_client, settings, everything=everything, stop=keeper.lost,
+                                         coverage=stream.coverage if stream is not None else None)
                 except SQLAlchemyError as exc:
                     if not loop:
                         raise
@@ -63,13 +69,39 @@ def poll_command(loop: bool, everything: bool):
                         click.echo(line)
             if not loop:
                 return
-            _wait(keeper, factory, x_client, settings, started + max(1.0, settings.interval))
+            _wait(keeper, factory, x_client, settings, started + max(1.0, settings.interval), stream)
     finally:
+        if stream is not None and stream.running:
+            stream.stop()
         keeper.release()
         x_client.close()
 
 
-def _wait(keeper, factory, x_client, settings, until: float) -> None:
+def _stream_worker(factory, x_client, settings):
+    """The filtered stream worker when FEEDAPP_STREAM is on and a bearer token is set; else None, saying why
+    in the status row (which `sources list` and the console read)."""
+    from ..ingest import stream_status
+    from ..ingest.stream import StreamSettings, StreamWorker
+
+    config = current_app.config
+    why = None
+    if not config["FEEDAPP_STREAM"]:
+        why = "FEEDAPP_STREAM=off"
+    elif not x_client.settings.has_app_auth:
+        why = "the filtered stream needs FEEDAPP_X_BEARER_TOKEN"
+    if why is None:
+        return StreamWorker(factory, x_client.settings, settings, StreamSettings.from_config(config))
+    try:
+        with factory() as session:
+            stream_status.write_status(session, stream_status.OFF, why)
+            session.commit()
+    except SQLAlchemyError:
+        pass  # the loop reports the database itself
+    click.echo(f"filtered stream off ({why}): polling every source")
+    return None
+
+
+def _wait(keeper, factory, x_client, settings, until: float, stream=None) -> None:
     """Sleep until the next cycle, waking every REQUEST_WAKE seconds to serve the console's requests at once
     and to deliver the push outbox.
 
@@ -81,6 +113,8 @@ def _wait(keeper, factory, x_client, settings, until: float) -> None:
     while (left := until - time.monotonic()) > 0:
         time.sleep(min(REQUEST_WAKE, left))
         if not keeper.held:
+            if stream is not None and stream.running:
+                stream.stop()  # another poller took the lease: it holds the stream now
             continue
         try:
             if has_pending(factory):

@@ -173,6 +173,7 @@ def add_sources_command(usernames: tuple[str, ...], office_slug: str | None, sta
 def list_sources():
     """List followed accounts with their poll state and the X rate limits in force."""
     from ..ingest.ratelimits import current_windows
+    from ..ingest.stream_status import stream_view
     from ..xapi import XError, XSettings
     from ..xapi.client import XClient
     from ..xapi.limits import TIMELINES
@@ -189,6 +190,9 @@ def list_sources():
         sources = all_sources(session)
         windows = current_windows(session)
         _print_sources(sources, {w.key: w for w in windows if w.blocked}, keys)
+        if sources:
+            click.echo(stream_view(session, current_app.config["FEEDAPP_STREAM"], client.settings.has_app_auth,
+                                   int(current_app.config["FEEDAPP_POLL_INTERVAL"])).sentence)
     for window in windows:
         click.echo(f"X rate limit: {window.words()}")
 

@@ -72,8 +72,9 @@ def is_reply_to_other(post: XPost) -> bool:
     return not post.repost_of_id and bool(post.reply_to_user_id) and post.reply_to_user_id != post.author.id
 
 
-def fetch_source(sessions: sessionmaker[Session], client: XClient, source_id: int, backfill: int) -> Outcome:
-    """Read one source's new posts into the database; never raises, the outcome says what happened."""
+def fetch_source(sessions: sessionmaker[Session], client: XClient, source_id: int, backfill: int,
+                 until_id: int | None = None) -> Outcome:
+    """Read one source's new posts (older than until_id, when given) into the database; never raises."""
     outcome, protected = Outcome(), False
     try:
         with sessions() as session:
@@ -84,7 +85,7 @@ def fetch_source(sessions: sessionmaker[Session], client: XClient, source_id: in
             if protected and not client.settings.has_user_auth:
                 return outcome.end(FAILED, READER_MISSING, backoff=False, skipped=True)
             try:
-                TimelineReader(session, client, source, backfill, outcome).catch_up()
+                TimelineReader(session, client, source, backfill, outcome, until_id).catch_up()
             except BaseException:
                 session.rollback()  # the unfinished page only: finished ones are committed with their position
                 raise
@@ -113,9 +114,10 @@ class TimelineReader:
     source: Source
     backfill: int
     outcome: Outcome = field(default_factory=Outcome)
+    until_id: int | None = None  # the filtered stream's first post: what it delivered is not read again
 
     def catch_up(self) -> None:
-        """Finish an interrupted catch-up, then read everything newer than since_id."""
+        """Finish an interrupted catch-up, then read everything newer than since_id (and older than until_id)."""
         source = self.source
         if source.gap_until_id is not None:
             limit = None if source.since_id else self._backfill_left()
@@ -123,7 +125,7 @@ class TimelineReader:
                 self._walk(until=source.gap_until_id, limit=limit)
             self._close_gap()
             self.session.commit()
-        self._walk(until=None, limit=None if source.since_id else self.backfill)
+        self._walk(until=self.until_id, limit=None if source.since_id else self.backfill)
 
     def _walk(self, *, until: int | None, limit: int | None) -> None:
         """Page back from the newest post after since_id (or before until), storing each page.

@@ -24,6 +24,7 @@ from feedapp.moderation import expire_pins
 from feedapp.queries import sources_due
 from feedapp.xapi import XClient
 
+from .coverage import Coverage
 from .fetch import FAILED, RATE_LIMITED, READER_MISSING, TURNED_PROTECTED, Outcome, fetch_source
 from .profiles import refresh_profiles, refresh_seen_accounts
 from .ratelimits import DbRateLimits
@@ -79,9 +80,12 @@ def poll_cycle(
     everything: bool = False,
     now: datetime | None = None,
     stop: threading.Event | None = None,
+    coverage: Coverage | None = None,
 ) -> CycleSummary:
     """Poll every due source (every source with everything=True) once; stop early when `stop` is set.
 
+    With the filtered stream's coverage, sources whose posts the stream delivers are left out, and
+    a source the stream is filling the gap of is not read twice at once.
     Raises only when the cycle cannot start (the list of sources cannot be read).
     """
     started = time.monotonic()
@@ -90,7 +94,8 @@ def poll_cycle(
     if not isinstance(client.limits, DbRateLimits):  # windows are always shared through the database
         shared = client.clone(DbRateLimits(sessions))
         try:
-            return poll_cycle(sessions, shared, settings, everything=everything, now=now, stop=stop)
+            return poll_cycle(sessions, shared, settings, everything=everything, now=now, stop=stop,
+                              coverage=coverage)
         finally:
             shared.close()
     if stop is None or not stop.is_set():
@@ -110,17 +115,27 @@ def poll_cycle(
         if expire_pins(session, now) + mustread.expire(session, now):
             session.commit()
         ids = sources_due(session, None if everything else now)
+    if coverage is not None:
+        streamed = [source_id for source_id in ids if coverage.covers(source_id)]
+        if streamed:
+            ids = [source_id for source_id in ids if source_id not in set(streamed)]
+            summary.notes.append(f"{len(streamed)} sources not polled: their posts arrive by the filtered stream")
     clients = ThreadClients(client)
     job = PollJob(sessions, client, settings, now)
 
     def run(source_id: int) -> SourceResult:
         if stop is not None and stop.is_set():
             return SourceResult(f"#{source_id}", skipped="not polled: this poller lost its lease")
+        if coverage is not None and not coverage.claim(source_id):
+            return SourceResult(f"#{source_id}", skipped="not polled: the filtered stream is filling its gap now")
         try:
             return poll_source(PollJob(job.sessions, clients.mine(), job.settings, job.now), source_id)
         except Exception as exc:  # noqa: BLE001 - a bug in the bookkeeping itself: still never the whole cycle
             log.exception("source_id=%s poll crashed", source_id)
             return SourceResult(f"#{source_id}", error=f"internal error: {type(exc).__name__} (see the log)")
+        finally:
+            if coverage is not None:
+                coverage.release(source_id)
 
     try:
         with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="poll") as pool:
@@ -131,9 +146,12 @@ def poll_cycle(
     return summary
 
 
-def poll_source(job: PollJob, source_id: int) -> SourceResult:
-    """Fetch one source and schedule its next check; failures become data on the source, never exceptions."""
-    outcome = fetch_source(job.sessions, job.client, source_id, job.settings.backfill)
+def poll_source(job: PollJob, source_id: int, until_id: int | None = None) -> SourceResult:
+    """Fetch one source (posts older than until_id, when given) and schedule its next check.
+
+    Failures become data on the source, never exceptions.
+    """
+    outcome = fetch_source(job.sessions, job.client, source_id, job.settings.backfill, until_id)
     if outcome.status == TURNED_PROTECTED:
         try:
             # A public account that turned protected: staff-only at once, posts already stored included.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .accounts import AuditEvent, FeedToken, Invite, SignIn, ThrottleCount, User
 from .base import ROLE_ADMIN, ROLE_EDITOR, ROLE_STAFF, ROLES, Base, UTCDateTime, utcnow
 from .content import Media, Office, Pin, Post, SeenAccount, Source
-from .operations import ApiRead, Lease, RateWindow, ScopeVersion, SiteFile, SiteSetting, SourceRequest
+from .operations import ApiRead, Lease, RateWindow, ScopeVersion, SiteFile, SiteSetting, SourceRequest, StreamStatus
 from .push import PUSH_FAILED, PUSH_GONE, PUSH_PENDING, PUSH_SENT, PushMessage, PushSubscription
 from .reach import (
     Acknowledgement,
@@ -28,7 +28,7 @@ from .screens import Screen
 __all__ = [
     "ROLE_ADMIN", "ROLE_EDITOR", "ROLE_STAFF", "ROLES", "Base", "UTCDateTime", "utcnow",
     "Office", "Source", "Post", "Pin", "Media", "SeenAccount",
-    "Lease", "ApiRead", "RateWindow", "SourceRequest", "SiteFile", "SiteSetting", "ScopeVersion",
+    "Lease", "StreamStatus", "ApiRead", "RateWindow", "SourceRequest", "SiteFile", "SiteSetting", "ScopeVersion",
     "User", "SignIn", "Invite", "ThrottleCount", "FeedToken", "AuditEvent",
     "PUSH_PENDING", "PUSH_SENT", "PUSH_FAILED", "PUSH_GONE", "PushSubscription", "PushMessage",
     "MustRead", "Acknowledgement", "ReadCount", "FeedReader", "FeedSubscribers", "Survey", "SurveyTally",

@@ -1,4 +1,4 @@
-"""What the poller and the console keep: the lease, API reads, rate windows, console requests, site files and settings, scope versions."""
+"""What the poller and the console keep: the lease, the stream's status, API reads, rate windows, console requests, site files and settings, scope versions."""
 
 from __future__ import annotations
 
@@ -19,6 +19,24 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StreamStatus(Base):
+    """How X's filtered stream fares, written by the worker that holds it and read by `sources list` and the console.
+
+    One row per stream (name "filtered"). state: live, connecting, reconnecting, refused (X's plan or app does not
+    include the stream: polling covers every source), off (FEEDAPP_STREAM=off or no bearer token).
+    """
+
+    __tablename__ = "stream_status"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)  # when this state began
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the worker's last word (at most STATUS_EVERY old)
+    streamed_sources: Mapped[int] = mapped_column(Integer, default=0)  # public sources the stream covers now
+    delivered: Mapped[int] = mapped_column(Integer, default=0)  # posts X delivered on this connection
 
 
 class ApiRead(Base):

@@ -259,7 +259,7 @@ class XClient:
             raise RateLimited(info.reset_at, key.words(), called=True) from None
         except tweepy.HTTPException as exc:
             self._record(key, exc.response)
-            raise _http_error(exc, cred) from None
+            raise http_error(exc, cred) from None
         except requests.Timeout:
             raise TransientError(f"X API timed out after {self.settings.timeout:g} s") from None
         except requests.RequestException as exc:
@@ -279,7 +279,7 @@ class XClient:
             self.limits.record(key, info)
 
 
-def _http_error(exc: tweepy.HTTPException, cred: str) -> XError:
+def http_error(exc: tweepy.HTTPException, cred: str) -> XError:
     """Our error for an answer that is neither 2xx nor 429."""
     status = exc.response.status_code
     if isinstance(exc, tweepy.Unauthorized):

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length
 from feedapp import source_health
 from feedapp.db import get_session
 from feedapp.ingest.sources import SourceFlags, SourceInputError
+from feedapp.ingest.stream_status import stream_view
 from feedapp.manage import sources as manage
 from feedapp.models import Office, Source
 
@@ -210,7 +211,9 @@ def _render_list(form: AddSourcesForm):
     return render_template(
         "admin/sources.html", form=form, lines=lines, flagged=[h for h in lines if h.failing_long],
         spend=source_health.spend(db, config["FEEDAPP_X_PRICE_POST_READ"], config["FEEDAPP_X_PRICE_USER_READ"]),
-        requests=source_health.recent_requests(db, scope))
+        requests=source_health.recent_requests(db, scope),
+        stream=stream_view(db, config["FEEDAPP_STREAM"], bool(config["FEEDAPP_X_BEARER_TOKEN"]),
+                           int(config["FEEDAPP_POLL_INTERVAL"])))
 
 
 def _render_source(source: Source, form: SourceForm):
