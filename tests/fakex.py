@@ -1,13 +1,15 @@
 """A fake X API v2 server on 127.0.0.1 for tests and benchmarks.
 
 FakeX runs a real HTTP server (ThreadingHTTPServer in a daemon thread) that
-speaks the X API v2 wire format for the few GET endpoints feedapp uses:
-users lookup and the user timeline. Tweets are built with ``post()`` the way
+speaks the X API v2 wire format for the endpoints feedapp uses: users lookup,
+the user timeline, and the filtered stream with its rules. Tweets are built with ``post()`` the way
 X builds them: HTML-escaped text, t.co links, entity indices in code points of
 the escaped text, media keys, note tweets, retweets, quotes and replies.
 Faults (429, 5xx, slow, malformed JSON, ...) are queued with ``fail()``; "hold" keeps
 requests waiting until the test sets an event, and ``wait_for()`` waits until the
 fake has received or answered what a test needs (no sleeping in tests).
+Posts published while a filtered stream is connected are delivered to it when
+its rules match; ``disconnect_stream()`` and ``stall_stream()`` break it on purpose.
 Only stdlib + oauthlib; it never talks to anything but 127.0.0.1.
 """
 
@@ -19,6 +21,8 @@ import hmac
 import json
 import random
 import re
+import select
+import socket
 import string
 import threading
 import time
@@ -65,6 +69,14 @@ USER_PARAMS = ["expansions", "tweet.fields", "user.fields"]
 TIMELINE_PARAMS = ["end_time", "exclude", "expansions", "max_results", "media.fields", "pagination_token",
                    "place.fields", "poll.fields", "since_id", "start_time", "tweet.fields", "until_id",
                    "user.fields"]
+STREAM_PATH = "/2/tweets/search/stream"
+RULES_PATH = "/2/tweets/search/stream/rules"
+# GET /2/tweets/search/stream takes the timeline's fields and expansions, not its paging.
+STREAM_PARAMS = ["backfill_minutes", "end_time", "expansions", "media.fields", "place.fields", "poll.fields",
+                 "start_time", "tweet.fields", "user.fields"]
+RULE_CAP = 1000  # rules per app on Pro (https://docs.x.com/x-api/posts/filtered-stream/introduction)
+RULE_TAG_MAX = 128
+BUILD_A_RULE = "https://developer.twitter.com/en/docs/twitter-api/tweets/filtered-stream/integrate/build-a-rule"
 MEDIA_KEY_PREFIX = {"photo": 3, "video": 7, "animated_gif": 16}
 FAULT_KINDS = {"429", "500", "503", "slow", "hold", "malformed", "truncated", "errors", "401", "403", "remaining0"}
 
@@ -73,13 +85,19 @@ URL_RE = re.compile(r"https?://[^\s<>\"]+")
 TCO_RE = re.compile(r"https://t\.co/[A-Za-z0-9]{10}(?![A-Za-z0-9])")
 MENTION_RE = re.compile(r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]{1,15})(?![A-Za-z0-9_@])")
 HASHTAG_RE = re.compile(r"(?<![\w#&])#(\w*[^\W\d_]\w*)")
+RULE_TOKEN_RE = re.compile(r"\(|\)|[^\s()]+")
+# (path, method, rate-limit key, handler); the stream and its rules are app-only (Bearer) endpoints.
 ROUTES = [
-    (re.compile(r"/2/users"), "/2/users", "_users_by_ids"),
-    (re.compile(r"/2/users/by"), "/2/users/by", "_users_by"),
-    (re.compile(r"/2/users/by/username/([^/]+)"), "/2/users/by/username/:username", "_user_by_username"),
-    (re.compile(r"/2/users/([^/]+)/tweets"), "/2/users/:id/tweets", "_user_tweets"),
-    (re.compile(r"/2/users/([^/]+)"), "/2/users/:id", "_user_by_id"),
+    (re.compile(r"/2/users"), "GET", "/2/users", "_users_by_ids"),
+    (re.compile(r"/2/users/by"), "GET", "/2/users/by", "_users_by"),
+    (re.compile(r"/2/users/by/username/([^/]+)"), "GET", "/2/users/by/username/:username", "_user_by_username"),
+    (re.compile(r"/2/users/([^/]+)/tweets"), "GET", "/2/users/:id/tweets", "_user_tweets"),
+    (re.compile(r"/2/users/([^/]+)"), "GET", "/2/users/:id", "_user_by_id"),
+    (re.compile(re.escape(RULES_PATH)), "GET", RULES_PATH, "_rules_lookup"),
+    (re.compile(re.escape(RULES_PATH)), "POST", "POST " + RULES_PATH, "_rules_change"),
+    (re.compile(re.escape(STREAM_PATH)), "GET", STREAM_PATH, "_stream_open"),
 ]
+APP_ONLY = {RULES_PATH, "POST " + RULES_PATH, STREAM_PATH}
 
 
 class Req(NamedTuple):
@@ -118,8 +136,141 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+class RuleError(ValueError):
+    """A rule the fake's filter language rejects; str() is X's detail text."""
+
+
+def parse_rule(value: str):
+    """Parse a filtered-stream rule into a tree, or raise RuleError with X's detail text.
+
+    The fake knows the part of X's rule language feedapp uses: from:USERNAME,
+    is:retweet, negation with a leading -, OR, parentheses, and AND by adjacency
+    (AND binds tighter than OR, per X's build-a-rule guide). Anything else is
+    refused, so a rule the fake cannot evaluate never passes silently.
+    """
+    tokens = [(m.group(), m.start() + 1) for m in RULE_TOKEN_RE.finditer(value)]
+    pos = 0
+
+    def peek():
+        return tokens[pos][0] if pos < len(tokens) else None
+
+    def fail(detail, at):
+        raise RuleError(f"{detail} (at position {at})")
+
+    def or_expr():
+        nonlocal pos
+        parts = [and_expr()]
+        while peek() == "OR":
+            pos += 1
+            parts.append(and_expr())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def and_expr():
+        parts = []
+        while peek() not in (None, ")", "OR"):
+            parts.append(unary())
+        if not parts:
+            tok, at = tokens[pos] if pos < len(tokens) else ("<EOF>", len(value) + 1)
+            fail(f"There were errors processing your request: no viable alternative at input '{tok}'", at)
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def unary():
+        nonlocal pos
+        tok, at = tokens[pos]
+        if tok == "-" and pos + 1 < len(tokens) and tokens[pos + 1][0] == "(":
+            pos += 1
+            return ("not", group())
+        if tok.startswith("-") and len(tok) > 1:
+            pos += 1
+            return ("not", term(tok[1:], at + 1))
+        if tok == "(":
+            return group()
+        pos += 1
+        return term(tok, at)
+
+    def group():
+        nonlocal pos
+        at = tokens[pos][1]
+        pos += 1
+        inner = or_expr()
+        if peek() != ")":
+            fail("There were errors processing your request: missing ')'", at)
+        pos += 1
+        return inner
+
+    def term(tok, at):
+        op, colon, arg = tok.partition(":")
+        if not colon:
+            fail(f"fakex: keyword '{tok}' is not supported; use from:, is:retweet, OR and parentheses", at)
+        if op == "from":
+            if not USERNAME_RE.match(arg):
+                fail(f"Invalid value for operator 'from:{arg}': usernames match ^[A-Za-z0-9_]{{1,15}}$", at)
+            return ("from", arg.lower())
+        if op == "is" and arg == "retweet":
+            return ("retweet",)
+        fail(f"Reference to invalid operator '{op}'. Operator is not available in current product or product "
+             f"packaging. Please refer to complete available operator list at {BUILD_A_RULE}.", at)
+
+    tree = or_expr()
+    if pos < len(tokens):
+        tok, at = tokens[pos]
+        fail(f"There were errors processing your request: extraneous input '{tok}'", at)
+    if not _has_positive(tree):
+        fail("Rules must contain a non-negation term", 1)
+    return tree
+
+
+def _has_positive(node) -> bool:
+    kind = node[0]
+    if kind == "not":
+        return False
+    if kind in ("or", "and"):
+        return any(_has_positive(n) for n in node[1])
+    return True
+
+
+def rule_matches(node, username: str, is_retweet: bool) -> bool:
+    """Evaluate a parsed rule against a post by `username` (lower case)."""
+    kind = node[0]
+    if kind == "or":
+        return any(rule_matches(n, username, is_retweet) for n in node[1])
+    if kind == "and":
+        return all(rule_matches(n, username, is_retweet) for n in node[1])
+    if kind == "not":
+        return not rule_matches(node[1], username, is_retweet)
+    if kind == "from":
+        return node[1] == username
+    return is_retweet
+
+
+class _Stream:
+    """One open filtered-stream connection: an outbox the publishing thread fills and the handler drains."""
+
+    def __init__(self, sock, params: dict):
+        self.sock, self.params = sock, params
+        self.outbox: list[tuple[bytes, list[str], str]] = []  # (message, post ids returned, streamed post id)
+        self.ending = self.stalled = False
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_w.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self.wake_w.send(b"!")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or the handler has gone
+
+    def peer_gone(self) -> bool:
+        """True when the client closed its end (EOF readable without blocking)."""
+        try:
+            if not select.select([self.sock], [], [], 0)[0]:
+                return False
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+
 class FakeX:
-    """In-process fake of the X API v2 (users lookup + user timeline) over real HTTP."""
+    """In-process fake of the X API v2 (users lookup, user timeline, filtered stream) over real HTTP."""
 
     def __init__(self, bearer_token="test-bearer", consumer_key="ck", consumer_secret="cs",
                  access_token="at", access_token_secret="ats", *, seed=1234, start_time=None):
@@ -128,6 +279,11 @@ class FakeX:
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.latency = 0.0
         self.rate_limit = 900  # per endpoint per 15 min window; over it -> real 429
+        self.rate_limits: dict[str, int] = {}  # rate-limit key (a ROUTES key) -> its own limit, else rate_limit
+        self.keepalive = 20.0  # X sends a bare \r\n every 20 s on an idle stream
+        self.rule_max_length = 512  # Pro rule length; Enterprise allows 2048
+        self.rule_cap = RULE_CAP
+        self.client_id = "28460123"  # the app id X names in its client-forbidden answer
         self.problem_host = "https://api.twitter.com"
         self.requests: list[Req] = []
         self._lock = threading.RLock()
@@ -145,6 +301,12 @@ class FakeX:
         self._seq = 0
         self._next_user_id = 1_500_000_000
         self._clock = (start_time or datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+        self._rules: dict[str, dict] = {}  # rule id -> {"id", "value", "tag"?, "_tree"}, in creation order
+        self._rule_seq = 0
+        self._streams: list[_Stream] = []  # open filtered-stream connections (X allows one per app)
+        self.streamed: list[str] = []  # post ids delivered over the stream, in order
+        self.stream_connects = 0  # stream connections answered 200
+        self.delivered_posts: list[str] = []  # every post object returned anywhere (X bills each one)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -160,7 +322,13 @@ class FakeX:
         return self
 
     def stop(self) -> None:
-        """Stop the server and wait for its thread."""
+        """End open streams, stop the server and wait for its thread."""
+        with self._lock:
+            for conn in self._streams:
+                conn.ending = True
+                conn.wake()
+            # a handler ends its stream in well under a second; don't hang a test on a wedged client
+            self._changed.wait_for(lambda: not self._streams, 5.0)
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -258,6 +426,7 @@ class FakeX:
             self._tweets[tid] = rec
             bisect.insort(self._timelines[author["id"]], int(tid))
             author["public_metrics"]["tweet_count"] += 1
+            self._publish(rec, author)
             return tid
 
     def fail(self, path_glob: str, kind: str, count: int = 1, *, skip: int = 0, **opts) -> None:
@@ -282,6 +451,44 @@ class FakeX:
         """Forget the recorded requests."""
         with self._lock:
             self.requests.clear()
+
+    # ---------------------------------------------------------------- filtered stream controls
+    @property
+    def rules(self) -> list[dict]:
+        """The app's stream rules as GET /2/tweets/search/stream/rules lists them."""
+        with self._lock:
+            return [self._public_rule(r) for r in self._rules.values()]
+
+    @property
+    def stream_connected(self) -> bool:
+        """Whether a filtered-stream connection is open (stalled ones included)."""
+        with self._lock:
+            return bool(self._streams)
+
+    def wait_for_stream(self, timeout: float = 30.0) -> None:
+        """Block until a filtered-stream connection is open."""
+        self.wait_for(lambda fake: bool(fake._streams), timeout)
+
+    def disconnect_stream(self, message: bool = True) -> None:
+        """End the open stream, first sending X's operational-disconnect message when `message`."""
+        # https://docs.x.com/x-api/fundamentals/response-codes-and-errors#operational-disconnect
+        body = {"errors": [{"title": "operational-disconnect", "disconnect_type": "OperationalDisconnect",
+                            "detail": "This stream has been disconnected for operational reasons.",
+                            "type": self._ptype("operational-disconnect")}]}
+        with self._lock:
+            for conn in self._streams:
+                if message and not conn.stalled:
+                    conn.outbox.append((json.dumps(body).encode() + b"\r\n", [], ""))
+                conn.ending = True
+                conn.wake()
+
+    def stall_stream(self) -> None:
+        """Keep the open stream's connection but send nothing more, not even keep-alives."""
+        with self._lock:
+            for conn in self._streams:
+                conn.stalled = True
+                conn.outbox.clear()
+                conn.wake()
 
     # ---------------------------------------------------------------- building helpers
     def _rand(self, n: int) -> str:
@@ -359,8 +566,9 @@ class FakeX:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path, params = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
+        payload = b""
         if h.command != "GET" and int(h.headers.get("Content-Length") or 0):
-            h.rfile.read(int(h.headers["Content-Length"]))
+            payload = h.rfile.read(int(h.headers["Content-Length"]))
         kind, ok = self._check_auth(h, path, split.query)
         with self._lock:
             self.requests.append(Req(h.command, path, params, kind))
@@ -373,13 +581,14 @@ class FakeX:
                 fault["left"] -= 1
                 if fault["left"] <= 0:
                     self._faults.remove(fault)
-        route = next(((key, meth, m) for rx, key, meth in ROUTES if (m := rx.fullmatch(path))), None)
-        limit, remaining, reset, over = self._count(route[0] if route else "other")
+        matches = [(key, meth, m, verb) for rx, verb, key, meth in ROUTES if (m := rx.fullmatch(path))]
+        route = next(((key, meth, m) for key, meth, m, verb in matches if verb == h.command), None)
+        limit, remaining, reset, over = self._count(route[0] if route else matches[0][0] if matches else "other")
         time.sleep(self.latency + (fault["opts"].get("delay", 1.0) if fault and fault["kind"] == "slow" else 0))
         if fault and fault["kind"] == "hold":  # answered normally once the test sets the event
             if not fault["opts"]["event"].wait(fault["opts"].get("timeout", 30.0)):
                 raise TimeoutError("fakex: a held request was never released")
-        status, body = None, None
+        status, body, stream = None, None, None
         if fault and fault["kind"] not in ("slow", "hold", "remaining0"):
             status, body, remaining, reset = self._fault_response(fault, path, remaining, reset)
         elif fault and fault["kind"] == "remaining0":
@@ -387,23 +596,32 @@ class FakeX:
         if status is None:
             if not ok:
                 status, body = 401, problem("Unauthorized", 401)
+            elif route is not None and route[0] in APP_ONLY and kind != "bearer":
+                status, body = 403, self._unsupported_auth()
             elif over:
                 status, body = 429, problem("Too Many Requests", 429)
-            elif route is None or h.command != "GET":
+            elif route is None:
                 status, body = 404, problem("Not Found Error", 404, "Sorry, that page does not exist")
+            elif route[1] == "_stream_open":
+                with self._lock:
+                    status, body, stream = self._stream_open(h, params)
             else:
                 with self._lock:
-                    status, body = getattr(self, route[1])(route[2], params, kind)
-        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(raw)))
-        h.send_header("x-rate-limit-limit", str(limit))
-        h.send_header("x-rate-limit-remaining", str(remaining))
-        h.send_header("x-rate-limit-reset", str(reset))
-        h.end_headers()
-        h.wfile.write(raw)
-        h.wfile.flush()
+                    extra = {"payload": payload} if h.command == "POST" else {}
+                    status, body = getattr(self, route[1])(route[2], params, kind, **extra)
+        rate = {"x-rate-limit-limit": limit, "x-rate-limit-remaining": remaining, "x-rate-limit-reset": reset}
+        if stream is not None:
+            self._serve_stream(h, stream, rate)
+        else:
+            raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json; charset=utf-8")
+            h.send_header("Content-Length", str(len(raw)))
+            for name, value in rate.items():
+                h.send_header(name, str(value))
+            h.end_headers()
+            h.wfile.write(raw)
+            h.wfile.flush()
         with self._lock:
             self.answered += 1
             self._changed.notify_all()
@@ -434,19 +652,31 @@ class FakeX:
     def _count(self, key: str):
         with self._lock:
             now = time.time()
+            limit = self.rate_limits.get(key, self.rate_limit)
             window = self._windows.get(key)
             if window is None or now >= window[0]:
                 window = self._windows[key] = [now + WINDOW_S, 0]
             window[1] += 1
-            return self.rate_limit, max(0, self.rate_limit - window[1]), int(window[0]), window[1] > self.rate_limit
+            return limit, max(0, limit - window[1]), int(window[0]), window[1] > limit
 
     def _fault_response(self, fault, path, remaining, reset):
         kind, opts = fault["kind"], fault["opts"]
         if kind == "429":
-            return 429, opts.get("body", problem("Too Many Requests", 429)), 0, int(time.time() + opts.get("reset_in", 60))
+            default = self._too_many_connections() if opts.get("connection") else problem("Too Many Requests", 429)
+            return 429, opts.get("body", default), 0, int(time.time() + opts.get("reset_in", 60))
         if kind in ("500", "503", "401"):
             title = {"500": "Internal Server Error", "503": "Service Unavailable", "401": "Unauthorized"}[kind]
             return int(kind), opts.get("body", problem(title, int(kind))), remaining, reset
+        if kind == "403" and path == STREAM_PATH:
+            # What X answers a stream connect from an app whose plan lacks the filtered stream.
+            return 403, opts.get("body", {
+                "client_id": self.client_id,
+                "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens "
+                          "from a Twitter developer App that is attached to a Project. You can create a project via "
+                          "the developer portal.",
+                "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+                "title": "Client Forbidden", "required_enrollment": "Appropriate Level of API Access",
+                "reason": "client-not-enrolled", "type": self._ptype("client-forbidden")}), remaining, reset
         if kind == "403":
             return 403, opts.get("body", {
                 "title": "Client Forbidden", "type": f"{self.problem_host}/2/problems/client-forbidden",
@@ -600,7 +830,234 @@ class FakeX:
         meta = {"result_count": len(page), "newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
         if len(tweets) > len(page):
             meta["next_token"] = "7" + _base36(int(page[-1]["id"]))
-        return 200, {**self._tweets_payload(page, params), "meta": meta}
+        payload = self._tweets_payload(page, params)
+        self.delivered_posts += [t["id"] for t in payload["data"] + payload.get("includes", {}).get("tweets", [])]
+        return 200, {**payload, "meta": meta}
+
+    # ---------------------------------------------------------------- filtered stream rules
+    # https://docs.x.com/x-api/posts/filtered-stream/introduction (app-only auth; rules are per app)
+    def _unsupported_auth(self) -> dict:
+        return {"title": "Unsupported Authentication", "type": self._ptype("unsupported-authentication"),
+                "status": 403,
+                "detail": "Authenticating with OAuth 1.0a User Context is forbidden for this endpoint.  "
+                          "Supported authentication types are [OAuth 2.0 Application-Only]."}
+
+    def _too_many_connections(self) -> dict:
+        return {"title": "ConnectionException", "connection_issue": "TooManyConnections",
+                "detail": "This stream is currently at the maximum allowed connection limit.",
+                "type": self._ptype("streaming-connection")}
+
+    @staticmethod
+    def _public_rule(rule: dict) -> dict:
+        return {k: v for k, v in rule.items() if not k.startswith("_")}
+
+    @staticmethod
+    def _sent() -> str:
+        return iso(datetime.now(UTC))
+
+    def _new_rule_id(self) -> str:
+        # Rule ids are snowflakes like post ids: 19 digits today.
+        self._rule_seq += 1
+        return str(((int(time.time() * 1000) - TWEPOCH_MS) << 22) + (self._rule_seq % (1 << 22)))
+
+    def _request_problem(self, message: str) -> tuple[int, dict]:
+        return 400, {"errors": [{"parameters": {}, "message": message}], "title": "Invalid Request",
+                     "detail": "One or more parameters to your request was invalid.",
+                     "type": self._ptype("invalid-request")}
+
+    def _rules_lookup(self, m, params, auth):
+        errs = self._check_params(params, ["ids", "max_results", "pagination_token"], [])
+        ids = [i for i in params.get("ids", "").split(",") if i]
+        errs += [("ids", i, f"The `ids` query parameter value [{i}] does not match ^[0-9]{{1,19}}$")
+                 for i in ids if not re.fullmatch(r"[0-9]{1,19}", i)]
+        size = params.get("max_results", "1000")
+        if not (size.isdigit() and 1 <= int(size) <= 1000):
+            errs.append(("max_results", size, f"The `max_results` query parameter value [{size}] is not between 1 and 1000"))
+        token = params.get("pagination_token", "0")
+        if not token.isdigit():
+            errs.append(("pagination_token", token, f"The `pagination_token` query parameter value [{token}] is not valid"))
+        if errs:
+            return self._invalid(errs)
+        rules = [self._public_rule(r) for r in self._rules.values() if not ids or r["id"] in ids]
+        start = int(token)
+        page = rules[start:start + int(size)]
+        meta = {"sent": self._sent(), "result_count": len(page)}
+        if start + len(page) < len(rules):
+            meta["next_token"] = str(start + len(page))
+        return 200, {**({"data": page} if page else {}), "meta": meta}
+
+    def _rules_change(self, m, params, auth, payload=b""):
+        errs = self._check_params(params, ["dry_run"], [])
+        if params.get("dry_run", "false") not in ("true", "false"):
+            errs.append(("dry_run", params["dry_run"], f"The `dry_run` query parameter value [{params['dry_run']}] "
+                                                       "is not one of [true,false]"))
+        if errs:
+            return self._invalid(errs)
+        try:
+            req = json.loads(payload or b"null")
+        except ValueError as exc:
+            return self._request_problem(f"Request body is not valid JSON: {exc}")
+        if not isinstance(req, dict) or ("add" in req) == ("delete" in req) or len(req) != 1:
+            return self._request_problem("The request body must have exactly one of `add` or `delete`")
+        dry = params.get("dry_run") == "true"
+        if "add" in req:
+            adds = req["add"]
+            if (not isinstance(adds, list) or not adds
+                    or not all(isinstance(a, dict) and isinstance(a.get("value"), str)
+                               and isinstance(a.get("tag", ""), str) and set(a) <= {"value", "tag"} for a in adds)):
+                return self._request_problem("`add` must be a non-empty array of {value, tag} objects")
+            return self._add_rules(adds, dry)
+        dels = req["delete"]
+        if (not isinstance(dels, dict) or not dels or not set(dels) <= {"ids", "values"}
+                or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in dels.values())
+                or not all(re.fullmatch(r"[0-9]{1,19}", i) for i in dels.get("ids", []))):
+            return self._request_problem("`delete` must hold `ids` (rule ids) and/or `values` (rule values)")
+        return self._delete_rules(dels.get("ids", []), dels.get("values", []), dry)
+
+    def _add_rules(self, adds: list[dict], dry: bool) -> tuple[int, dict]:
+        # X's answer: one error per refused rule. A rule that does not parse refuses the whole request (none
+        # are created); a duplicate of an existing (or earlier) rule is skipped and the others are created.
+        by_value = {r["value"]: r["id"] for r in self._rules.values()}
+        new, errors, broken = [], [], False
+        for a in adds:
+            value, tag = a["value"], a.get("tag")
+            try:
+                if len(value) > self.rule_max_length:
+                    raise RuleError(f"Rule must not be longer than {self.rule_max_length} characters")
+                if tag is not None and len(tag) > RULE_TAG_MAX:
+                    raise RuleError(f"Tag must not be longer than {RULE_TAG_MAX} characters")
+                tree = parse_rule(value)
+            except RuleError as exc:
+                broken = True
+                errors.append({"value": value, "details": [str(exc)], "title": "UnprocessableEntity",
+                               "type": self._ptype("invalid-rules")})
+                continue
+            if value in by_value:
+                errors.append({"value": value, "id": by_value[value], "title": "DuplicateRule",
+                               "type": self._ptype("duplicate-rules")})
+                continue
+            rule = {"id": self._new_rule_id(), "value": value, **({"tag": tag} if tag is not None else {}),
+                    "_tree": tree}
+            by_value[value] = rule["id"]
+            new.append(rule)
+        valid = len(new)
+        if not broken and len(self._rules) + len(new) > self.rule_cap:
+            errors.append({"title": "RulesCapExceeded", "type": self._ptype("rule-cap"),
+                           "detail": f"Rule creation would exceed the maximum of {self.rule_cap} rules."})
+            broken = True
+        created = [] if broken else new
+        if not dry:
+            self._rules.update((r["id"], r) for r in created)
+        meta = {"sent": self._sent(), "summary": {"created": len(created), "not_created": len(adds) - len(created),
+                                                  "valid": valid, "invalid": len(adds) - valid}}
+        body = {"data": [self._public_rule(r) for r in created]} if created else {}
+        return 200, {**body, "meta": meta, **({"errors": errors} if errors else {})}
+
+    def _delete_rules(self, ids: list[str], values: list[str], dry: bool) -> tuple[int, dict]:
+        by_value = {r["value"]: r["id"] for r in self._rules.values()}
+        wanted = ids + [by_value.get(v, "") for v in values]
+        found = [i for i in dict.fromkeys(wanted) if i in self._rules]
+        missing = len(wanted) - len(found)
+        if not dry:
+            for i in found:
+                del self._rules[i]
+        meta = {"sent": self._sent(), "summary": {"deleted": len(found), "not_deleted": missing}}
+        errors = [{"errors": [{"parameters": {}, "message": "Rule does not exist"}], "title": "Invalid Request",
+                   "detail": "One or more parameters to your request was invalid.",
+                   "type": self._ptype("invalid-request")}] if missing else []
+        return 200, {"meta": meta, **({"errors": errors} if errors else {})}
+
+    # ---------------------------------------------------------------- filtered stream
+    def _stream_open(self, h, params) -> tuple[int | None, dict | None, _Stream | None]:
+        errs = self._check_params(params, STREAM_PARAMS, TWEET_EXPANSIONS)
+        back = params.get("backfill_minutes")
+        if back is not None and not (back.isdigit() and 0 <= int(back) <= 5):
+            errs.append(("backfill_minutes", back, f"The `backfill_minutes` query parameter value [{back}] is not "
+                                                   "between 0 and 5"))
+        for name in ("start_time", "end_time"):
+            if name in params:
+                try:
+                    parse_time(params[name])
+                except ValueError:
+                    errs.append((name, params[name], f"The `{name}` query parameter value [{params[name]}] is not valid"))
+        if errs:
+            return (*self._invalid(errs), None)
+        # A client that hung up (a stall it detected) frees its slot at once, as X sees the TCP close.
+        for gone in [c for c in self._streams if c.peer_gone()]:
+            self._streams.remove(gone)  # its handler sees the same EOF and ends
+        if self._streams:
+            return 429, self._too_many_connections(), None
+        conn = _Stream(h.connection, params)  # backfill_minutes is accepted; the fake never backfills
+        self._streams.append(conn)
+        self.stream_connects += 1
+        self._changed.notify_all()
+        return None, None, conn
+
+    def _serve_stream(self, h, conn: _Stream, rate: dict) -> None:
+        # One HTTP chunk per message, each message a JSON object + \r\n; a bare \r\n is a keep-alive
+        # (https://docs.x.com/x-api/posts/filtered-stream/integrate/handling-disconnections).
+        def chunk(data: bytes) -> None:
+            h.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+
+        peer_gone = False
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Transfer-Encoding", "chunked")
+            for name, value in rate.items():
+                h.send_header(name, str(value))
+            h.end_headers()
+            while True:
+                with self._lock:
+                    out, conn.outbox = conn.outbox, []
+                    ending, stalled = conn.ending, conn.stalled
+                for message, returned, post_id in out:
+                    chunk(message)
+                    with self._lock:
+                        if post_id:
+                            self.streamed.append(post_id)
+                        self.delivered_posts.extend(returned)
+                        self._changed.notify_all()
+                if ending:
+                    break
+                ready = select.select([conn.sock, conn.wake_r], [], [], None if stalled else self.keepalive)[0]
+                if conn.wake_r in ready:
+                    conn.wake_r.recv(4096)
+                if conn.sock in ready and not conn.sock.recv(4096):
+                    peer_gone = True
+                    break
+                if not ready and not stalled:
+                    chunk(b"\r\n")
+            if not peer_gone:
+                h.wfile.write(b"0\r\n\r\n")  # end of the chunked body: X closed the stream
+        except OSError:
+            pass  # the client hung up mid-write
+        finally:
+            h.close_connection = True
+            with self._lock:
+                if conn in self._streams:
+                    self._streams.remove(conn)
+                self._changed.notify_all()
+            conn.wake_r.close()
+            conn.wake_w.close()
+
+    def _publish(self, rec: dict, author: dict) -> None:
+        """Queue a new post on every open stream whose rules match it (called with the lock held)."""
+        if not self._streams or author["protected"]:  # the filtered stream sees public posts only
+            return
+        matched = [r for r in self._rules.values()
+                   if rule_matches(r["_tree"], author["username"].lower(), bool(rec.get("_retweet_of")))]
+        if not matched:
+            return
+        for conn in self._streams:
+            if conn.ending or conn.stalled:
+                continue
+            payload = self._tweets_payload([rec], conn.params)
+            message = {"data": payload["data"][0], **({"includes": payload["includes"]} if "includes" in payload else {}),
+                       "matching_rules": [{"id": r["id"], **({"tag": r["tag"]} if "tag" in r else {})} for r in matched]}
+            returned = [rec["id"]] + [t["id"] for t in payload.get("includes", {}).get("tweets", [])]
+            conn.outbox.append((json.dumps(message, ensure_ascii=False).encode() + b"\r\n", returned, rec["id"]))
+            conn.wake()
 
     def _tweets_payload(self, tweets: list[dict], params: dict) -> dict:
         tf, uf, mf, ex = (set(params.get(k, "").split(",")) for k in ("tweet.fields", "user.fields",
