@@ -233,7 +233,7 @@ def test_every_photo_or_video_is_an_enclosure_readers_see(demo, client):
 
 
 def test_ttl_is_max_age_rounded_up_to_minutes(demo, make_app):
-    app = make_app(FEEDAPP_POLL_INTERVAL=90)
+    app = make_app(FEEDAPP_POLL_INTERVAL=90, FEEDAPP_STREAM="off")
     for path in ("/feed.rss", "/offices/lyon/local/feed.rss"):
         response = app.test_client().get(path)
         assert response.headers["Cache-Control"] == "public, max-age=90"

@@ -66,7 +66,7 @@ def test_validators_differ_by_office_and_page(demo, client):
 
 
 def test_cache_control_public_feeds_match_the_poll_interval(demo, make_app):
-    app = make_app(FEEDAPP_POLL_INTERVAL=600)
+    app = make_app(FEEDAPP_POLL_INTERVAL=600, FEEDAPP_STREAM="off")
     app.test_cli_runner().invoke(args=["demo"])
     client = app.test_client()
     rss = client.get("/feed.rss")
@@ -77,6 +77,18 @@ def test_cache_control_public_feeds_match_the_poll_interval(demo, make_app):
     # A signed-in reader sees more; pages are translated.
     assert client.get("/offices/lyon").headers["Vary"] == "Accept-Encoding, Cookie, Accept-Language"
     assert client.get("/feed.rss").headers["Vary"] == "Accept-Encoding"  # public feeds ignore cookies
+
+
+def test_with_the_stream_public_feeds_and_pages_are_reused_for_seconds_only(demo, make_app):
+    """Posts land seconds after X delivers them: a cache holding a feed for the poll interval would hide them."""
+    app = make_app(FEEDAPP_POLL_INTERVAL=600, FEEDAPP_STREAM="on")
+    app.test_cli_runner().invoke(args=["demo"])
+    client = app.test_client()
+    rss = client.get("/feed.rss")
+    assert rss.headers["Cache-Control"] == "public, max-age=10"
+    assert b"<ttl>1</ttl>" in rss.data
+    assert client.get("/feed.json").headers["Cache-Control"] == "public, max-age=10"
+    assert client.get("/").headers["Cache-Control"] == "public, max-age=10"
 
 
 @pytest.mark.parametrize("encoding, decode", [("br", brotli.decompress), ("gzip", gzip.decompress)])

@@ -565,4 +565,10 @@ FR = {
     'Notifications are not available on this site.': "Les notifications ne sont pas disponibles sur ce site.",
     'Must-read post': "Message à lire absolument",
     'There is a new must-read post. Open the app to read it.': "Un nouveau message est à lire absolument. Ouvrez l’app pour le lire.",
+    # The filtered stream's state on the console's Sources page
+    'Instant updates: on since %(since)s. New posts of %(count)d public accounts arrive within seconds; protected accounts are checked every %(minutes)d min.': "Mises à jour instantanées : actives depuis %(since)s. Les nouveaux messages de %(count)d comptes publics arrivent en quelques secondes ; les comptes protégés sont consultés toutes les %(minutes)d min.",
+    'Instant updates: refused by X (%(why)s). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : refusées par X (%(why)s). Chaque compte est consulté toutes les %(minutes)d min.",
+    'Instant updates: off (%(why)s). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : désactivées (%(why)s). Chaque compte est consulté toutes les %(minutes)d min.",
+    'Instant updates: not running (the worker, poll --loop, runs them). Every account is checked every %(minutes)d min until then.': "Mises à jour instantanées : arrêtées (le processus poll --loop les assure). Chaque compte est consulté toutes les %(minutes)d min d’ici là.",
+    'Instant updates: reconnecting to X. Public accounts are checked every %(minutes)d min until they are back.': "Mises à jour instantanées : reconnexion à X en cours. Les comptes publics sont consultés toutes les %(minutes)d min en attendant.",
 }

@@ -16,7 +16,7 @@ from feedapp.render import feeds as render
 from feedapp.render import jsonfeed
 
 from . import media
-from .http import cached_response
+from .http import cached_response, content_max_age
 from .branding import icon_url, site_name
 from .scope import base_url, get_office_or_404
 from .state import OfficeInfo, content_state
@@ -126,7 +126,7 @@ def _feed(fmt: str, office: OfficeInfo | None, reader: int | None = None, token:
                 self_url=self_url,
                 feed_id=feed_id(scope),
                 # RSS 2.0 <ttl> in minutes, never shorter than Cache-Control max-age (rounded up).
-                ttl_minutes=max(1, math.ceil(current_app.config["FEEDAPP_POLL_INTERVAL"] / 60)),
+                ttl_minutes=max(1, math.ceil(content_max_age(current_app.config) / 60)),
                 icon_url=root + icon_url(FEED_ICON),
                 language=language,
                 labels=feed_labels(),
@@ -207,5 +207,5 @@ def _own_pages(posts, root: str) -> dict[int, str]:
 
 
 def _public_max_age() -> str:
-    # A feed changes at most once per poll cycle.
-    return f"public, max-age={current_app.config['FEEDAPP_POLL_INTERVAL']}"
+    # A feed changes at most once per poll cycle, or within seconds when the filtered stream delivers.
+    return f"public, max-age={content_max_age(current_app.config)}"

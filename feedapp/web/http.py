@@ -26,6 +26,13 @@ COMPRESSIBLE = ("text/", "application/json", "application/feed+json", "applicati
                 "application/atom+xml", "application/xml", "text/x-opml", "application/manifest+json",
                 "application/javascript")
 MIN_COMPRESS = 512  # below this, headers cost more than compression saves
+STREAM_FRESHNESS = 10  # seconds: with X's filtered stream a post is stored seconds after it is published
+
+
+def content_max_age(config) -> int:
+    """Seconds a public feed or feed page may be reused: the poll interval, or seconds when the stream is on."""
+    interval = int(config["FEEDAPP_POLL_INTERVAL"])
+    return min(interval, STREAM_FRESHNESS) if config["FEEDAPP_STREAM"] else interval
 
 
 @dataclass

@@ -12,7 +12,7 @@ from feedapp.models import utcnow
 from feedapp.queries import pinned_posts, posts_for_feed
 from feedapp.render.page import fold_threads
 
-from .http import cached_response
+from .http import cached_response, content_max_age
 from .scope import OFFICE_COOKIE, chosen_office, cursor, get_office_or_404
 from .state import content_state
 from .variant import variant
@@ -97,7 +97,8 @@ def _feed_page(office):
         build,
         content_type="text/html; charset=utf-8",
         # Signed-in pages name the reader and hold staff-only posts: per user, never in shared caches.
-        cache_control="private, no-cache" if staff else f"public, max-age={PAGE_MAX_AGE}",
+        cache_control="private, no-cache" if staff else
+        f"public, max-age={min(PAGE_MAX_AGE, content_max_age(current_app.config))}",
         # The office, language and session cookies and Accept-Language all change the body.
         vary=("Cookie", "Accept-Language"),
         fresh=bool(must.asked),  # its "Got it" forms carry this session's CSRF token
