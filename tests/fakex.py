@@ -888,7 +888,7 @@ class FakeX:
 
     def _rules_change(self, m, params, auth, payload=b""):
         errs = self._check_params(params, ["dry_run"], [])
-        if params.get("dry_run", "false") not in ("true", "false"):
+        if params.get("dry_run", "false").lower() not in ("true", "false"):  # tweepy sends dry_run=True
             errs.append(("dry_run", params["dry_run"], f"The `dry_run` query parameter value [{params['dry_run']}] "
                                                        "is not one of [true,false]"))
         if errs:
@@ -899,7 +899,7 @@ class FakeX:
             return self._request_problem(f"Request body is not valid JSON: {exc}")
         if not isinstance(req, dict) or ("add" in req) == ("delete" in req) or len(req) != 1:
             return self._request_problem("The request body must have exactly one of `add` or `delete`")
-        dry = params.get("dry_run") == "true"
+        dry = params.get("dry_run", "").lower() == "true"
         if "add" in req:
             adds = req["add"]
             if (not isinstance(adds, list) or not adds
@@ -1012,12 +1012,12 @@ class FakeX:
                     out, conn.outbox = conn.outbox, []
                     ending, stalled = conn.ending, conn.stalled
                 for message, returned, post_id in out:
-                    chunk(message)
-                    with self._lock:
+                    with self._lock:  # counted before the write: a client that has read it may look at once
                         if post_id:
                             self.streamed.append(post_id)
                         self.delivered_posts.extend(returned)
                         self._changed.notify_all()
+                    chunk(message)
                 if ending:
                     break
                 ready = select.select([conn.sock, conn.wake_r], [], [], None if stalled else self.keepalive)[0]
