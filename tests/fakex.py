@@ -24,6 +24,7 @@ import re
 import select
 import socket
 import string
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -1115,6 +1116,10 @@ def _base36(n: int) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default 5 makes concurrent clients wait for a 1 s SYN retry
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up between requests is normal
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -386,7 +386,10 @@ def test_stream_faults(fake, http, kind, status):
             "reason": "client-not-enrolled", "type": "https://api.twitter.com/2/problems/client-forbidden"}
     if kind == "429":
         assert resp.headers["x-rate-limit-remaining"] == "0" and resp.json()["title"] == "Too Many Requests"
-    assert connect(http, fake).status_code == 200  # one-shot
+    resp.close()
+    resp = connect(http, fake)
+    assert resp.status_code == 200  # one-shot
+    resp.close()
 
 
 def test_stream_connection_fault_and_tweepy_sees_status(fake, stream):
