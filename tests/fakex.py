@@ -472,7 +472,7 @@ class FakeX:
 
     def disconnect_stream(self, message: bool = True) -> None:
         """End the open stream, first sending X's operational-disconnect message when `message`."""
-        # https://docs.x.com/x-api/fundamentals/response-codes-and-errors#operational-disconnect
+        # https://docs.x.com/x-api/fundamentals/handling-disconnections ("Operational disconnect")
         body = {"errors": [{"title": "operational-disconnect", "disconnect_type": "OperationalDisconnect",
                             "detail": "This stream has been disconnected for operational reasons.",
                             "type": self._ptype("operational-disconnect")}]}
@@ -996,7 +996,7 @@ class FakeX:
 
     def _serve_stream(self, h, conn: _Stream, rate: dict) -> None:
         # One HTTP chunk per message, each message a JSON object + \r\n; a bare \r\n is a keep-alive
-        # (https://docs.x.com/x-api/posts/filtered-stream/integrate/handling-disconnections).
+        # (https://docs.x.com/x-api/fundamentals/handling-disconnections).
         def chunk(data: bytes) -> None:
             h.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
 
