@@ -24,6 +24,7 @@ import re
 import select
 import socket
 import string
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -471,7 +472,7 @@ class FakeX:
 
     def disconnect_stream(self, message: bool = True) -> None:
         """End the open stream, first sending X's operational-disconnect message when `message`."""
-        # https://docs.x.com/x-api/fundamentals/response-codes-and-errors#operational-disconnect
+        # https://docs.x.com/x-api/fundamentals/handling-disconnections ("Operational disconnect")
         body = {"errors": [{"title": "operational-disconnect", "disconnect_type": "OperationalDisconnect",
                             "detail": "This stream has been disconnected for operational reasons.",
                             "type": self._ptype("operational-disconnect")}]}
@@ -888,7 +889,7 @@ class FakeX:
 
     def _rules_change(self, m, params, auth, payload=b""):
         errs = self._check_params(params, ["dry_run"], [])
-        if params.get("dry_run", "false") not in ("true", "false"):
+        if params.get("dry_run", "false").lower() not in ("true", "false"):  # tweepy sends dry_run=True
             errs.append(("dry_run", params["dry_run"], f"The `dry_run` query parameter value [{params['dry_run']}] "
                                                        "is not one of [true,false]"))
         if errs:
@@ -899,7 +900,7 @@ class FakeX:
             return self._request_problem(f"Request body is not valid JSON: {exc}")
         if not isinstance(req, dict) or ("add" in req) == ("delete" in req) or len(req) != 1:
             return self._request_problem("The request body must have exactly one of `add` or `delete`")
-        dry = params.get("dry_run") == "true"
+        dry = params.get("dry_run", "").lower() == "true"
         if "add" in req:
             adds = req["add"]
             if (not isinstance(adds, list) or not adds
@@ -995,7 +996,7 @@ class FakeX:
 
     def _serve_stream(self, h, conn: _Stream, rate: dict) -> None:
         # One HTTP chunk per message, each message a JSON object + \r\n; a bare \r\n is a keep-alive
-        # (https://docs.x.com/x-api/posts/filtered-stream/integrate/handling-disconnections).
+        # (https://docs.x.com/x-api/fundamentals/handling-disconnections).
         def chunk(data: bytes) -> None:
             h.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
 
@@ -1012,12 +1013,12 @@ class FakeX:
                     out, conn.outbox = conn.outbox, []
                     ending, stalled = conn.ending, conn.stalled
                 for message, returned, post_id in out:
-                    chunk(message)
-                    with self._lock:
+                    with self._lock:  # counted before the write: a client that has read it may look at once
                         if post_id:
                             self.streamed.append(post_id)
                         self.delivered_posts.extend(returned)
                         self._changed.notify_all()
+                    chunk(message)
                 if ending:
                     break
                 ready = select.select([conn.sock, conn.wake_r], [], [], None if stalled else self.keepalive)[0]
@@ -1115,6 +1116,10 @@ def _base36(n: int) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default 5 makes concurrent clients wait for a 1 s SYN retry
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up between requests is normal
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
