@@ -28,6 +28,7 @@ from feedapp.ingest.stream_status import stream_view
 from feedapp.models import ApiRead, Media, Post, Source, StreamStatus
 from feedapp.xapi import XClient, XSettings
 from tests.conftest import x_config
+from tests.test_admin import make_user, signed_in
 from tests.helpers import follow, poll, post_many, source, stored_ids, timeline_requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,13 +53,13 @@ def eventually(check, what: str, timeout: float = GUARD):
 
 @pytest.fixture
 def workers(app, sessions):
-    """Make stream workers on this test's app; each is stopped at the end. Back-off waits are recorded,
-    not slept: the test drives the clock."""
+    """Make stream workers on this test's app; each is stopped at the end. Back-off waits are recorded by the
+    worker and not slept (the test drives the clock), except the hour after a refusal, which lasts until stop()."""
     made = []
 
     def make(**settings):
         def wait(event, seconds):
-            return event.wait(0)
+            return event.wait(None if seconds >= StreamSettings.refused_retry else 0)
 
         worker = StreamWorker(sessions, XSettings.from_config(app.config), PollSettings.from_config(app.config),
                               StreamSettings(**{"tick": 0.05, "stall": 30.0, **settings}), wait=wait)
@@ -218,6 +219,9 @@ def test_a_refused_stream_says_so_once_and_polling_goes_on(crew, fake_x, session
     eventually(lambda: (row := _status(sessions)) is not None and row.state == "refused", "the status row")
     out = runner.invoke(args=["sources", "list"]).output
     assert out.count("Filtered stream: refused by X") == 1 and "client-not-enrolled" in out
+    make_user(sessions, "comms", admin=True)
+    page = signed_in(app.test_client(), "comms").get("/admin/sources").get_data(as_text=True)
+    assert page.count("Instant updates: refused by X (") == 1 and "client-not-enrolled" in page
     new = post_many(fake_x, "crew", 2)
     summary = poll_cycle(sessions, XClient(XSettings.from_config(app.config)), PollSettings.from_config(app.config),
                          everything=True, coverage=worker.coverage)
