@@ -150,11 +150,14 @@ class XStream:
             raise AuthError("the filtered stream needs app-only auth: set FEEDAPP_X_BEARER_TOKEN")
         self.settings = settings
         self.stall = stall
+        # Two clients, so two HTTP sessions: the reader holds its connection while the keeper changes rules,
+        # and a requests.Session is not safe to share between threads.
         self._client = _StreamingClient(settings, stall)
+        self._rules_client = _StreamingClient(settings, stall)
 
     def rules(self) -> list[Rule]:
-        """Every rule of the app, ours and others' (GET /2/tweets/search/stream/rules)."""
-        body = self._call(self._client.get_rules)
+        """Every rule of the app, ours and others' (GET /2/tweets/search/stream/rules; the keeper's thread)."""
+        body = self._call(self._rules_client.get_rules)
         return [Rule(str(r["id"]), str(r["value"]), r.get("tag")) for r in body.get("data") or []]
 
     def sync_rules(self, wanted: dict[str, bool], max_length: int = RULE_MAX) -> RulesSync:
@@ -162,11 +165,11 @@ class XStream:
         result = RulesSync()
         add, delete = plan_rules(self.rules(), wanted, max_length)
         if add:  # first: an account moving between rules is never unfollowed, even for a moment
-            body = self._call(self._client.add_rules, [tweepy.StreamRule(value, tag=TAG) for value in add])
+            body = self._call(self._rules_client.add_rules, [tweepy.StreamRule(value, tag=TAG) for value in add])
             result.added = len(body.get("data") or [])
             result.problems += [_rule_problem(p) for p in body.get("errors") or []]
         if delete:
-            body = self._call(self._client.delete_rules, delete)
+            body = self._call(self._rules_client.delete_rules, delete)
             result.deleted = int(((body.get("meta") or {}).get("summary") or {}).get("deleted") or 0)
             result.problems += [_rule_problem(p) for p in body.get("errors") or []]
         for rule in self.rules():  # what X now holds is the truth, whatever it refused above
@@ -187,9 +190,10 @@ class XStream:
         self._client.hang_up()
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         self._client.hang_up()
         self._client.session.close()
+        self._rules_client.session.close()
 
     def _call(self, method, *args) -> dict:
         try:
