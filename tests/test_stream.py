@@ -242,6 +242,7 @@ def test_stream_setting_defaults_on_with_a_bearer_token_and_says_off_otherwise(m
     with sessions() as s:
         assert stream_view(s, False, True, 300).sentence.startswith("Filtered stream: off (FEEDAPP_STREAM=off)")
         assert "needs FEEDAPP_X_BEARER_TOKEN" in stream_view(s, True, False, 300).sentence
+        assert "needs FEEDAPP_X_BEARER_TOKEN" in stream_view(s, False, False, 300).sentence  # the default then
         assert stream_view(s, True, True, 300).state == "not-running"
 
 
@@ -273,3 +274,30 @@ def test_poll_loop_shows_a_published_post_on_the_home_page_within_seconds(tmp_pa
         proc.stdout.close()
     assert proc.returncode == 0
     assert _status(sessions).state == "stopped"
+
+
+def test_the_console_and_sources_list_say_how_the_stream_fares(fake_x, runner, sessions, app):
+    from feedapp.ingest.stream_status import write_status
+
+    fake_x.add_user("crew")
+    follow(runner, "crew")
+    make_user(sessions, "comms", admin=True)
+    console = signed_in(app.test_client(), "comms")
+    with sessions() as s:
+        write_status(s, "live", None, streamed_sources=3)
+        s.commit()
+    page = console.get("/admin/sources").get_data(as_text=True)
+    assert page.count("New posts of 3 public accounts arrive within seconds") == 1
+    assert "live since" in runner.invoke(args=["sources", "list"]).output
+    french = console.get("/admin/sources", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    assert "Les nouveaux messages de 3 comptes publics arrivent en quelques secondes" in french
+    with sessions() as s:
+        write_status(s, "reconnecting", "X answered 503 to the stream connection; next try in 5 s")
+        s.commit()
+    assert "Instant updates: reconnecting to X" in console.get("/admin/sources").get_data(as_text=True)
+    out = runner.invoke(args=["sources", "list"]).output
+    assert out.count("Filtered stream: reconnecting (X answered 503") == 1
+    with sessions() as s:
+        write_status(s, "stopped", None)
+        s.commit()
+    assert "Filtered stream: not running" in runner.invoke(args=["sources", "list"]).output

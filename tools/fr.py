@@ -568,7 +568,8 @@ FR = {
     # The filtered stream's state on the console's Sources page
     'Instant updates: on since %(since)s. New posts of %(count)d public accounts arrive within seconds; protected accounts are checked every %(minutes)d min.': "Mises à jour instantanées : actives depuis %(since)s. Les nouveaux messages de %(count)d comptes publics arrivent en quelques secondes ; les comptes protégés sont consultés toutes les %(minutes)d min.",
     'Instant updates: refused by X (%(why)s). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : refusées par X (%(why)s). Chaque compte est consulté toutes les %(minutes)d min.",
-    'Instant updates: off (%(why)s). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : désactivées (%(why)s). Chaque compte est consulté toutes les %(minutes)d min.",
+    'Instant updates: off until an X bearer token is set (FEEDAPP_X_BEARER_TOKEN). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : désactivées tant qu’aucun jeton X (FEEDAPP_X_BEARER_TOKEN) n’est configuré. Chaque compte est consulté toutes les %(minutes)d min.",
+    'Instant updates: off (FEEDAPP_STREAM=off). Every account is checked every %(minutes)d min.': "Mises à jour instantanées : désactivées (FEEDAPP_STREAM=off). Chaque compte est consulté toutes les %(minutes)d min.",
     'Instant updates: not running (the worker, poll --loop, runs them). Every account is checked every %(minutes)d min until then.': "Mises à jour instantanées : arrêtées (le processus poll --loop les assure). Chaque compte est consulté toutes les %(minutes)d min d’ici là.",
     'Instant updates: reconnecting to X. Public accounts are checked every %(minutes)d min until they are back.': "Mises à jour instantanées : reconnexion à X en cours. Les comptes publics sont consultés toutes les %(minutes)d min en attendant.",
 }

@@ -85,10 +85,10 @@ def _stream_worker(factory, x_client, settings):
 
     config = current_app.config
     why = None
-    if not config["FEEDAPP_STREAM"]:
-        why = "FEEDAPP_STREAM=off"
-    elif not x_client.settings.has_app_auth:
+    if not x_client.settings.has_app_auth:
         why = "the filtered stream needs FEEDAPP_X_BEARER_TOKEN"
+    elif not config["FEEDAPP_STREAM"]:
+        why = "FEEDAPP_STREAM=off"
     if why is None:
         return StreamWorker(factory, x_client.settings, settings, StreamSettings.from_config(config))
     try:

@@ -51,12 +51,12 @@ def stream_view(session: Session, enabled: bool, has_bearer: bool, interval: int
     translates by state)."""
     minutes = max(1, round(interval / 60))
     polling = f"every source is polled every {minutes} min"
+    if not has_bearer:  # first: without a token the setting's default is off too
+        return StreamView(OFF, f"Filtered stream: off (it needs FEEDAPP_X_BEARER_TOKEN); {polling}.",
+                          minutes=minutes, detail="no-bearer")
     if not enabled:
         return StreamView(OFF, f"Filtered stream: off (FEEDAPP_STREAM=off); {polling}.", minutes=minutes,
-                          detail="FEEDAPP_STREAM=off")
-    if not has_bearer:
-        return StreamView(OFF, f"Filtered stream: off (it needs FEEDAPP_X_BEARER_TOKEN); {polling}.",
-                          minutes=minutes, detail="it needs FEEDAPP_X_BEARER_TOKEN")
+                          detail="setting")
     row = session.scalar(select(StreamStatus).where(StreamStatus.name == NAME))
     now = now or utcnow()
     if row is None or row.state == STOPPED or now - row.heartbeat_at > 3 * HEARTBEAT:
