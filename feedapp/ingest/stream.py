@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class StreamWorker:
         self._status_lock = threading.Lock()  # the reader and the keeper both report
         self.delivered = 0  # posts delivered on the current connection
         self.refused: str | None = None
-        self.waits: list[tuple[str, float]] = []  # (why, seconds) of each back-off, newest last
+        self.waits: deque[tuple[str, float]] = deque(maxlen=100)  # (why, seconds) of recent back-offs, newest last
 
     # ------------------------------------------------------------------ life cycle
     @property
