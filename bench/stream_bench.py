@@ -382,7 +382,7 @@ def bench(args, tmp: Path) -> int:
 def main() -> int:
     args = parse_args()
     # A SIGTERM to the benchmark unwinds through every `finally`: the worker and gunicorn are stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     with tempfile.TemporaryDirectory(prefix="feedapp-stream-bench-") as tmp:
         return bench(args, Path(tmp))
 
