@@ -1,6 +1,6 @@
 """Stream benchmark: publish-to-visible latency of 100 posts with X's filtered stream, then with polling only.
 
-Setup (not timed): a fresh database (`flask db upgrade`), the fake X API (tests/fakex.py, in this process,
+Setup (not timed), per run: a fresh database (`flask db upgrade`), the fake X API (tests/fakex.py, in this process,
 on 127.0.0.1) with a few public accounts followed (`flask sources add`), and the site served by a real
 gunicorn (tests/gunicorn_proc.py: gunicorn.conf.py, 2 workers x 4 threads) with the default
 FEEDAPP_STATE_TTL (1.0 s: a web worker trusts its copy of the content version that long, so visible
@@ -12,7 +12,9 @@ that moment minus the moment of publishing (both this process's monotonic clock)
   1. stream  - FEEDAPP_STREAM on (the default with a bearer token), FEEDAPP_POLL_INTERVAL=300; publishing
                starts once the stream_status row says "live" covering every source.
   2. polling - FEEDAPP_STREAM=off, FEEDAPP_POLL_INTERVAL=--interval (default 60); publishing starts once
-               the first cycle has polled every source and spreads over at least two intervals.
+               a cycle after the first has polled every source (steady state: the cycle an interval after
+               a start polls nothing, as its clock reads a few ms short of the sources' next check; the
+               per-cycle line shows it) and spreads over at least two intervals.
 A poll cycle brings in more posts than the 20 `/` shows, so the watcher also follows `/`'s "Older posts"
 links (`/?before=ID`) while a published post not seen yet may be further down: "visible" is "in the
 company-wide feed, read from `/` down". Printed per run: posts seen, median, 90th percentile and worst;
@@ -20,7 +22,7 @@ then the ratio of medians (polling / stream), the figure to expect at the defaul
 the load average at start and end (the machine is shared: other work slows every part). Exits 1 unless
 every post was seen in both runs.
   .venv/bin/python bench/stream_bench.py [--posts 100] [--spread 45] [--interval 60] [--only stream|polling]
-  .venv/bin/python bench/stream_bench.py --postgres   # throwaway database on $FEEDAPP_TEST_POSTGRES (created, dropped)
+  .venv/bin/python bench/stream_bench.py --postgres   # throwaway databases on $FEEDAPP_TEST_POSTGRES (created, dropped)
 """
 
 from __future__ import annotations
@@ -276,8 +278,9 @@ def polling_run(args, env: dict, engine, fake: FakeX, site: str, tmp: Path, rng:
     def polled_since(when):
         """The newest poll time when every source was polled after `when` (and the stream is off), else None."""
         with engine.connect() as conn:
-            oldest, newest, never = conn.execute(select(func.min(Source.last_polled_at), func.max(Source.last_polled_at),
-                                                        func.count().filter(Source.last_polled_at.is_(None)))).one()
+            polled = Source.last_polled_at
+            oldest, newest, never = conn.execute(select(func.min(polled), func.max(polled),
+                                                        func.count().filter(polled.is_(None)))).one()
             state = conn.scalar(select(StreamStatus.state).where(StreamStatus.name == "filtered"))
         return newest if state == "off" and not never and oldest > when else None
 
