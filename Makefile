@@ -57,6 +57,11 @@ bench-feed: $(VENV)/.installed
 bench-push: $(VENV)/.installed
 	$(BIN)/python bench/push_bench.py $(BENCH_ARGS)
 
+# Publish-to-visible latency on / of 100 posts, with the filtered stream and then polling only (SQLite; BENCH_ARGS=--postgres).
+.PHONY: bench-stream
+bench-stream: $(VENV)/.installed
+	$(BIN)/python bench/stream_bench.py $(BENCH_ARGS)
+
 # After changing interface text: extract it, add French to tools/fr.py, rerun until nothing is missing.
 translations: $(VENV)/.installed
 	$(BIN)/python tools/update_translations.py
