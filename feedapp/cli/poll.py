@@ -30,6 +30,7 @@ def poll_command(loop: bool, everything: bool):
     """
     from ..ingest import lease
     from ..ingest.poll import PollSettings, poll_cycle
+    from ..models import utcnow
 
     if current_app.extensions["feedapp.push"].enabled:
         check_announce_settings()  # quiet hours the worker could not apply: said now, not at the first must-read
@@ -43,7 +44,9 @@ def poll_command(loop: bool, everything: bool):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
-            started = time.monotonic()
+            # The cycle's clock is read with `started`: each source's next check counts from it, and the next
+            # cycle starts `interval` after it, so a slow first lease write cannot make sources miss a cycle.
+            started, cycle_now = time.monotonic(), utcnow()
             busy = _hold(keeper, loop)
             if busy is not None:
                 if stream is not None and stream.running:
@@ -56,7 +59,7 @@ def poll_command(loop: bool, everything: bool):
                     stream.start()  # the stream is held with the lease: one process reads it
                 try:
                     summary = poll_cycle(factory, x_client, settings, everything=everything, stop=keeper.lost,
-                                         coverage=stream.coverage if stream is not None else None)
+                                         now=cycle_now, coverage=stream.coverage if stream is not None else None)
                 except SQLAlchemyError as exc:
                     if not loop:
                         raise
