@@ -319,9 +319,12 @@ def _message(line: bytes) -> StreamedPost | None:
         log.warning("stream: a message without a post: %s", str(problems)[:300])
         return None
     includes = message.get("includes") if isinstance(message.get("includes"), dict) else {}
+    # X's includes are lists of objects; anything else is dropped here rather than crash the read below.
+    includes = {key: [item for item in value if isinstance(item, dict)]
+                for key, value in includes.items() if isinstance(value, list)}
     rules = message.get("matching_rules") if isinstance(message.get("matching_rules"), list) else []
-    post_ids = [str(data.get("id"))] + [str(t.get("id")) for t in includes.get("tweets") or [] if isinstance(t, dict)]
-    user_ids = [str(u.get("id")) for u in includes.get("users") or [] if isinstance(u, dict)]
+    post_ids = [str(data.get("id"))] + [str(t.get("id")) for t in includes.get("tweets", [])]
+    user_ids = [str(u.get("id")) for u in includes.get("users", [])]
     if not str(data.get("id", "")).isdigit():
         log.warning("stream: a post without a numeric id, skipped")
         return None
