@@ -108,7 +108,7 @@ class StreamWorker:
         self._synced: dict[str, bool] | None = None  # what the rules were last made to follow
         self._synced_at = 0.0
         self._rules_retry_at = 0.0
-        self._attempted: dict[int, int] = {}  # source id -> generation of its last gap fill
+        self._attempted: dict[int, int] = {}  # source id -> generation of its last failed gap fill
         self._state, self._detail = stream_status.CONNECTING, None
         self._status_written = (None, None, -1, -1)
         self._status_at = 0.0
@@ -328,11 +328,12 @@ class StreamWorker:
             if self._stop.is_set() or not coverage.claim(source_id):
                 return
             try:
-                self._attempted[source_id] = generation
+                self._attempted.pop(source_id, None)  # only a failed fill waits for the source's back-off
                 with coverage.lock:
                     until = coverage.oldest.get(source_id) if generation == coverage.generation else None
                 result = poll_source(PollJob(self.sessions, clients.mine(), self.poll, now), source_id, until)
                 if result.error or result.skipped:
+                    self._attempted[source_id] = generation
                     log.warning("filtered stream: gap of %s not filled: %s", result.username,
                                 result.error or result.skipped)
                     return
