@@ -299,6 +299,9 @@ class StreamWorker:
         authors = {x_id: Streamed(source_id, username) for source_id, x_id, username, _ in rows
                    if username.lower() in result.following}
         gone = {s.source_id for s in self._authors.values()} - {s.source_id for s in authors.values()}
+        # A source renamed on X: `from:old` matched nothing since the rename, so its gap is filled again.
+        gone |= {s.source_id for x_id, s in authors.items()
+                 if x_id in self._authors and self._authors[x_id].username.lower() != s.username.lower()}
         self._authors = authors
         self.coverage.drop(gone)
         self._synced, self._synced_at = wanted, time.monotonic()
