@@ -208,13 +208,18 @@ class StreamWorker:
             record_reads(session, "post", list(post.post_ids))  # X bills what it delivered, ours or not
             record_reads(session, "user", list(post.user_ids))
             source = session.get(Source, streamed.source_id) if streamed else None
+            page = None
             if source is not None and not source.paused:
                 owner = XUser(id=source.x_id, username=source.username, name=source.display_name,
                               avatar_url=source.avatar_url, protected=source.protected)
                 try:
                     page = normalize_page(post.body, source_user=owner)
                 except MalformedResponse as exc:
-                    log.warning("filtered stream: post %s skipped: %s", post_id, exc)
+                    # The timeline has it whole: end this source's coverage so a gap fill reads it (and the
+                    # posts after it stop moving since_id past it meanwhile).
+                    log.warning("filtered stream: post %s unreadable (%s); its source's gap is filled again",
+                                post_id, exc)
+                    self.coverage.drop([source.id])
                     page = None
                 if page is not None:
                     kept = [p for p in page.posts if not (source.no_replies and is_reply_to_other(p))
@@ -226,7 +231,7 @@ class StreamWorker:
                         ).values(since_id=post_id))
             session.commit()
         self.delivered += 1
-        if streamed:
+        if streamed and page is not None:  # a gap fill's end moves past stored posts only
             self.coverage.stored(generation, streamed.source_id, post_id)
 
     def _pause(self, why: str, seconds: float) -> bool:
