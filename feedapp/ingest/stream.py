@@ -194,6 +194,8 @@ class StreamWorker:
                 return
 
     def _opened(self) -> None:
+        if self._stop.is_set():  # stop() hung up just before this attempt began: don't read on
+            raise StreamDisconnected("the stream was closed")
         generation = self.coverage.opened()
         log.info("filtered stream connected (connection %d)", generation)
         self._set_state(stream_status.LIVE, None)

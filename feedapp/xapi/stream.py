@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import requests
 import tweepy
+from requests.adapters import HTTPAdapter
 
 from .client import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, RewritingSession, http_error
 from .errors import AuthError, MalformedResponse, RateLimited, TransientError, XError
@@ -187,9 +188,10 @@ class XStream:
         self._client.hang_up()
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         self._client.hang_up()
         self._client.session.close()
+        self._client.stream_session.close()
 
     def _call(self, method, *args) -> dict:
         try:
@@ -221,12 +223,17 @@ class _StreamingClient(tweepy.StreamingClient):
 
     def __init__(self, settings, stall: float):
         super().__init__(settings.bearer_token, return_type=requests.Response, wait_on_rate_limit=False)
-        self.session = RewritingSession(settings.api_url, settings.timeout)
+        self.session = RewritingSession(settings.api_url, settings.timeout)  # the rules calls (the keeper's thread)
+        # The connection has its own session (the reader's thread): requests sessions are not thread-safe, and
+        # hang_up() must find the socket of this connection, not of a rules call.
+        self.stream_session = RewritingSession(settings.api_url, settings.timeout)
+        self._adapter = _SocketAdapter()
+        self.stream_session.mount("http://", self._adapter)
+        self.stream_session.mount("https://", self._adapter)
         self.connect_timeout = settings.timeout
         self.stall = stall
         self.handlers = (lambda: None, lambda post: None, lambda: None)
         self.ended: XError | None = None
-        self._response: requests.Response | None = None
 
     def _connect(self, method, endpoint, params=None, **_):
         self.running, self.ended = True, None
@@ -235,10 +242,9 @@ class _StreamingClient(tweepy.StreamingClient):
         try:
             # (connect, read) timeouts: a read that waits `stall` seconds for a byte is a dead connection
             # (X: keep-alive every 20 s; "if you don't receive data for 90 s, reconnect").
-            with self.session.request(method, url, params=params, stream=True,
-                                      headers={"Authorization": f"Bearer {self.bearer_token}"},
-                                      timeout=(self.connect_timeout, self.stall)) as response:
-                self._response = response
+            with self.stream_session.request(method, url, params=params, stream=True,
+                                             headers={"Authorization": f"Bearer {self.bearer_token}"},
+                                             timeout=(self.connect_timeout, self.stall)) as response:
                 if response.status_code != 200:
                     self.ended = _connect_error(response)
                     return
@@ -265,20 +271,39 @@ class _StreamingClient(tweepy.StreamingClient):
         except requests.RequestException as exc:
             self.ended = StreamDisconnected(f"cannot reach the X API: {type(exc).__name__}")
         finally:
-            self._response = None
             self.running = False
 
     def hang_up(self) -> None:
-        """Stop reading; shut the socket so a read waiting for X's next byte returns now."""
+        """Stop reading; shut the socket so a read waiting for X's next byte (or its answer) returns now."""
         self.running = False
-        response = self._response
-        connection = getattr(getattr(response, "raw", None), "_connection", None)
-        sock = getattr(connection, "sock", None)
+        sock = getattr(self._adapter.connection, "sock", None)  # also before X answered: no response yet
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class _SocketAdapter(HTTPAdapter):
+    """An adapter that remembers the connection its last request took, so another thread can shut its socket."""
+
+    def __init__(self):
+        super().__init__()
+        self.connection = None
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        adapter = self
+
+        def recording(pool_cls):
+            class Recording(pool_cls):
+                def _get_conn(self, timeout=None):
+                    adapter.connection = super()._get_conn(timeout)
+                    return adapter.connection
+            return Recording
+
+        manager = self.poolmanager  # a dict of its own: urllib3's default is shared by every PoolManager
+        manager.pool_classes_by_scheme = {scheme: recording(cls) for scheme, cls in manager.pool_classes_by_scheme.items()}
 
 
 def _connect_error(response: requests.Response) -> XError:
