@@ -234,6 +234,7 @@ class _StreamingClient(tweepy.StreamingClient):
         self.stall = stall
         self.handlers = (lambda: None, lambda post: None, lambda: None)
         self.ended: XError | None = None
+        self._response: requests.Response | None = None
 
     def _connect(self, method, endpoint, params=None, **_):
         self.running, self.ended = True, None
@@ -245,6 +246,7 @@ class _StreamingClient(tweepy.StreamingClient):
             with self.stream_session.request(method, url, params=params, stream=True,
                                              headers={"Authorization": f"Bearer {self.bearer_token}"},
                                              timeout=(self.connect_timeout, self.stall)) as response:
+                self._response = response
                 if response.status_code != 200:
                     self.ended = _connect_error(response)
                     return
@@ -271,12 +273,15 @@ class _StreamingClient(tweepy.StreamingClient):
         except requests.RequestException as exc:
             self.ended = StreamDisconnected(f"cannot reach the X API: {type(exc).__name__}")
         finally:
+            self._response = None
             self.running = False
 
     def hang_up(self) -> None:
         """Stop reading; shut the socket so a read waiting for X's next byte (or its answer) returns now."""
         self.running = False
-        sock = getattr(self._adapter.connection, "sock", None)  # also before X answered: no response yet
+        # The response's connection while it streams (through a proxy too); before X answered, the adapter's.
+        connection = getattr(getattr(self._response, "raw", None), "_connection", None) or self._adapter.connection
+        sock = getattr(connection, "sock", None)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
