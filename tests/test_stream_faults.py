@@ -1,5 +1,5 @@
 """The filtered stream worker against faults: malformed lines, renamed and paused sources, a database
-error while storing, stop() at awkward moments; on both database engines.
+error while storing, stop() at awkward moments, rules X refuses; on both database engines.
 
 Each test states what must hold (nothing crashes, nothing is lost or stored twice, stop() returns
 without waiting for a stall); waits are on conditions, with a bound only as a guard.
@@ -127,3 +127,29 @@ def test_stop_returns_while_x_holds_the_connection_attempt(crew, fake_x, session
         assert not worker.running
     finally:
         release.set()
+
+
+def test_a_rule_x_refuses_leaves_its_source_to_polling(fake_x, runner, sessions, workers, app):
+    from feedapp.ingest.poll import PollSettings, poll_cycle
+    from feedapp.xapi import XClient, XSettings
+    from tests.helpers import follow
+
+    fake_x.add_user("depot_seventeen")
+    fake_x.rule_max_length = 12  # "from:depot_seventeen" is longer: X refuses the rule
+    follow(runner, "depot_seventeen")
+    worker = workers()
+    worker.start()
+    eventually(lambda: worker._synced is not None and fake_x.stream_connected, "rules synced, stream connected")
+    assert fake_x.rules == [] and not live(worker, sessions, "depot_seventeen")
+    new = post_many(fake_x, "depot_seventeen", 2)
+    summary = poll_cycle(sessions, XClient(XSettings.from_config(app.config)), PollSettings.from_config(app.config),
+                         everything=True, coverage=worker.coverage)
+    assert [r.new_posts > 0 for r in summary.results] == [True] and set(new) <= set(stored_ids(sessions))
+
+
+def test_a_rules_call_refused_with_429_is_retried_once_the_window_resets(crew, fake_x, sessions, workers):
+    fake_x.fail("/2/tweets/search/stream/rules", "429", reset_in=1)
+    worker = workers()
+    worker.start()
+    eventually(lambda: live(worker, sessions, "crew"), "covered once the rules window reset")
+    assert ours(fake_x) == {"crew"} and worker.waits == []
