@@ -308,6 +308,7 @@ class FakeX:
         self.streamed: list[str] = []  # post ids delivered over the stream, in order
         self.stream_connects = 0  # stream connections answered 200
         self.delivered_posts: list[str] = []  # every post object returned anywhere (X bills each one)
+        self._garble = None  # garble_streamed()'s change, for the next streamed message
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -482,6 +483,26 @@ class FakeX:
                     conn.outbox.append((json.dumps(body).encode() + b"\r\n", [], ""))
                 conn.ending = True
                 conn.wake()
+
+    def send_stream(self, line: bytes) -> None:
+        """Send one raw line (malformed data, odd messages) on the open stream, as X would frame it."""
+        with self._lock:
+            for conn in self._streams:
+                conn.outbox.append((line + b"\r\n", [], ""))
+                conn.wake()
+
+    def rename_user(self, username: str, new: str) -> None:
+        """The account takes a new username (same id), as when its owner renames it on X."""
+        with self._lock:
+            user = self.user(username)
+            del self._by_name[username.lower()]
+            user["username"] = new
+            self._by_name[new.lower()] = user["id"]
+
+    def garble_streamed(self, change) -> None:
+        """Pass the next streamed message (a dict) through change() before sending it: X sending a broken post."""
+        with self._lock:
+            self._garble = change
 
     def stall_stream(self) -> None:
         """Keep the open stream's connection but send nothing more, not even keep-alives."""
@@ -1057,6 +1078,8 @@ class FakeX:
             message = {"data": payload["data"][0], **({"includes": payload["includes"]} if "includes" in payload else {}),
                        "matching_rules": [{"id": r["id"], **({"tag": r["tag"]} if "tag" in r else {})} for r in matched]}
             returned = [rec["id"]] + [t["id"] for t in payload.get("includes", {}).get("tweets", [])]
+            if self._garble is not None:
+                message, self._garble = self._garble(message), None
             conn.outbox.append((json.dumps(message, ensure_ascii=False).encode() + b"\r\n", returned, rec["id"]))
             conn.wake()
 

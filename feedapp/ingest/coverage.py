@@ -66,9 +66,14 @@ class Coverage:
             return True, self.newest.get(source_id)
 
     def drop(self, source_ids) -> None:
-        """These sources left the stream's rules (removed, paused, turned protected)."""
+        """These sources left the stream's rules (removed, paused, turned protected), or lost a post on it."""
         with self.lock:
             self.live.difference_update(source_ids)
+            for source_id in source_ids:
+                # What this connection delivered before is no longer one run up to now: the next gap fill
+                # reads from the newest stored post to the next delivery (a stale `oldest` would end it early).
+                self.oldest.pop(source_id, None)
+                self.newest.pop(source_id, None)
 
     def claim(self, source_id: int) -> bool:
         """Take the source for one timeline read; False when another read of it is running."""

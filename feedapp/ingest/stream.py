@@ -109,7 +109,7 @@ class StreamWorker:
         self._synced: dict[str, bool] | None = None  # what the rules were last made to follow
         self._synced_at = 0.0
         self._rules_retry_at = 0.0
-        self._attempted: dict[int, int] = {}  # source id -> generation of its last gap fill
+        self._attempted: dict[int, int] = {}  # source id -> generation of its last failed gap fill
         self._state, self._detail = stream_status.CONNECTING, None
         self._status_written = (None, None, -1, -1)
         self._status_at = 0.0
@@ -195,6 +195,8 @@ class StreamWorker:
                 return
 
     def _opened(self) -> None:
+        if self._stop.is_set():  # stop() hung up just before this attempt began: don't read on
+            raise StreamDisconnected("the stream was closed")
         generation = self.coverage.opened()
         log.info("filtered stream connected (connection %d)", generation)
         self._set_state(stream_status.LIVE, None)
@@ -209,13 +211,18 @@ class StreamWorker:
             record_reads(session, "post", list(post.post_ids))  # X bills what it delivered, ours or not
             record_reads(session, "user", list(post.user_ids))
             source = session.get(Source, streamed.source_id) if streamed else None
+            page = None
             if source is not None and not source.paused:
                 owner = XUser(id=source.x_id, username=source.username, name=source.display_name,
                               avatar_url=source.avatar_url, protected=source.protected)
                 try:
                     page = normalize_page(post.body, source_user=owner)
                 except MalformedResponse as exc:
-                    log.warning("filtered stream: post %s skipped: %s", post_id, exc)
+                    # The timeline has it whole: end this source's coverage so a gap fill reads it (and the
+                    # posts after it stop moving since_id past it meanwhile).
+                    log.warning("filtered stream: post %s unreadable (%s); its source's gap is filled again",
+                                post_id, exc)
+                    self.coverage.drop([source.id])
                     page = None
                 if page is not None:
                     kept = [p for p in page.posts if not (source.no_replies and is_reply_to_other(p))
@@ -227,7 +234,7 @@ class StreamWorker:
                         ).values(since_id=post_id))
             session.commit()
         self.delivered += 1
-        if streamed:
+        if streamed and page is not None:  # a gap fill's end moves past stored posts only
             self.coverage.stored(generation, streamed.source_id, post_id)
 
     def _pause(self, why: str, seconds: float) -> bool:
@@ -300,6 +307,9 @@ class StreamWorker:
         authors = {x_id: Streamed(source_id, username) for source_id, x_id, username, _ in rows
                    if username.lower() in result.following}
         gone = {s.source_id for s in self._authors.values()} - {s.source_id for s in authors.values()}
+        # A source renamed on X: `from:old` matched nothing since the rename, so its gap is filled again.
+        gone |= {s.source_id for x_id, s in authors.items()
+                 if x_id in self._authors and self._authors[x_id].username.lower() != s.username.lower()}
         self._authors = authors
         self.coverage.drop(gone)
         self._synced, self._synced_at = wanted, time.monotonic()
@@ -329,11 +339,12 @@ class StreamWorker:
             if self._stop.is_set() or not coverage.claim(source_id):
                 return
             try:
-                self._attempted[source_id] = generation
+                self._attempted.pop(source_id, None)  # only a failed fill waits for the source's back-off
                 with coverage.lock:
                     until = coverage.oldest.get(source_id) if generation == coverage.generation else None
                 result = poll_source(PollJob(self.sessions, clients.mine(), self.poll, now), source_id, until)
                 if result.error or result.skipped:
+                    self._attempted[source_id] = generation
                     log.warning("filtered stream: gap of %s not filled: %s", result.username,
                                 result.error or result.skipped)
                     return

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import requests
 import tweepy
+from requests.adapters import HTTPAdapter
 
 from .client import EXPANSIONS, MEDIA_FIELDS, TWEET_FIELDS, USER_FIELDS, RewritingSession, http_error
 from .errors import AuthError, MalformedResponse, RateLimited, TransientError, XError
@@ -150,14 +151,11 @@ class XStream:
             raise AuthError("the filtered stream needs app-only auth: set FEEDAPP_X_BEARER_TOKEN")
         self.settings = settings
         self.stall = stall
-        # Two clients, so two HTTP sessions: the reader holds its connection while the keeper changes rules,
-        # and a requests.Session is not safe to share between threads.
-        self._client = _StreamingClient(settings, stall)
-        self._rules_client = _StreamingClient(settings, stall)
+        self._client = _StreamingClient(settings, stall)  # one session for the rules, one for the connection
 
     def rules(self) -> list[Rule]:
         """Every rule of the app, ours and others' (GET /2/tweets/search/stream/rules; the keeper's thread)."""
-        body = self._call(self._rules_client.get_rules)
+        body = self._call(self._client.get_rules)
         return [Rule(str(r["id"]), str(r["value"]), r.get("tag")) for r in body.get("data") or []]
 
     def sync_rules(self, wanted: dict[str, bool], max_length: int = RULE_MAX) -> RulesSync:
@@ -165,11 +163,11 @@ class XStream:
         result = RulesSync()
         add, delete = plan_rules(self.rules(), wanted, max_length)
         if add:  # first: an account moving between rules is never unfollowed, even for a moment
-            body = self._call(self._rules_client.add_rules, [tweepy.StreamRule(value, tag=TAG) for value in add])
+            body = self._call(self._client.add_rules, [tweepy.StreamRule(value, tag=TAG) for value in add])
             result.added = len(body.get("data") or [])
             result.problems += [_rule_problem(p) for p in body.get("errors") or []]
         if delete:
-            body = self._call(self._rules_client.delete_rules, delete)
+            body = self._call(self._client.delete_rules, delete)
             result.deleted = int(((body.get("meta") or {}).get("summary") or {}).get("deleted") or 0)
             result.problems += [_rule_problem(p) for p in body.get("errors") or []]
         for rule in self.rules():  # what X now holds is the truth, whatever it refused above
@@ -193,7 +191,7 @@ class XStream:
         """Close the HTTP sessions."""
         self._client.hang_up()
         self._client.session.close()
-        self._rules_client.session.close()
+        self._client.stream_session.close()
 
     def _call(self, method, *args) -> dict:
         try:
@@ -225,7 +223,13 @@ class _StreamingClient(tweepy.StreamingClient):
 
     def __init__(self, settings, stall: float):
         super().__init__(settings.bearer_token, return_type=requests.Response, wait_on_rate_limit=False)
-        self.session = RewritingSession(settings.api_url, settings.timeout)
+        self.session = RewritingSession(settings.api_url, settings.timeout)  # the rules calls (the keeper's thread)
+        # The connection has its own session (the reader's thread): requests sessions are not thread-safe, and
+        # hang_up() must find the socket of this connection, not of a rules call.
+        self.stream_session = RewritingSession(settings.api_url, settings.timeout)
+        self._adapter = _SocketAdapter()
+        self.stream_session.mount("http://", self._adapter)
+        self.stream_session.mount("https://", self._adapter)
         self.connect_timeout = settings.timeout
         self.stall = stall
         self.handlers = (lambda: None, lambda post: None, lambda: None)
@@ -239,9 +243,9 @@ class _StreamingClient(tweepy.StreamingClient):
         try:
             # (connect, read) timeouts: a read that waits `stall` seconds for a byte is a dead connection
             # (X: keep-alive every 20 s; "if you don't receive data for 90 s, reconnect").
-            with self.session.request(method, url, params=params, stream=True,
-                                      headers={"Authorization": f"Bearer {self.bearer_token}"},
-                                      timeout=(self.connect_timeout, self.stall)) as response:
+            with self.stream_session.request(method, url, params=params, stream=True,
+                                             headers={"Authorization": f"Bearer {self.bearer_token}"},
+                                             timeout=(self.connect_timeout, self.stall)) as response:
                 self._response = response
                 if response.status_code != 200:
                     self.ended = _connect_error(response)
@@ -273,16 +277,38 @@ class _StreamingClient(tweepy.StreamingClient):
             self.running = False
 
     def hang_up(self) -> None:
-        """Stop reading; shut the socket so a read waiting for X's next byte returns now."""
+        """Stop reading; shut the socket so a read waiting for X's next byte (or its answer) returns now."""
         self.running = False
-        response = self._response
-        connection = getattr(getattr(response, "raw", None), "_connection", None)
+        # The response's connection while it streams (through a proxy too); before X answered, the adapter's.
+        connection = getattr(getattr(self._response, "raw", None), "_connection", None) or self._adapter.connection
         sock = getattr(connection, "sock", None)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class _SocketAdapter(HTTPAdapter):
+    """An adapter that remembers the connection its last request took, so another thread can shut its socket."""
+
+    def __init__(self):
+        super().__init__()
+        self.connection = None
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        adapter = self
+
+        def recording(pool_cls):
+            class Recording(pool_cls):
+                def _get_conn(self, timeout=None):
+                    adapter.connection = super()._get_conn(timeout)
+                    return adapter.connection
+            return Recording
+
+        manager = self.poolmanager  # a dict of its own: urllib3's default is shared by every PoolManager
+        manager.pool_classes_by_scheme = {scheme: recording(cls) for scheme, cls in manager.pool_classes_by_scheme.items()}
 
 
 def _connect_error(response: requests.Response) -> XError:
@@ -323,9 +349,12 @@ def _message(line: bytes) -> StreamedPost | None:
         log.warning("stream: a message without a post: %s", str(problems)[:300])
         return None
     includes = message.get("includes") if isinstance(message.get("includes"), dict) else {}
+    # X's includes are lists of objects; anything else is dropped here rather than crash the read below.
+    includes = {key: [item for item in value if isinstance(item, dict)]
+                for key, value in includes.items() if isinstance(value, list)}
     rules = message.get("matching_rules") if isinstance(message.get("matching_rules"), list) else []
-    post_ids = [str(data.get("id"))] + [str(t.get("id")) for t in includes.get("tweets") or [] if isinstance(t, dict)]
-    user_ids = [str(u.get("id")) for u in includes.get("users") or [] if isinstance(u, dict)]
+    post_ids = [str(data.get("id"))] + [str(t.get("id")) for t in includes.get("tweets", [])]
+    user_ids = [str(u.get("id")) for u in includes.get("users", [])]
     if not str(data.get("id", "")).isdigit():
         log.warning("stream: a post without a numeric id, skipped")
         return None
