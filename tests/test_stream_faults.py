@@ -34,7 +34,7 @@ def test_malformed_lines_are_skipped_without_dropping_the_connection(crew, fake_
         fake_x.send_stream(line)
     new = int(fake_x.post("crew", "after the garbage"))
     eventually(lambda: new in stored_ids(sessions), "the next real post stored")
-    assert fake_x.stream_connects == 1 and worker.waits == []  # every bad line skipped on the same connection
+    assert fake_x.stream_connects == 1 and not worker.waits  # every bad line skipped on the same connection
 
 
 def test_a_post_x_sends_broken_is_read_from_the_timeline_instead(crew, fake_x, sessions, workers):
@@ -152,4 +152,4 @@ def test_a_rules_call_refused_with_429_is_retried_once_the_window_resets(crew, f
     worker = workers()
     worker.start()
     eventually(lambda: live(worker, sessions, "crew"), "covered once the rules window reset")
-    assert ours(fake_x) == {"crew"} and worker.waits == []
+    assert ours(fake_x) == {"crew"} and not worker.waits
