@@ -57,12 +57,12 @@ def workers(app, sessions):
     worker and not slept (the test drives the clock), except the hour after a refusal, which lasts until stop()."""
     made = []
 
-    def make(**settings):
+    def make(lost=None, **settings):
         def wait(event, seconds):
             return event.wait(None if seconds >= StreamSettings.refused_retry else 0)
 
         worker = StreamWorker(sessions, XSettings.from_config(app.config), PollSettings.from_config(app.config),
-                              StreamSettings(**{"tick": 0.05, "stall": 30.0, **settings}), wait=wait)
+                              StreamSettings(**{"tick": 0.05, "stall": 30.0, **settings}), wait=wait, lost=lost)
         made.append(worker)
         return worker
 
@@ -301,3 +301,16 @@ def test_the_console_and_sources_list_say_how_the_stream_fares(fake_x, runner, s
         write_status(s, "stopped", None)
         s.commit()
     assert "Filtered stream: not running" in runner.invoke(args=["sources", "list"]).output
+
+
+def test_a_lost_lease_hangs_up_at_once_and_leaves_the_status_to_the_new_holder(crew, fake_x, sessions, workers):
+    lost = threading.Event()
+    worker = workers(lost=lost)
+    worker.start()
+    eventually(lambda: live(worker, sessions, "crew"), "the stream covering @crew")
+    eventually(lambda: (row := _status(sessions)) is not None and row.state == "live", "the status row says live")
+    lost.set()  # another poller took the lease
+    eventually(lambda: not fake_x.stream_connected and not worker.running, "the connection given up")
+    assert not worker.covers(source(sessions, "crew").id)
+    worker.stop()
+    assert _status(sessions).state == "live"  # not "stopped": the stream runs on in the new holder

@@ -38,7 +38,7 @@ def poll_command(loop: bool, everything: bool):
     settings = PollSettings.from_config(current_app.config)
     factory = sessions()
     keeper = lease.LeaseKeeper(factory, lease.holder_name(), lease.TTL)
-    stream = _stream_worker(factory, x_client, settings) if loop else None
+    stream = _stream_worker(factory, x_client, settings, keeper.lost) if loop else None
     if threading.current_thread() is threading.main_thread():
         # systemd and process managers stop with SIGTERM: exit through `finally` to free the lease.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -80,7 +80,7 @@ def poll_command(loop: bool, everything: bool):
         x_client.close()
 
 
-def _stream_worker(factory, x_client, settings):
+def _stream_worker(factory, x_client, settings, lost):
     """The filtered stream worker when FEEDAPP_STREAM is on and a bearer token is set; else None, saying why
     in the status row (which `sources list` and the console read)."""
     from ..ingest import stream_status
@@ -93,7 +93,7 @@ def _stream_worker(factory, x_client, settings):
     elif not config["FEEDAPP_STREAM"]:
         why = "FEEDAPP_STREAM=off"
     if why is None:
-        return StreamWorker(factory, x_client.settings, settings, StreamSettings.from_config(config))
+        return StreamWorker(factory, x_client.settings, settings, StreamSettings.from_config(config), lost=lost)
     try:
         with factory() as session:
             stream_status.write_status(session, stream_status.OFF, why)

@@ -94,7 +94,8 @@ class StreamWorker:
     """The filtered stream for one deployment: start() while holding the poller lease, stop() when done."""
 
     def __init__(self, sessions: sessionmaker[Session], x_settings: XSettings, poll: PollSettings,
-                 settings: StreamSettings | None = None, *, wait: Callable[[threading.Event, float], bool] | None = None):
+                 settings: StreamSettings | None = None, *, wait: Callable[[threading.Event, float], bool] | None = None,
+                 lost: threading.Event | None = None):
         self.sessions = sessions
         self.x_settings = x_settings
         self.poll = poll
@@ -103,6 +104,7 @@ class StreamWorker:
         # How the reader waits between attempts: Event.wait, or a test's recorder.
         self._wait = wait or (lambda event, seconds: event.wait(seconds))
         self._stop = threading.Event()
+        self._lost = lost  # the poller lease's `lost`: set, the stream is another process's to hold
         self._threads: list[threading.Thread] = []
         self._stream: XStream | None = None
         self._authors: dict[str, Streamed] = {}  # X user id -> source, for the accounts our rules follow
@@ -147,8 +149,9 @@ class StreamWorker:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        self._set_state(stream_status.STOPPED, None)
-        self._write_status(force=True)
+        if self._lost is None or not self._lost.is_set():  # else the row is the new holder's to write
+            self._set_state(stream_status.STOPPED, None)
+            self._write_status(force=True)
 
     def covers(self, source_id: int) -> bool:
         """Whether this source's posts arrive by the stream now (the poll cycle leaves it out)."""
@@ -256,6 +259,13 @@ class StreamWorker:
         pool = ThreadPoolExecutor(max_workers=self.poll.concurrency, thread_name_prefix="stream-gap")
         try:
             while True:
+                if self._lost is not None and self._lost.is_set():
+                    # Hang up within a tick, not at the poller's next wake: the new holder's connection would
+                    # otherwise be refused (one connection per app) and back off for a minute.
+                    log.error("filtered stream: the poller lease was lost; hanging up")
+                    self._stop.set()
+                    self._stream.disconnect()
+                    return
                 try:
                     self._sync_rules()
                     self._fill_gaps(pool, clients)
