@@ -345,6 +345,7 @@ class StreamWorker:
                                                   or due[i] is None or due[i] <= now)]
         if not todo:
             return
+
         def fill(source_id: int) -> None:
             if self._stop.is_set() or not coverage.claim(source_id):
                 return
