@@ -86,6 +86,12 @@ def opened(chromium, url, orientation="landscape", clock=False, **options):
     assert not seal.blocked, seal.blocked
 
 
+def new_version(route) -> None:
+    """Answer posts.json as a deploy would: the same posts, another asset version (so the screen reloads)."""
+    response = route.fetch(headers={k: v for k, v in route.request.headers.items() if k.lower() != "if-none-match"})
+    route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
+
+
 def switched(page, pattern, handler) -> list[bool]:
     """Route pattern to handler while the returned flag's [0] is true, then to the context's route.
 
@@ -247,11 +253,6 @@ def test_a_new_asset_version_reloads_the_page_once(chromium, tmp_path, sqlite_te
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
-        def new_version(route):
-            response = route.fetch(headers={k: v for k, v in route.request.headers.items()
-                                            if k.lower() != "if-none-match"})
-            route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
-
         loads = []
         page.on("load", lambda: loads.append(page.url))
         page.goto(base + path)
@@ -268,11 +269,6 @@ def test_the_reload_waits_until_the_page_itself_answers(chromium, tmp_path, sqli
     path = add_screen(app)
     reloaded = re.compile(r"\?r=deployed$")
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
-        def new_version(route):
-            response = route.fetch(headers={k: v for k, v in route.request.headers.items()
-                                            if k.lower() != "if-none-match"})
-            route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
-
         page.goto(base + path)
         down = switched(page, reloaded, lambda route: route.abort("connectionrefused"))  # the page does not answer
         page.route("**/posts.json", new_version)
@@ -401,11 +397,6 @@ def test_a_reload_answered_by_another_page_is_not_followed(chromium, tmp_path, s
     path = add_screen(app)
     reloaded = re.compile(r"\?r=deployed$")
     with serve(app) as base, opened(chromium, base + path) as (page, _problems):
-        def new_version(route):
-            response = route.fetch(headers={k: v for k, v in route.request.headers.items()
-                                            if k.lower() != "if-none-match"})
-            route.fulfill(response=response, body=re.sub(r'"v":"[0-9a-f]+"', '"v":"deployed"', response.text()))
-
         page.goto(base + path)
         down = switched(page, reloaded, lambda route: route.fulfill(
             status=200, content_type="text/html", body="<!doctype html><title>Wi-Fi</title><p>Accept the terms"))

@@ -284,11 +284,12 @@ def test_the_console_and_sources_list_say_how_the_stream_fares(fake_x, runner, s
     make_user(sessions, "comms", admin=True)
     console = signed_in(app.test_client(), "comms")
     with sessions() as s:
-        write_status(s, "live", None, streamed_sources=3)
+        write_status(s, "live", None, streamed_sources=3, delivered=41)
         s.commit()
     page = console.get("/admin/sources").get_data(as_text=True)
     assert page.count("New posts of 3 public accounts arrive within seconds") == 1
-    assert "live since" in runner.invoke(args=["sources", "list"]).output
+    live_line = runner.invoke(args=["sources", "list"]).output
+    assert "live since" in live_line and "41 posts delivered since" in live_line
     french = console.get("/admin/sources", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "Les nouveaux messages de 3 comptes publics arrivent en quelques secondes" in french
     with sessions() as s:

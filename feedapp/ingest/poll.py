@@ -116,9 +116,9 @@ def poll_cycle(
             session.commit()
         ids = sources_due(session, None if everything else now)
     if coverage is not None:
-        streamed = [source_id for source_id in ids if coverage.covers(source_id)]
+        streamed = {source_id for source_id in ids if coverage.covers(source_id)}
         if streamed:
-            ids = [source_id for source_id in ids if source_id not in set(streamed)]
+            ids = [source_id for source_id in ids if source_id not in streamed]
             summary.notes.append(f"{len(streamed)} sources not polled: their posts arrive by the filtered stream")
     clients = ThreadClients(client)
     job = PollJob(sessions, client, settings, now)

@@ -65,7 +65,8 @@ def stream_view(session: Session, enabled: bool, has_bearer: bool, interval: int
     if row.state == LIVE:
         return StreamView(LIVE, f"Filtered stream: live since {row.since:%Y-%m-%d %H:%M} UTC; new posts of "
                                 f"{row.streamed_sources} public sources arrive within seconds, protected "
-                                f"sources are polled every {minutes} min.", row.streamed_sources, minutes, row.since)
+                                f"sources are polled every {minutes} min; {row.delivered} posts delivered since.",
+                          row.streamed_sources, minutes, row.since)
     if row.state == REFUSED:
         return StreamView(REFUSED, f"Filtered stream: refused by X ({row.detail or 'no reason given'}); "
                                    f"{polling}.", minutes=minutes, since=row.since, detail=row.detail)
