@@ -289,7 +289,9 @@ def test_a_source_turned_staff_only_while_its_push_waits_for_morning_never_sends
     assert "must-read: 2 pushes queued" in runner.invoke(args=["push", "deliver"]).output
     with factory() as s:
         s.execute(update(Source).where(Source.id == src).values(protected=True))
-        s.execute(update(PushMessage).values(not_before=now - timedelta(seconds=1)))  # the morning has come
+        # The morning has come: the window is over, and the rows are due.
+        s.execute(update(Office).where(Office.id == quiet).values(quiet_start=end, quiet_end=start))
+        s.execute(update(PushMessage).values(not_before=now - timedelta(seconds=1)))
         s.commit()
     result = runner.invoke(args=["push", "deliver"])
     assert result.exit_code == 0, result.output
@@ -355,6 +357,31 @@ def test_an_office_in_quiet_hours_gets_its_push_at_the_end_of_its_window(factory
     clock.now = morning
     assert deliver(factory, delivery, clock=clock).sent == 1
     assert len(got(fake, in_paris)) == 1
+
+
+def test_a_push_that_comes_due_in_its_office_quiet_hours_waits_for_morning_whenever_it_was_queued(push_app, factory,
+                                                                                                      fake):
+    # Rows queued before the quiet hours began (a worker stopped for the evening, a backlog) or retried into them
+    # (a 429's Retry-After, a 5xx backoff) are due when the worker next looks, inside the window: they wait too.
+    from feedapp.push.outbox import queue_push
+
+    now = datetime.now(timezone.utc)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    quiet = office(factory, "night", time_zone="UTC", quiet_start=start, quiet_end=end)
+    awake = office(factory, "day")
+    sleeper, worker = subscribe(factory, fake, quiet), subscribe(factory, fake, awake)
+    with factory() as s:
+        ids = list(s.scalars(select(PushSubscription.id).order_by(PushSubscription.id)))
+        queue_push(s, ids, {"title": "x"}, topic="mr1", not_before=now - timedelta(hours=3))
+        s.commit()
+    result = push_app.test_cli_runner().invoke(args=["push", "deliver"])
+    assert result.exit_code == 0, result.output
+    assert (len(got(fake, sleeper)), len(got(fake, worker))) == (0, 1)
+    with factory() as s:
+        window = office_window(s.get(Office, quiet), AnnounceSettings.from_config(push_app.config).quiet)
+        [held] = s.scalars(select(PushMessage).where(PushMessage.state == "pending")).all()
+    assert held.subscription_id == ids[0] and held.attempts == 0
+    assert held.not_before == release_time(now, window) > now  # the end of this window, in the office's zone
 
 
 def test_offices_without_quiet_hours_and_subscriptions_without_an_office_use_the_site_defaults(make_app, tmp_path):

@@ -67,7 +67,7 @@ def drain_push(factory, quiet: bool = True) -> str | None:
     """
     from ..models import utcnow
     from ..push import announce
-    from ..push.outbox import DeliverySettings, deliver, has_due
+    from ..push.outbox import DeliverySettings, deliver, has_due, hold_for_quiet_hours
 
     push = current_app.extensions["feedapp.push"]
     if not push.enabled:
@@ -81,8 +81,11 @@ def drain_push(factory, quiet: bool = True) -> str | None:
             lines.append(f"must-read: {queued} pushes queued, {reminders} reminders queued")
     if quiet and not has_due(factory):
         return "\n".join(lines) or None
+    settings = announce.AnnounceSettings.from_config(current_app.config)
     # A post that turned staff-only while its push waited (quiet hours) is not sent with its text.
-    announce.withdraw_exposed(factory, announce.AnnounceSettings.from_config(current_app.config))
+    announce.withdraw_exposed(factory, settings)
+    # A row that came due inside its office's quiet hours (queued before they began, or retried into them) waits.
+    hold_for_quiet_hours(factory, utcnow(), settings.quiet)
     summary = deliver(factory, DeliverySettings.from_push(push))
     for problem in summary.problems[:5]:
         click.echo(f"push failed: {problem}", err=True)

@@ -24,7 +24,9 @@ from email.utils import parsedate_to_datetime
 from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedapp.models import PUSH_FAILED, PUSH_PENDING, PUSH_SENT, PushMessage, PushSubscription, utcnow
+from feedapp.models import PUSH_FAILED, PUSH_PENDING, PUSH_SENT, Office, PushMessage, PushSubscription, utcnow
+
+from .quiet import QuietDefaults, office_window, release_time
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,29 @@ def claim(session_factory: sessionmaker[Session], now: datetime, limit: int, hol
             .where(PushMessage.id.in_(taken)).order_by(PushMessage.id)).all() if taken else []
         session.commit()
     return [Claimed(*row) for row in rows]
+
+
+def hold_for_quiet_hours(session_factory: sessionmaker[Session], now: datetime, defaults: QuietDefaults) -> int:
+    """Move the due rows of subscriptions whose office is in its quiet hours now to the window's end; how many.
+
+    Rows are given their office's release time when queued (feedapp.push.announce), but a row can still come
+    due inside a window: queued before it began and not sent yet (the worker was stopped, or behind), or retried
+    into it (a 429's Retry-After, a 5xx backoff). The worker calls this before each delivery. Rows claimed by a
+    worker (not_before ahead) are left to it. One query for the offices, one UPDATE per office now quiet.
+    """
+    changed = 0
+    with session_factory() as session:
+        for office in [None, *session.scalars(select(Office).order_by(Office.id))]:
+            release = release_time(now, office_window(office, defaults))
+            if release <= now:
+                continue
+            where = PushSubscription.office_id.is_(None) if office is None else PushSubscription.office_id == office.id
+            changed += session.execute(
+                update(PushMessage).where(PushMessage.state == PUSH_PENDING, PushMessage.not_before <= now,
+                                          PushMessage.subscription_id.in_(select(PushSubscription.id).where(where)))
+                .values(not_before=release).execution_options(synchronize_session=False)).rowcount or 0
+        session.commit()
+    return changed
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
