@@ -98,9 +98,11 @@ class FakePush:
         keys = self.browsers[sub_id] = BrowserKeys()
         return sub_id, keys.subscription(f"{self.origin}/push/{sub_id}")
 
-    def answer(self, sub_id: str, status: int, retry_after: str | None = None) -> None:
+    def answer(self, sub_id: str, status: int, retry_after: str | None = None, location: str | None = None) -> None:
         """Answer the next push to sub_id with status (then 201 again, unless more are scripted)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        if location is not None:
+            headers["Location"] = location
         self.answers.setdefault(sub_id, []).append((status, headers))
 
     def payloads(self, sub_id: str | None = None) -> list[bytes]:

@@ -140,6 +140,33 @@ def test_5xx_backs_off_then_fails_after_max_attempts(factory, fake, settings):
         assert s.get(PushSubscription, row_id).failures == 3
 
 
+def test_a_5xx_with_retry_after_waits_that_long(factory, fake, settings):
+    [(sub_id, row_id)] = subscribe(factory, fake)
+    fake.answer(sub_id, 503, retry_after="600")
+    queue(factory, [row_id], {"title": "x"}, not_before=T0)
+    clock = Clock(T0)
+    assert deliver(factory, settings, clock=clock).retried == 1
+    [row] = rows(factory)
+    assert row.not_before == T0 + timedelta(seconds=600) and row.last_error.startswith("503")  # not the 30 s backoff
+    clock.now = row.not_before
+    assert deliver(factory, settings, clock=clock).sent == 1
+
+
+def test_a_redirect_from_a_push_service_is_not_followed(push_app, factory, fake, settings):
+    # The endpoint was checked against the allowed push services when the browser subscribed; a 307 or 308
+    # (which keeps the POST and its body) would send the worker wherever the answer points (SSRF).
+    with FakePush(push_app.extensions["feedapp.push"].keys.public_key, SUBJECT) as elsewhere:
+        target_id, target = elsewhere.subscribe()
+        [(sub_id, row_id)] = subscribe(factory, fake)
+        fake.answer(sub_id, 307, location=target["endpoint"])
+        queue(factory, [row_id], {"title": "x"})
+        summary = deliver(factory, settings)
+        assert elsewhere.problems == [] and elsewhere.counts[target_id] == 0
+    assert (summary.sent, summary.failed) == (0, 1)
+    [row] = rows(factory)
+    assert row.state == "failed" and row.last_error.startswith("307")
+
+
 def test_a_retry_after_date_is_honoured():
     assert retry_after_seconds("Thu, 03 Dec 2026 09:05:00 GMT", T0) == 300
     assert retry_after_seconds("soon", T0) is None

@@ -70,7 +70,7 @@ class Sender:
 
 
 def _PushSession():
-    """A requests.Session that reads the proxy environment once per push-service origin, not on every send.
+    """A requests.Session that reads the proxy environment once per push-service origin, and follows no redirect.
 
     requests looks at every environment variable (proxies, no_proxy, netrc) for each request when trust_env
     is on: a third of a send's CPU time. The same settings are honoured, read once.
@@ -94,6 +94,9 @@ def _PushSession():
             if origin not in self.origin_proxies:
                 self.origin_proxies[origin] = get_environ_proxies(url)
             kwargs.setdefault("proxies", self.origin_proxies[origin])
+            # Only the endpoint checked when the browser subscribed (feedapp.push.subscriptions) is ever asked: a
+            # redirect (307/308 keep the POST) would take the worker wherever the answer points. RFC 8030 has none.
+            kwargs["allow_redirects"] = False
             return super().request(method, url, **kwargs)
 
     return PushSession()
