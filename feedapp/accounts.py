@@ -131,15 +131,20 @@ def redeem_invite(session: Session, invite: Invite, password: str) -> User:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    """Check and store a new password; signs the user out everywhere and ends their unused invites. Caller commits.
+    """Check and store a new password; signs the user out everywhere, ends their unused invites and removes
+    their staff push subscriptions. Caller commits.
 
     Every way of setting a password comes here (invite, `users set-password`, /account/password),
-    so an invite link never outlives the password it was made to set.
+    so an invite link never outlives the password it was made to set. A lost phone must stop getting
+    staff-only notifications as it stops being signed in: which subscription is which browser's the
+    server cannot tell (as at sign-out), so all go, and the browser that changed the password files
+    its own again (static/push.js, told by the account page).
     """
     check_password_rules(password, user.username)
     user.password_hash = generate_password_hash(password)
     end_all_sign_ins(session, user)
     end_unused_invites(session, user)
+    remove_staff_subscriptions(session, user.id)
 
 
 def end_unused_invites(session: Session, user: User) -> int:

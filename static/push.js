@@ -128,6 +128,10 @@
   go.addEventListener("click", subscribe);
   stop.addEventListener("click", unsubscribe);
 
+  // The account page right after a new password (data-refile, on that per-user page only): the server dropped every
+  // staff subscription of this person, this browser's too, so what it was last filed under no longer stands. Forgotten
+  // here rather than just sent once: should sending fail, the next page tries again.
+  if (box.hasAttribute("data-refile")) remember(null);
   if (Notification.permission === "denied") return show("blocked", text("blocked"));
   registration().then(function (reg) { return reg.pushManager.getSubscription(); }).then(function (subscription) {
     if (!subscription || Notification.permission !== "granted") return show("off", "");

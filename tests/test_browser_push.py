@@ -23,7 +23,7 @@ from feedapp.push.keys import ensure_vapid_keys, read_vapid_keys
 from feedapp.push.outbox import DeliverySettings, deliver, queue_push
 from tests.browser import PHONE, PageOpener, fits, serve, watch
 from tests.fakepush import FakePush
-from tests.test_browser_auth import _user, sign_in
+from tests.test_browser_auth import PASSWORD, _user, sign_in
 from tests.test_pwa import run, until, wait_for_worker
 
 SUBJECT = "mailto:comms@example.com"
@@ -358,6 +358,38 @@ def test_a_signed_in_reader_subscribes_as_staff_and_back_as_public_after_signing
     expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
     [row] = rows(site.app)
     assert not row.staff and row.user_id is None and row.endpoint == subscription["endpoint"]
+    assert problems == []
+
+
+def test_the_browser_that_changes_the_password_is_filed_as_staff_again(new_page, site):
+    """A new password drops every staff subscription of the person (a lost phone must stop getting staff news); the
+    account page shown right after it has this browser send its own again."""
+    _, subscription = site.push.subscribe()
+    page = opt_in_page(new_page, site, subscription)
+    problems = watch(page)
+    sign_in(page, "docker")
+    page.goto("/account")
+    page.get_by_role("button", name="Notify me of must-read posts").click()
+    expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
+    [row] = rows(site.app)
+    docker = row.user_id
+    assert row.staff and docker is not None
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password", exact=True).fill("a lighthouse at noon 7")
+    page.get_by_label("New password again").fill("a lighthouse at noon 7")
+    with page.expect_response(posted("POST")) as answer:
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_text("Password changed. Other phones and browsers are signed out.")).to_be_visible()
+        block(page)
+    assert answer.value.status == 201
+    [row] = rows(site.app)
+    assert (row.endpoint, row.staff, row.user_id) == (subscription["endpoint"], True, docker)
+    expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
+    # Only that page asks (the flag is taken once): the next shows the subscription as it is.
+    page.goto("/account")
+    block(page)
+    expect(page.get_by_role("status").filter(has_text=ON)).to_be_visible()
+    assert page.locator("#push[data-refile]").count() == 0
     assert problems == []
 
 

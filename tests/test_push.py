@@ -287,6 +287,30 @@ def test_deactivating_an_account_removes_its_subscriptions(push_app, push_client
     assert subscriptions(push_app) == []
 
 
+def test_setting_a_password_removes_the_persons_staff_subscriptions(push_app, push_client):
+    """A new password signs every browser out (accounts.set_password): a lost phone must stop getting staff news too."""
+    from tests.auth_helpers import login, make_staff
+    from tests.fakepush import BrowserKeys
+
+    from feedapp import accounts
+    from feedapp.db import sessions
+
+    make_staff(sessions(push_app), "ana")
+    make_staff(sessions(push_app), "bo")
+    login(push_client, "ana", "correct horse battery")
+    token = page_token(push_client)
+    for n in range(2):  # her phone and her laptop
+        assert subscribe(push_client, BrowserKeys().subscription(f"{FCM}ana{n}"), token=token).status_code == 201
+    other = push_app.test_client()
+    login(other, "bo", "correct horse battery")
+    assert subscribe(other, BrowserKeys().subscription(f"{FCM}bo"), token=page_token(other)).status_code == 201
+    assert subscribe(push_app.test_client(), BrowserKeys().subscription(f"{FCM}anon")).status_code == 201
+    with sessions(push_app)() as s:
+        accounts.set_password(s, accounts.user_by_username(s, "ana"), "a brand new passphrase")
+        s.commit()
+    assert [row.endpoint for row in subscriptions(push_app)] == [f"{FCM}bo", f"{FCM}anon"]
+
+
 def test_each_person_keeps_a_few_staff_subscriptions(push_app, push_client):
     from tests.auth_helpers import login, make_staff
     from tests.fakepush import BrowserKeys

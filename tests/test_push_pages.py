@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from feedapp.push.keys import ensure_vapid_keys
-from tests.auth_helpers import login, make_staff
+from tests.auth_helpers import csrf, login, make_staff
 from tests.conftest import server_missing
 from tests.test_html_valid import vnu_problems
 
@@ -54,6 +54,25 @@ def test_the_block_is_in_every_page_footer_without_any_readers_state(push_app, s
     account = client.get("/account").get_data(as_text=True)
     assert account.count('<section id="push"') == 1  # in the page itself, not again in the footer
     assert account.index('id="push"') < account.index("<footer")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # markup only
+def test_only_the_account_page_after_a_new_password_asks_the_browser_to_file_its_subscription_again(
+        push_app, sessions, db_url):
+    client = push_app.test_client()
+    make_staff(sessions, "ana")
+    login(client, "ana", "correct horse battery")
+    assert "data-refile" not in block_of(client.get("/account").get_data(as_text=True))
+    changed = client.post("/account/password", data={
+        "csrf_token": csrf(client, "/account"), "current": "correct horse battery",
+        "password": "a brand new passphrase", "confirm": "a brand new passphrase"})
+    assert changed.status_code == 303 and changed.headers["Location"].endswith("/account")
+    # Shared pages never carry it (one staff render serves all of a person's browsers), even with the flag waiting.
+    assert "data-refile" not in block_of(client.get("/").get_data(as_text=True))
+    page = client.get("/account")
+    assert page.headers["Cache-Control"] == "no-store"
+    assert 'data-refile="1"' in block_of(page.get_data(as_text=True))
+    assert "data-refile" not in block_of(client.get("/account").get_data(as_text=True))  # once
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -13,6 +13,7 @@ from feedapp.models import FeedToken, User
 from . import limits
 from .auth import REMEMBER_FOR, SESSION_FOR, CurrentUser
 from .forms import ActionForm, ChangePasswordForm, translate
+from .push import refile_on_next_page, take_refile
 from .scope import base_url
 from .state import content_state
 
@@ -23,7 +24,7 @@ bp = Blueprint("account", __name__)
 @login_required
 def show_account():
     """Name, office, password form and private feed status."""
-    return _render(ChangePasswordForm())
+    return _render(ChangePasswordForm(), push_refile=take_refile())
 
 
 @bp.post("/account/password")
@@ -54,6 +55,7 @@ def change_password():
     key = accounts.start_sign_in(db, user, REMEMBER_FOR if remember else SESSION_FOR, remember=remember)
     db.commit()
     login_user(CurrentUser.of(user, key), remember=remember, duration=REMEMBER_FOR)
+    refile_on_next_page()  # set_password dropped every staff subscription of theirs, this browser's too
     flash(gettext("Password changed. Other phones and browsers are signed out."))
     return redirect(url_for("account.show_account"), code=303)
 
@@ -76,7 +78,8 @@ def private_feed_urls(token: str) -> dict[str, str]:
     return {fmt: root + url_for("feeds.show_private_feed", token=token, fmt=fmt) for fmt in ("rss", "atom", "json")}
 
 
-def _render(form, new_token: str | None = None, status: int = 200, headers: dict | None = None):
+def _render(form, new_token: str | None = None, status: int = 200, headers: dict | None = None,
+            push_refile: bool = False):
     db = get_session()
     user = db.get(User, current_user.id)
     office = content_state().by_id.get(user.office_id)
@@ -84,6 +87,6 @@ def _render(form, new_token: str | None = None, status: int = 200, headers: dict
     response = render_template(
         "account.html", user=user, office=office, form=form, action=ActionForm(),
         feed_created=token_row.created_at if token_row else None,
-        feed_urls=private_feed_urls(new_token) if new_token else None,
+        feed_urls=private_feed_urls(new_token) if new_token else None, push_refile=push_refile,
     )
     return response, status, {"Cache-Control": "no-store", **(headers or {})}

@@ -23,6 +23,7 @@ from feedapp.roles import HasRole
 
 from . import limits
 from .forms import LoginForm, SetPasswordForm, translate
+from .push import refile_on_next_page
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -167,6 +168,7 @@ def accept_invite(token: str):
             else:
                 _sign_in(user, remember=True)
                 db.commit()
+                refile_on_next_page()  # a new invite on a browser that had subscribed: as /account/password
                 flash(gettext("Your password is set. Welcome!"))
                 response = redirect(url_for("account.show_account"), code=303)
                 limits.remember_device(response, user.username)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
@@ -60,6 +60,22 @@ def push_enabled() -> bool:
 def push_off_reason() -> str | None:
     """Why push is off (an operator's message, in English), or None when it is on."""
     return push_settings().off_reason
+
+
+# Session key: the next /account page tells static/push.js to file this browser's subscription again.
+REFILE_KEY = "push_refile"
+
+
+def refile_on_next_page() -> None:
+    """The server just dropped this person's staff subscriptions, this browser's among them (a new password):
+    have the next /account page send this browser's again. Kept in the session: per browser, never in a
+    shared page."""
+    session[REFILE_KEY] = True
+
+
+def take_refile() -> bool:
+    """Whether this page should have push.js file the browser's subscription again (once: the flag goes)."""
+    return bool(session.pop(REFILE_KEY, False))
 
 
 @bp.get("/key")
