@@ -3,9 +3,9 @@
 No Flask here. Every write adds to a count (one atomic upsert: INSERT … ON CONFLICT DO UPDATE, PostgreSQL
 and SQLite 3.24+), so nothing records which person, device or time of day read what. Feed clients are
 counted distinct per day through a keyed hash of address and User-Agent under that day's salt: the salt
-is random, kept in one site setting for the current UTC day only and replaced when the day changes, so
-no past day's hash can ever be recomputed from an address; the raw address and User-Agent are never
-stored. Reads (feedapp.reach_report) show groups under SMALL merged into "other" and small numbers as
+is random, kept in one site setting for the current UTC day only, and replaced when the day changes or
+deleted by the poller once its day is over, whichever comes first, so no past day's hash can ever be
+recomputed from an address; the raw address and User-Agent are never stored. Reads (feedapp.reach_report) show groups under SMALL merged into "other" and small numbers as
 "fewer than 5".
 """
 
@@ -167,6 +167,22 @@ def daily_salt(session: Session, day: date) -> bytes:
             session.execute(delete(FeedReader).where(FeedReader.day < day - timedelta(days=READER_DAYS)))
         session.commit()
     raise RuntimeError("the daily salt kept changing under us")
+
+
+def drop_stale_salt(session: Session, today: date) -> bool:
+    """Delete the stored salt if its UTC day is before today; whether it did. Caller commits.
+
+    daily_salt replaces a salt only at a later day's first feed answer: on a quiet site a finished day's
+    salt would stay in the database (and in its backups) until then, and with it the means to recompute that
+    day's client hashes from guessed addresses. The poll cycle calls this (feedapp.ingest.poll).
+    """
+    value = session.scalar(select(SiteSetting.value).where(SiteSetting.key == SALT_KEY))
+    if value is None or value.partition(":")[0] >= today.isoformat():
+        return False
+    # Compare-and-delete, as daily_salt compares-and-sets: a web worker may have just put today's salt in its place.
+    result = session.execute(delete(SiteSetting).where(SiteSetting.key == SALT_KEY, SiteSetting.value == value)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def client_hash(salt: bytes, feed: str, address: str, user_agent: str) -> str:

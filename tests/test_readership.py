@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text, update
@@ -278,6 +278,47 @@ def test_workers_share_one_salt_per_day(demo, sessions):
         assert readership.daily_salt(a, DAY) == readership.daily_salt(b, DAY)
         assert readership.daily_salt(a, DAY + timedelta(days=1)) == readership.daily_salt(b, DAY + timedelta(days=1))
         assert readership.daily_salt(a, DAY) != readership.daily_salt(b, DAY + timedelta(days=2))
+
+
+def stored_salt(sessions) -> str | None:
+    with sessions() as s:
+        row = s.get(SiteSetting, readership.SALT_KEY)
+        return row.value if row is not None else None
+
+
+def test_only_a_salt_whose_day_is_over_is_dropped(app, sessions):
+    with sessions() as s:
+        assert readership.drop_stale_salt(s, DAY) is False  # none stored
+        salt = readership.daily_salt(s, DAY)
+        assert readership.drop_stale_salt(s, DAY) is False
+        assert readership.drop_stale_salt(s, DAY - timedelta(days=1)) is False  # a clock behind: still not over
+        s.commit()
+    assert stored_salt(sessions) == f"{DAY.isoformat()}:{salt.hex()}"
+    with sessions() as s:
+        assert readership.drop_stale_salt(s, DAY + timedelta(days=1)) is True
+        s.commit()
+    assert stored_salt(sessions) is None
+
+
+def test_the_poller_deletes_a_finished_days_salt_on_a_quiet_site(app, sessions):
+    """No feed answer after midnight (which would replace it): the poll cycle still takes the day's salt away, so
+    neither the database nor a backup of it can recompute that day's client hashes from guessed addresses."""
+    from feedapp.ingest.poll import PollSettings, poll_cycle
+    from feedapp.xapi import XClient, XSettings
+
+    with sessions() as s:
+        salt = readership.daily_salt(s, DAY)
+    x_client, settings = XClient(XSettings.from_config(app.config)), PollSettings.from_config(app.config)
+    last_second = datetime(DAY.year, DAY.month, DAY.day, 23, 59, 59, tzinfo=timezone.utc)
+    try:
+        poll_cycle(sessions, x_client, settings, now=last_second)
+        assert stored_salt(sessions) == f"{DAY.isoformat()}:{salt.hex()}"  # its day is not over: kept
+        poll_cycle(sessions, x_client, settings, now=last_second + timedelta(seconds=1))
+    finally:
+        x_client.close()
+    assert stored_salt(sessions) is None
+    with sessions() as s:
+        assert readership.daily_salt(s, DAY + timedelta(days=1)) != salt  # the next feed answer makes a new one
 
 
 @pytest.mark.parametrize("agent, expected", [

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedapp import mustread
+from feedapp import mustread, readership
 from feedapp.models import utcnow
 from feedapp.moderation import expire_pins
 from feedapp.queries import sources_due
@@ -112,7 +112,9 @@ def poll_cycle(
             summary.notes.append(f"profile check skipped: database error ({type(exc).__name__})")
     with sessions() as session:
         # Pins and must-reads past their end leave the feeds they were on (their pages' caches move on with them).
-        if expire_pins(session, now) + mustread.expire(session, now):
+        expired = expire_pins(session, now) + mustread.expire(session, now)
+        # A finished day's readership salt goes even when no feed answer came to replace it (now is UTC).
+        if readership.drop_stale_salt(session, now.date()) or expired:
             session.commit()
         ids = sources_due(session, None if everything else now)
     if coverage is not None:
