@@ -142,6 +142,40 @@ def test_a_staff_only_post_answers_anonymous_readers_exactly_like_an_unknown_id(
     assert page.headers["Cache-Control"] == "private, no-cache" and "Cookie" in page.headers["Vary"]
 
 
+NEXT_RE = re.compile(r'<input\b[^>]*\bname="next"[^>]*\bvalue="([^"]*)"')
+
+
+def test_a_missing_or_staff_only_post_offers_a_sign_in_that_comes_back_to_it(company, runner, app, sessions):
+    """A staff-only notification tapped after the session ended: the 404 (which must not say the post exists) offers
+    "Sign in", for every unknown id alike, and signing in there lands on the post."""
+    secret = int(company.post("board", "Board-only: merger talks"))
+    follow_and_poll(runner)
+    missing = secret + 1000  # never posted: the same number of digits
+    with sessions() as s:
+        assert s.get(Post, missing) is None
+    anonymous = app.test_client()
+    hidden, unknown = anonymous.get(f"/posts/{secret}"), anonymous.get(f"/posts/{missing}")
+    assert hidden.status_code == unknown.status_code == 404 and b"merger" not in hidden.data
+    assert hidden.data.replace(str(secret).encode(), b"ID") == unknown.data.replace(str(missing).encode(), b"ID")
+    assert hidden.data != unknown.data  # each links back to its own address
+    for post_id, page in ((secret, hidden), (missing, unknown)):
+        link = f"/login?next=/posts/{post_id}"
+        assert f'<a href="{link}">Sign in</a>' in page.get_data(as_text=True)
+    assert hidden.headers["Cache-Control"] == "no-store"
+
+    make_staff(sessions, "reader")
+    [link] = re.findall(r'<a href="(/login\?[^"]*)">Sign in</a>', hidden.get_data(as_text=True))
+    form = anonymous.get(htmllib.unescape(link))
+    [back] = NEXT_RE.findall(form.get_data(as_text=True))
+    assert back == f"/posts/{secret}"
+    signed_in = login(anonymous, "reader", PASSWORD, next=back)
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == f"/posts/{secret}"
+    page = anonymous.get(signed_in.headers["Location"])
+    assert page.status_code == 200 and "Board-only: merger talks" in page.get_data(as_text=True)
+    # Signed in, an unknown id is a plain 404: nothing to sign in for.
+    assert "/login" not in anonymous.get(f"/posts/{missing}").get_data(as_text=True).split("<main", 1)[1]
+
+
 def test_a_post_of_a_protected_account_is_unknown_to_anonymous_readers(company, runner, client):
     company.add_user("locked", name="Locked", protected=True)
     follow(runner, "locked")

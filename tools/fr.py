@@ -37,6 +37,7 @@ FR = {
     'Something went wrong': "Un problème est survenu",
     'This form has expired or did not come from this site. Go back, reload the page and try again.': "Ce formulaire a expiré ou ne vient pas de ce site. Revenez en arrière, rechargez la page et réessayez.",
     'There is nothing at this address. Check the link, or start from the feed.': "Il n’y a rien à cette adresse. Vérifiez le lien, ou repartez du fil.",
+    'This post does not exist, or only staff can read it.': "Ce message n’existe pas, ou seul le personnel peut le lire.",
     'That was more data than this form accepts.': "C’était plus de données que ce formulaire n’en accepte.",
     'Something went wrong on our side. Please try again.': "Un problème est survenu de notre côté. Veuillez réessayer.",
     'Fill this in.': "Remplissez ce champ.",

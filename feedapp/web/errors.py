@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
@@ -19,6 +19,17 @@ def init_app(app: Flask) -> None:
     """
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _internal_error)
+
+
+class SignInMayShow(NotFound):
+    """A 404 for an anonymous reader at an address staff might see (a post): the page offers "Sign in", coming back
+    to next_path. Raise it for every such address alike, stored or not, so it tells nobody that anything is there."""
+
+    description = lazy_gettext("This post does not exist, or only staff can read it.")
+
+    def __init__(self, next_path: str):
+        super().__init__()
+        self.next_path = next_path
 
 
 def _wants_json() -> bool:
@@ -56,7 +67,9 @@ def _http_error(exc: HTTPException):
         response = jsonify(error=exc.name, message=scrub(str(message)))
     else:
         title = TITLES.get(exc.code, exc.name)
-        response = render_template("error.html", code=exc.code, title=title, message=message)
+        # The login view follows next to this site's own paths only (auth.safe_next).
+        sign_in = url_for("auth.login", next=exc.next_path) if isinstance(exc, SignInMayShow) else None
+        response = render_template("error.html", code=exc.code, title=title, message=message, sign_in=sign_in)
     # The exception's own headers (Allow on a 405, Retry-After on a 429), not its content type.
     headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
     return response, exc.code, {**headers, "Cache-Control": "no-store"}

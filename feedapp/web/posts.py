@@ -11,6 +11,7 @@ from feedapp.db import get_session
 from feedapp.models import utcnow
 from feedapp.queries import hidden_post_ids, post_with_thread
 
+from .errors import SignInMayShow
 from .http import cached_response
 from .pages import PAGE_MAX_AGE
 from .scope import MAX_ID, base_url
@@ -49,8 +50,11 @@ def show_post(post_id: int):
     post = post_with_thread(get_session(), post_id, staff=staff)
     if post is None:
         # The same answer for an id we never stored and one this reader may not see: nothing
-        # (status, body, headers) tells a public reader that a staff-only post exists.
-        abort(404)
+        # (status, body, headers) tells a public reader that a staff-only post exists. Either way an anonymous
+        # reader is offered "Sign in" back to here: a staff-only notification tapped after the session ended.
+        if staff:
+            abort(404)
+        raise SignInMayShow(url_for("posts.show_post", post_id=post_id))
     head = post.thread_head or post
     canonical_id = post.canonical_id or post.id  # a repost's page is its original's
     must = mustread.reader_state(get_session(), mustread.EVERY, reader=current_user if staff else None, now=utcnow())
