@@ -209,6 +209,35 @@ def test_posts_rotate_by_themselves_at_the_configured_pace(chromium, tmp_path, s
         assert problems == []
 
 
+def test_each_post_stays_twelve_seconds_by_default_and_longer_when_long(chromium, tmp_path, sqlite_template):
+    from datetime import datetime, timezone
+
+    app = make_app(tmp_path, sqlite_template)  # FEEDAPP_SCREEN_SECONDS left at its default
+    long_id = str(lengthen_newest(app))
+    path = add_screen(app)
+    start = datetime(2026, 7, 1, 10, 0, tzinfo=timezone.utc)
+    with serve(app) as base, opened(chromium, base + path) as (page, problems):
+        page.clock.install(time=start)
+        page.goto(base + path)
+        page.clock.pause_at(datetime(2026, 7, 1, 10, 0, 5, tzinfo=timezone.utc))  # before the first post's turn ends
+        stays = {}  # post id → seconds on screen, counted in whole seconds of the paused clock
+        shown, since = rotations(page), None
+        for second in range(1, 600):
+            page.clock.run_for(1_000)
+            if rotations(page) != shown:
+                if since is not None:  # the first post's start was not seen: from the second on
+                    stays[current] = second - since
+                shown, since, current = rotations(page), second, page.get_attribute("#screen", "data-post")
+                if long_id in stays and len(stays) >= 4:
+                    break
+        assert long_id in stays, stays
+        # Each as long as the server said (12 s, a second more per 20 words), the long one twice the default (the cap).
+        said = {post["id"]: post["seconds"] for post in app.test_client().get(path + "/posts.json").json["posts"]}
+        assert stays == {post_id: said[post_id] for post_id in stays}
+        assert min(stays.values()) == 12 and stays[long_id] == 24, stays
+        assert problems == []
+
+
 def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
