@@ -23,9 +23,11 @@ from tests.browser import PATIENCE, Seal, patient, serve, watch
 
 SIZES = {"landscape": {"width": 1920, "height": 1080}, "portrait": {"width": 1080, "height": 1920}}
 LONG = " ".join(f"Sentence number {i} about the new rota and the canteen hours, read it carefully." for i in range(40))
-# Everything inside the viewport, the text inside its box, its size, the QR code's size, whether it was cut.
+# Everything inside the viewport, the text inside its box, its size, the QR code's size, whether it was cut, the
+# photo's box, the author, handle and time, the brand and the clock.
 LAYOUT_JS = """() => {
   const text = document.getElementById('text'), qr = document.getElementById('qr').getBoundingClientRect();
+  const photo = document.getElementById('photo');
   const outside = [...document.querySelectorAll('#screen *')].filter(e => {
     const r = e.getBoundingClientRect();
     return r.width && (r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5 || r.left < -0.5 || r.top < -0.5);
@@ -33,7 +35,12 @@ LAYOUT_JS = """() => {
   return {post: document.getElementById('screen').dataset.post, font: parseFloat(getComputedStyle(text).fontSize),
           overflow: text.scrollHeight > text.clientHeight + 1, outside, qr: Math.min(qr.width, qr.height),
           more: !document.getElementById('more').hidden, text: text.textContent,
-          scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight]};
+          scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+          photo: photo.hidden ? null : {area: photo.getBoundingClientRect().width * photo.getBoundingClientRect().height,
+                                        src: document.getElementById('photo-img').getAttribute('src')},
+          by: ['author', 'handle', 'when'].map(id => document.getElementById(id).textContent.trim()),
+          brand: document.querySelector('.brand').getBoundingClientRect().height > 0 && !!document.querySelector('.site').textContent.trim(),
+          clock: document.getElementById('clock').textContent};
 }"""
 
 
@@ -138,6 +145,10 @@ def test_every_post_fits_with_large_text_and_a_qr_code_of_its_page(chromium, tmp
             assert layout["font"] >= 42, (post_id, layout["font"])  # 1vmin is 10.8 px either way round
             assert layout["qr"] >= 240, (post_id, layout["qr"])
             assert layout["scroll"] == [SIZES[orientation]["width"], SIZES[orientation]["height"]]
+            assert all(layout["by"]) and layout["brand"] and re.match(r"^\d\d:\d\d", layout["clock"]), layout
+        photos = [layout["photo"] for layout in seen.values() if layout["photo"]]
+        # The photo large: a third of the wall at least (the demo's one photo, pinned or not).
+        assert photos and all(p["src"] and p["area"] >= 1920 * 1080 / 3 for p in photos), photos
         long = seen[str(long_id)]
         assert long["more"] and len(long["text"]) < len(LONG)
         assert long["text"].endswith("carefully.")  # cut at a sentence
