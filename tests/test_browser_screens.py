@@ -266,6 +266,35 @@ def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_pat
         expect(page.locator("#offline")).to_be_hidden()
 
 
+def test_a_server_restart_leaves_the_screen_showing_its_posts_without_a_reload(chromium, tmp_path, sqlite_template):
+    from contextlib import ExitStack
+
+    settings = {"FEEDAPP_SCREEN_SECONDS": 1.0, "FEEDAPP_SCREEN_REFRESH": 0.3}
+    app = make_app(tmp_path, sqlite_template, **settings)
+    path = add_screen(app)
+    first = ExitStack()
+    base = first.enter_context(serve(app))
+    with first, opened(chromium, base + path) as (page, _problems):
+        loads = []
+        page.on("load", lambda: loads.append(page.url))
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        first.close()  # the server stops: connections refused
+        expect(page.locator("#offline")).to_be_visible()
+        before = rotations(page)
+        page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {before + 2}")
+        # Started again, a new process's app on the same database and port, as after a crash or a host's reboot.
+        again = create_app({"TESTING": True, "INSTANCE_PATH": app.instance_path, "FEEDAPP_STATE_TTL": 0,
+                            "FEEDAPP_DATABASE_URL": app.config["FEEDAPP_DATABASE_URL"], **settings})
+        with serve(again, port=int(base.rsplit(":", 1)[1])):
+            expect(page.locator("#offline")).to_be_hidden()
+            shown = rotations(page)
+            page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {shown + 2}")
+            expect(page.locator("#post")).to_be_visible()
+            assert loads == [base + path] and page.url == base + path  # no reload, no other page
+        sessions(again).kw["bind"].dispose()
+
+
 def test_a_removed_screen_clears_itself_and_its_url_answers_404(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
