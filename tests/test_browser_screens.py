@@ -27,7 +27,8 @@ LONG = " ".join(f"Sentence number {i} about the new rota and the canteen hours, 
 # photo's box, the author, handle and time, the brand and the clock.
 LAYOUT_JS = """() => {
   const text = document.getElementById('text'), qr = document.getElementById('qr').getBoundingClientRect();
-  const photo = document.getElementById('photo');
+  const photo = document.getElementById('photo'), box = photo.getBoundingClientRect();
+  const brand = document.querySelector('.brand').getBoundingClientRect();
   const outside = [...document.querySelectorAll('#screen *')].filter(e => {
     const r = e.getBoundingClientRect();
     return r.width && (r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5 || r.left < -0.5 || r.top < -0.5);
@@ -36,10 +37,10 @@ LAYOUT_JS = """() => {
           overflow: text.scrollHeight > text.clientHeight + 1, outside, qr: Math.min(qr.width, qr.height),
           more: !document.getElementById('more').hidden, text: text.textContent,
           scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
-          photo: photo.hidden ? null : {area: photo.getBoundingClientRect().width * photo.getBoundingClientRect().height,
+          photo: photo.hidden ? null : {area: box.width * box.height,
                                         src: document.getElementById('photo-img').getAttribute('src')},
           by: ['author', 'handle', 'when'].map(id => document.getElementById(id).textContent.trim()),
-          brand: document.querySelector('.brand').getBoundingClientRect().height > 0 && !!document.querySelector('.site').textContent.trim(),
+          brand: brand.height > 0 && !!document.querySelector('.site').textContent.trim(),
           clock: document.getElementById('clock').textContent};
 }"""
 
