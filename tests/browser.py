@@ -142,24 +142,25 @@ class InFlight:
 class QuietServer(ThreadedWSGIServer):
     """Werkzeug's threaded server that counts the requests it is answering."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int = 0):
         def keep_body(environ, start_response):
             environ[BODY_KEY] = Body(app(environ, start_response))
             return environ[BODY_KEY]
 
         # Port 0: the kernel picks a free port as it binds; server_port reads it back (no race with other tests).
-        super().__init__("127.0.0.1", 0, keep_body, handler=QuietHandler)
+        # A given port: a server started again where a test's pages expect it (a restart).
+        super().__init__("127.0.0.1", port, keep_body, handler=QuietHandler)
         self.requests = InFlight()
 
 
 @contextmanager
-def serve(app) -> Iterator[str]:
-    """Serve app on a free 127.0.0.1 port from a thread; yield its base URL.
+def serve(app, port: int = 0) -> Iterator[str]:
+    """Serve app on a free 127.0.0.1 port (or that port) from a thread; yield its base URL.
 
     On the way out, wait for requests still in flight (a browser context closing mid-load leaves
     some), so none runs on into the next test or outlives the app's database.
     """
-    server = QuietServer(app)
+    server = QuietServer(app, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

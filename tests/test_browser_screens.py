@@ -23,9 +23,12 @@ from tests.browser import PATIENCE, Seal, patient, serve, watch
 
 SIZES = {"landscape": {"width": 1920, "height": 1080}, "portrait": {"width": 1080, "height": 1920}}
 LONG = " ".join(f"Sentence number {i} about the new rota and the canteen hours, read it carefully." for i in range(40))
-# Everything inside the viewport, the text inside its box, its size, the QR code's size, whether it was cut.
+# Everything inside the viewport, the text inside its box, its size, the QR code's size, whether it was cut, the
+# photo's box, the author, handle and time, the brand and the clock.
 LAYOUT_JS = """() => {
   const text = document.getElementById('text'), qr = document.getElementById('qr').getBoundingClientRect();
+  const photo = document.getElementById('photo'), box = photo.getBoundingClientRect();
+  const brand = document.querySelector('.brand').getBoundingClientRect();
   const outside = [...document.querySelectorAll('#screen *')].filter(e => {
     const r = e.getBoundingClientRect();
     return r.width && (r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5 || r.left < -0.5 || r.top < -0.5);
@@ -33,7 +36,12 @@ LAYOUT_JS = """() => {
   return {post: document.getElementById('screen').dataset.post, font: parseFloat(getComputedStyle(text).fontSize),
           overflow: text.scrollHeight > text.clientHeight + 1, outside, qr: Math.min(qr.width, qr.height),
           more: !document.getElementById('more').hidden, text: text.textContent,
-          scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight]};
+          scroll: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+          photo: photo.hidden ? null : {area: box.width * box.height,
+                                        src: document.getElementById('photo-img').getAttribute('src')},
+          by: ['author', 'handle', 'when'].map(id => document.getElementById(id).textContent.trim()),
+          brand: brand.height > 0 && !!document.querySelector('.site').textContent.trim(),
+          clock: document.getElementById('clock').textContent};
 }"""
 
 
@@ -138,6 +146,10 @@ def test_every_post_fits_with_large_text_and_a_qr_code_of_its_page(chromium, tmp
             assert layout["font"] >= 42, (post_id, layout["font"])  # 1vmin is 10.8 px either way round
             assert layout["qr"] >= 240, (post_id, layout["qr"])
             assert layout["scroll"] == [SIZES[orientation]["width"], SIZES[orientation]["height"]]
+            assert all(layout["by"]) and layout["brand"] and re.match(r"^\d\d:\d\d", layout["clock"]), layout
+        photos = [layout["photo"] for layout in seen.values() if layout["photo"]]
+        # The photo large: a third of the wall at least (the demo's one photo, pinned or not).
+        assert photos and all(p["src"] and p["area"] >= 1920 * 1080 / 3 for p in photos), photos
         long = seen[str(long_id)]
         assert long["more"] and len(long["text"]) < len(LONG)
         assert long["text"].endswith("carefully.")  # cut at a sentence
@@ -209,6 +221,35 @@ def test_posts_rotate_by_themselves_at_the_configured_pace(chromium, tmp_path, s
         assert problems == []
 
 
+def test_each_post_stays_twelve_seconds_by_default_and_longer_when_long(chromium, tmp_path, sqlite_template):
+    from datetime import datetime, timezone
+
+    app = make_app(tmp_path, sqlite_template)  # FEEDAPP_SCREEN_SECONDS left at its default
+    long_id = str(lengthen_newest(app))
+    path = add_screen(app)
+    start = datetime(2026, 7, 1, 10, 0, tzinfo=timezone.utc)
+    with serve(app) as base, opened(chromium, base + path) as (page, problems):
+        page.clock.install(time=start)
+        page.goto(base + path)
+        page.clock.pause_at(datetime(2026, 7, 1, 10, 0, 5, tzinfo=timezone.utc))  # before the first post's turn ends
+        stays = {}  # post id → seconds on screen, counted in whole seconds of the paused clock
+        shown, since = rotations(page), None
+        for second in range(1, 600):
+            page.clock.run_for(1_000)
+            if rotations(page) != shown:
+                if since is not None:  # the first post's start was not seen: from the second on
+                    stays[current] = second - since
+                shown, since, current = rotations(page), second, page.get_attribute("#screen", "data-post")
+                if long_id in stays and len(stays) >= 4:
+                    break
+        assert long_id in stays, stays
+        # Each as long as the server said (12 s, a second more per 20 words), the long one twice the default (the cap).
+        said = {post["id"]: post["seconds"] for post in app.test_client().get(path + "/posts.json").json["posts"]}
+        assert stays == {post_id: said[post_id] for post_id in stays}
+        assert min(stays.values()) == 12 and stays[long_id] == 24, stays
+        assert problems == []
+
+
 def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_path, sqlite_template):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=1.0, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
@@ -224,6 +265,35 @@ def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_pat
         assert page.locator("#text").text_content().strip()
         offline[0] = False
         expect(page.locator("#offline")).to_be_hidden()
+
+
+def test_a_server_restart_leaves_the_screen_showing_its_posts_without_a_reload(chromium, tmp_path, sqlite_template):
+    from contextlib import ExitStack
+
+    settings = {"FEEDAPP_SCREEN_SECONDS": 1.0, "FEEDAPP_SCREEN_REFRESH": 0.3}
+    app = make_app(tmp_path, sqlite_template, **settings)
+    path = add_screen(app)
+    first = ExitStack()
+    base = first.enter_context(serve(app))
+    with first, opened(chromium, base + path) as (page, _problems):
+        loads = []
+        page.on("load", lambda: loads.append(page.url))
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        first.close()  # the server stops: connections refused
+        expect(page.locator("#offline")).to_be_visible()
+        before = rotations(page)
+        page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {before + 2}")
+        # Started again, a new process's app on the same database and port, as after a crash or a host's reboot.
+        again = create_app({"TESTING": True, "INSTANCE_PATH": app.instance_path, "FEEDAPP_STATE_TTL": 0,
+                            "FEEDAPP_DATABASE_URL": app.config["FEEDAPP_DATABASE_URL"], **settings})
+        with serve(again, port=int(base.rsplit(":", 1)[1])):
+            expect(page.locator("#offline")).to_be_hidden()
+            shown = rotations(page)
+            page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {shown + 2}")
+            expect(page.locator("#post")).to_be_visible()
+            assert loads == [base + path] and page.url == base + path  # no reload, no other page
+        sessions(again).kw["bind"].dispose()
 
 
 def test_a_removed_screen_clears_itself_and_its_url_answers_404(chromium, tmp_path, sqlite_template):

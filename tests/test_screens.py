@@ -161,6 +161,26 @@ def test_pinned_posts_come_first_and_come_back_more_often(app, runner, client, s
     assert items[0].link == f"{BASE}/posts/{oldest}" and items[0].tags[0].term == "Pinned"
 
 
+def test_a_videos_poster_is_its_picture_on_the_screen_and_in_the_rss(app, runner, client, sessions):
+    import base64
+
+    path, _ = add(runner, "Break room")
+    with sessions() as s:  # the demo's video (HarborPineSafe), pinned so that it is on the screen
+        video = next(post for post in s.scalars(select(Post).join(Source).where(Source.username == "HarborPineSafe"))
+                     if any(m.type == "video" for m in post.media))
+        poster = next(m.preview_url for m in video.media if m.type == "video")
+        moderation.pin(s, Actor.cli(), video.id)
+        s.commit()
+    shown = posts_json(client, path)["posts"][0]
+    assert shown["id"] == str(video.id) and shown["video"] is True and shown["image"], shown
+    encoded = shown["image"].rsplit("/", 1)[1]
+    assert base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode() == poster
+    response = client.get(shown["image"])
+    assert response.status_code == 200 and response.mimetype.startswith("image/")
+    items = feedparser.parse(client.get(path + "/feed.rss").data).entries
+    assert [e.href for e in items[0].enclosures] == [BASE + shown["image"]]
+
+
 def test_must_read_posts_head_the_rotation_marked_so(app, runner, client, sessions):
     path, _ = add(runner, "Break room")
     data = posts_json(client, path)
