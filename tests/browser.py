@@ -26,6 +26,7 @@ from feedapp.db import sessions
 from feedapp.ingest.store import store_posts
 from feedapp.models import Source
 from feedapp.xapi.types import Link, XPost, XUser
+from tests.loopback import StopsAtOnce
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -139,7 +140,7 @@ class InFlight:
             return self.changed.wait_for(lambda: self.count == 0, timeout)
 
 
-class QuietServer(ThreadedWSGIServer):
+class QuietServer(StopsAtOnce, ThreadedWSGIServer):
     """Werkzeug's threaded server that counts the requests it is answering."""
 
     def __init__(self, app, port: int = 0):
@@ -161,7 +162,7 @@ def serve(app, port: int = 0) -> Iterator[str]:
     some), so none runs on into the next test or outlives the app's database.
     """
     server = QuietServer(app, port)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

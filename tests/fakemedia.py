@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
 
+from tests.loopback import StopsAtOnce
+
 
 def image_bytes(width: int, height: int, fmt: str = "JPEG", color=(200, 80, 40), **save) -> bytes:
     """A plain image of that size, encoded as fmt."""
@@ -86,10 +88,9 @@ class FakeMedia:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.origin = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
         """The absolute URL of path on this server."""
@@ -103,3 +104,7 @@ class FakeMedia:
         self.server.shutdown()
         self.thread.join()
         self.server.server_close()
+
+
+class _Server(StopsAtOnce, ThreadingHTTPServer):
+    daemon_threads = True

@@ -76,7 +76,9 @@ class FakePush:
         self.problems: list[str] = []
         self.answers: dict[str, list[tuple[int, dict]]] = {}
         self.lock = threading.Lock()
-        class Server(ThreadingHTTPServer):
+        from tests.loopback import StopsAtOnce
+
+        class Server(StopsAtOnce, ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 128  # listen() backlog: 5 by default, too few for a worker opening 16 connections
 

@@ -35,6 +35,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature as oauth_sig
 
+from tests.loopback import StopsAtOnce
+
 UTC = timezone.utc
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TWEPOCH_MS = 1288834974657  # 2010-11-04T01:42:54.657Z
@@ -319,7 +321,7 @@ class FakeX:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fakex", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fakex", daemon=True)
         self._thread.start()
         return self
 
@@ -1136,7 +1138,7 @@ def _base36(n: int) -> str:
     return out or "0"
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(StopsAtOnce, ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default 5 makes concurrent clients wait for a 1 s SYN retry
 
