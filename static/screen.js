@@ -2,7 +2,7 @@
 
    One set of elements is filled in again for each post (no new nodes, listeners or timers per post):
    exactly one rotation timer, one fetch timer and one clock interval exist at any time, so memory stays
-   flat. Posts come from data-initial, then from posts.json every `refresh` seconds with If-None-Match.
+   flat. Posts come from #screen-data, then from posts.json every `refresh` seconds with If-None-Match.
    A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three of the app's own 404s in a
    row (the screen was removed: its token is gone) clear the posts and say so, while it keeps asking. A new
    asset version in the JSON (a deploy changed this script or its stylesheet) reloads the page once.
@@ -301,8 +301,9 @@
     });
   }
 
-  var initial = JSON.parse(root.getAttribute("data-initial") || "{}");
-  root.removeAttribute("data-initial");  // parsed once; no second copy kept in the DOM
+  var dataBlock = $("screen-data");
+  var initial = JSON.parse(dataBlock ? dataBlock.textContent : "{}");
+  if (dataBlock) dataBlock.parentNode.removeChild(dataBlock);  // parsed once; no second copy kept in the DOM
   tick();
   setInterval(tick, 1000);
   load(initial);

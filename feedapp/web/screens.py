@@ -16,6 +16,7 @@ import qrcode
 import qrcode.image.svg
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import force_locale, gettext
+from markupsafe import Markup
 
 from feedapp import screens
 from feedapp.assets import asset_url
@@ -37,6 +38,11 @@ TOKEN_MAX = 100  # tokens are 43 characters; a longer path segment is no token
 TEXT_MAX = (600, 280)  # characters shown at most without / with a photo; the page cuts further if they overflow
 GONE = '{"gone":true}'  # posts.json of no screen (static/screen.js: removed)
 PRIVATE = "private, no-cache"  # the URL is a secret: no shared cache keeps any of it; revalidated every time
+# Inside <script type="application/json"> only "</script" or "<!--" could end the element early or change how it is
+# parsed (HTML, "script data" states): with no "<", ">" or "&" left there is nothing to parse but text. U+2028 and
+# U+2029 are escaped too, for any reader that takes the JSON for JavaScript. All are plain JSON escapes.
+SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                  0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _screen_or_none(token: str) -> Screen | None:
@@ -100,7 +106,7 @@ def show_screen(token: str):
     office = _office(screen)
     etag = _etag(screen, office)
     with force_locale(_language(office)):
-        body = render_template("screen.html", data=json.dumps(_data(screen, token), separators=(",", ":")),
+        body = render_template("screen.html", data=Markup(script_json(_data(screen, token))),
                                etag=etag, version=asset_version(), language=_language(office), site=site_name(),
                                time_zone=_time_zone(screen),
                                logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
@@ -123,7 +129,7 @@ def show_screen_posts(token: str):
         return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     with force_locale(_language(office)):
         data = _data(screen, token)
-    response = Response(json.dumps(data, separators=(",", ":")), mimetype="application/json")
+    response = Response(script_json(data), mimetype="application/json")
     response.headers.update({"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     return response
 
@@ -165,6 +171,11 @@ def show_screen_qr(token: str, post_id: int):
     svg = _qr_svg(base_url() + url_for("posts.show_post", post_id=post_id))
     # The URL names its content (the base URL aside, which a deploy seldom changes): a day in the player's cache.
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def script_json(data) -> str:
+    """data as compact JSON in raw UTF-8 (\\u escapes cost twice the bytes for CJK, three times for accents), safe inside a script element."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(SCRIPT_ESCAPES)
 
 
 @lru_cache(maxsize=512)
