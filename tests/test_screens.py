@@ -313,6 +313,26 @@ def test_the_page_is_light_and_carries_its_posts(app, runner, client):
     assert "@font-face" not in "".join(bodies.values())
 
 
+def test_the_screens_service_worker_is_served_from_screen_for_that_scope_with_its_own_strict_policy(app, runner,
+                                                                                                   client):
+    path, _ = add(runner, "Break room")
+    page = client.get(path)
+    policy = page.headers["Content-Security-Policy"]
+    # Registering /screen/sw.js needs nothing looser: worker-src falls back to script-src 'self' (CSP 3).
+    assert "script-src 'self'" in policy and "unsafe" not in policy and "worker-src" not in policy
+    assert 'data-worker="/screen/sw.js"' in page.get_data(as_text=True)
+    worker = client.get("/screen/sw.js")
+    assert worker.status_code == 200 and worker.mimetype == "text/javascript"
+    assert worker.headers["Content-Security-Policy"] == "default-src 'self'"
+    assert worker.headers["Cache-Control"] == "no-cache"
+    body = worker.get_data(as_text=True)
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page.get_data(as_text=True))
+    assert assets and all(f'"{asset}"' in body for asset in assets)  # kept for a reload with the server down
+    assert "/screen/" + "x" * 43 not in body and "Set-Cookie" not in worker.headers  # one file for all screens
+    assert client.get("/screen/sw.js", headers={"If-None-Match": worker.headers["ETag"]}).status_code == 304
+    assert client.get("/sw.js").status_code == 200  # the site's own worker, scope /, as it was
+
+
 HOSTILE = ('</script><script>alert(1)</script> <!--<script> </SCRIPT > & &amp; "quoted" \u2028 \u2029 '
            "<img src=x onerror=alert(2)>")
 
@@ -347,10 +367,10 @@ def test_script_json_escapes_what_could_end_a_script_element_and_nothing_else():
     assert json.loads(out) == {"t": text}
 
 
-# The longest posts a screen shows (600 characters, no photo; no sentence end, so cut at a word) in three scripts: one
-# byte a character for English, some two-byte letters and four-byte emoji for French, three bytes for Japanese (in UTF-8;
-# six, twelve for an emoji, as \u escapes). Each post's own words in its own order (below): 28 copies of one text
-# would compress to almost nothing and prove nothing.
+# The longest posts a screen shows (600 characters, no photo; no sentence end, so cut at a word) in three scripts:
+# one byte a character for English, some two-byte letters and four-byte emoji for French, three bytes for Japanese
+# (in UTF-8; six, twelve for an emoji, as \u escapes). Each post's own words in its own order (below): 28 copies
+# of one text would compress to almost nothing and prove nothing.
 WORST_WORDS = {
     "en": "the depot on Harbor Road closes early Friday for stock count so please finish your deliveries by three "
           "and leave keys at front desk new rota starts Monday canteen hours change next week safety briefing in "

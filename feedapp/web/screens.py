@@ -1,4 +1,5 @@
-"""`/screen/TOKEN`: a break-room screen's page, its posts as JSON, its RSS for signage tickers, its QR codes.
+"""`/screen/TOKEN`: a break-room screen's page, its posts as JSON, its RSS for signage tickers, its QR codes; and
+`/screen/sw.js`, the service worker that keeps a screen's last posts for a reload while the server is down.
 
 The token in the URL stands in for signing in (signage players have no account, often no
 cookies). An unknown token and a removed screen's get the same 404 as any unknown URL. Every
@@ -27,7 +28,8 @@ from feedapp.render.page import page_id
 from feedapp.render.screen_feed import ScreenFeed, screen_rss
 
 from . import lang_attr, media
-from .branding import brand_file_url, site_name
+from .branding import brand_file_url, icon_url, site_name
+from .pwa import WORKER_CSP
 from .scope import base_url
 from .security import allow_framing
 from .state import OfficeInfo, content_state
@@ -99,6 +101,25 @@ def _etag(screen: Screen, office: OfficeInfo | None) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
+@bp.get("/screen/sw.js")
+def show_screen_worker():
+    """The screens' service worker (templates/screen_sw.js), from /screen/ so its scope is the screens' pages only."""
+    assets = [asset_url("screen.css"), asset_url("screen.js"), icon_url("icon-192")]
+    assets += [url for url in (brand_file_url("logo-header"),) if url]
+    digest = current_app.extensions.get("feedapp.screen_sw_source")
+    if digest is None:  # the template read once per process, not at every update check
+        source = current_app.jinja_env.loader.get_source(current_app.jinja_env, "screen_sw.js")[0]
+        digest = current_app.extensions["feedapp.screen_sw_source"] = hashlib.sha256(source.encode()).hexdigest()
+    # Changes with any file it keeps or the worker itself: the new worker then replaces the old, and its files.
+    version = hashlib.sha256(("\n".join(assets) + digest).encode()).hexdigest()[:12]
+    body = render_template("screen_sw.js", version=version, assets=assets)
+    # As /sw.js: re-checked on every visit (SW spec, "update"), a 304 while unchanged; its own CSP governs its fetch().
+    response = Response(body, mimetype="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": WORKER_CSP})
+    response.add_etag()
+    return response.make_conditional(request)
+
+
 @bp.get("/screen/<token>")
 def show_screen(token: str):
     """The page a signage player opens: one post at a time, full screen, refreshing itself."""
@@ -111,6 +132,8 @@ def show_screen(token: str):
                                time_zone=_time_zone(screen),
                                logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
                                token=token)
+    # no-store: no HTTP cache keeps a page of posts (perhaps staff-only) under a secret URL; the screen's own service
+    # worker keeps one copy, per screen, and drops it when the screen is removed (templates/screen_sw.js).
     allow_framing()
     return Response(body, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
@@ -174,7 +197,10 @@ def show_screen_qr(token: str, post_id: int):
 
 
 def script_json(data) -> str:
-    """data as compact JSON in raw UTF-8 (\\u escapes cost twice the bytes for CJK, three times for accents), safe inside a script element."""
+    """data as compact JSON in raw UTF-8, safe inside a script element.
+
+    Raw UTF-8: \\u escapes cost twice the bytes for CJK, three times for accents and emoji.
+    """
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(SCRIPT_ESCAPES)
 
 
