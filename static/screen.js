@@ -2,11 +2,14 @@
 
    One set of elements is filled in again for each post (no new nodes, listeners or timers per post):
    exactly one rotation timer, one fetch timer and one clock interval exist at any time, so memory stays
-   flat. Posts come from data-initial, then from posts.json every `refresh` seconds with If-None-Match.
+   flat. Posts come from #screen-data, then from posts.json every `refresh` seconds with If-None-Match.
    A failed fetch keeps the last good posts on screen with an "Offline since HH:MM" mark; three of the app's own 404s in a
    row (the screen was removed: its token is gone) clear the posts and say so, while it keeps asking. A new
    asset version in the JSON (a deploy changed this script or its stylesheet) reloads the page once.
-   No cookies are sent, no redirect (a login page) is ever followed, and no service worker is needed. */
+   No cookies are sent and no redirect (a login page) is ever followed. No service worker is needed; where the player
+   has them, /screen/sw.js keeps this page and its last posts, so a reload or a reboot while the server is down shows
+   them (body[data-saved] marks such a copy), and storage keeps when the server last answered, so the "Offline since"
+   mark keeps its time across the reload. */
 (function () {
   "use strict";
   var root = document.getElementById("screen");
@@ -49,13 +52,19 @@
     notFound: 0, removed: false, offlineSince: null, minute: "", reloading: false
   };
   var rotateTimer = null;
+  // A copy the service worker saved (templates/screen_sw.js), served because the server did not answer: since when.
+  var savedAt = document.body.getAttribute("data-saved");
+  var STORE_KEY = "feedapp.screen " + root.getAttribute("data-posts-url");
   var preload = new Image();  // the next post's photo, fetched ahead; one object, reused
 
-  function load(data) {
+  function load(data, saved) {
     state.posts = data.posts || [];
     state.order = data.order || [];
     state.refresh = Math.max(Number(data.refresh) || 60, 0.05);
-    if (data.v && data.v !== state.version) {
+    // A saved copy's posts may be newer than its page (a deploy it never reloaded for): show them, and reload once
+    // the server answers (its ETag is dropped, so that answer is a 200 with the version).
+    if (saved && data.v && data.v !== state.version) state.etag = null;
+    else if (data.v && data.v !== state.version) {
       // A deploy: reload once for this version (the mark in the URL stops a loop should an old page persist).
       var mark = "r=" + encodeURIComponent(data.v);
       if (location.search.indexOf(mark) < 0) {
@@ -234,8 +243,22 @@
     if (state.current) el.when.textContent = when(state.current.at);
   }
 
+  // When the server last answered and since when it has not, in the player's storage when it has some (none, or
+  // none allowed in a sandboxed frame: nothing kept, as before).
+  function stored() {
+    try { return JSON.parse(window.localStorage.getItem(STORE_KEY)) || {}; } catch (error) { return {}; }
+  }
+
+  function store(record) {
+    try {
+      if (record) window.localStorage.setItem(STORE_KEY, JSON.stringify(record));
+      else window.localStorage.removeItem(STORE_KEY);
+    } catch (error) { /* no storage: the mark then says when the saved copy was made */ }
+  }
+
   function online() {
     state.notFound = 0;
+    store({ seen: Date.now() });
     if (state.offlineSince !== null) {
       state.offlineSince = null;
       el.offline.hidden = true;
@@ -247,9 +270,10 @@
     }
   }
 
-  function offline() {
+  function offline(since) {
     if (state.offlineSince !== null) return;
-    state.offlineSince = new Date();
+    state.offlineSince = since || new Date();
+    store({ seen: stored().seen, since: state.offlineSince.getTime() });
     el.offline.textContent = root.getAttribute("data-offline").replace("{time}", clockFormat.format(state.offlineSince));
     el.offline.hidden = false;
   }
@@ -283,6 +307,7 @@
       if (response.status === 404) {
         return response.json().then(function (data) {
           if (!data || data.gone !== true) throw new Error("HTTP 404");
+          store(null);  // the service worker drops its copies on this answer too
           gone();
         });
       }
@@ -301,10 +326,22 @@
     });
   }
 
-  var initial = JSON.parse(root.getAttribute("data-initial") || "{}");
-  root.removeAttribute("data-initial");  // parsed once; no second copy kept in the DOM
+  var dataBlock = $("screen-data");
+  var initial = JSON.parse(dataBlock ? dataBlock.textContent : "{}");
+  if (dataBlock) dataBlock.parentNode.removeChild(dataBlock);  // parsed once; no second copy kept in the DOM
   tick();
   setInterval(tick, 1000);
-  load(initial);
+  if (savedAt !== null) {
+    // Offline since the server last failed it, else since it last answered; else since the copy was saved.
+    var last = stored(), saved = Date.parse(savedAt);
+    offline(new Date(last.since || last.seen || (isNaN(saved) ? Date.now() : saved)));
+  }
+  load(valid(initial) ? initial : {}, savedAt !== null);
   setTimeout(poll, state.refresh * 1000);
+  try {
+    // navigator.serviceWorker is missing where players have none (or over plain http), and throws in a sandboxed frame.
+    if (navigator.serviceWorker && window.caches) {
+      navigator.serviceWorker.register(root.getAttribute("data-worker")).catch(function () { /* works without */ });
+    }
+  } catch (error) { /* works without */ }
 })();

@@ -76,11 +76,19 @@ def lengthen_newest(app) -> int:
         return post.id
 
 
+# A player with no service worker at all, as many have (and as Playwright's service_workers="block" is not: it warns in
+# the console). The page must work the same without one.
+NO_WORKER_JS = "delete Navigator.prototype.serviceWorker;"
+
+
 @contextmanager
-def opened(chromium, url, orientation="landscape", clock=False, **options):
-    """A page of a fresh context at that size, sealed off the network (the app's origin only)."""
+def opened(chromium, url, orientation="landscape", clock=False, worker=False, **options):
+    """A page of a fresh context at that size, sealed off the network (the app's origin only); worker: with service
+    workers (the screen's registers itself), else a player that has none."""
     context = patient(chromium.new_context(viewport=SIZES[orientation], locale="en-US", timezone_id="UTC",
                                            **options))
+    if not worker:
+        context.add_init_script(NO_WORKER_JS)
     seal = Seal(re.match(r"^https?://[^/]+", url)[0])
     context.route("**/*", seal)
     page = context.new_page()
@@ -319,14 +327,17 @@ def test_a_removed_screen_clears_itself_and_its_url_answers_404(chromium, tmp_pa
         assert page.goto(base + path).status == 404
 
 
-def test_a_new_asset_version_reloads_the_page_once(chromium, tmp_path, sqlite_template):
+@pytest.mark.parametrize("worker", [False, True], ids=["no-worker", "worker"])
+def test_a_new_asset_version_reloads_the_page_once(chromium, tmp_path, sqlite_template, worker):
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
-    with serve(app) as base, opened(chromium, base + path) as (page, _problems):
+    with serve(app) as base, opened(chromium, base + path, worker=worker) as (page, _problems):
         loads = []
         page.on("load", lambda: loads.append(page.url))
         page.goto(base + path)
-        page.route("**/posts.json", new_version)
+        if worker:  # its fetches are the worker's: only the context's routes see them
+            page.wait_for_function(CONTROLLED_JS)
+        (page.context if worker else page).route("**/posts.json", new_version)
         page.wait_for_url(re.compile(r"\?r=deployed$"))
         # The reloaded page still sees a version other than its own, and stays: a few more polls, no reload.
         page.wait_for_function("() => performance.getEntriesByType('resource')"
@@ -496,3 +507,121 @@ def test_a_404_that_is_not_the_apps_is_only_an_outage(chromium, tmp_path, sqlite
         expect(page.locator("#post")).to_be_visible()
         offline[0] = False
         expect(page.locator("#offline")).to_be_hidden()
+
+
+CONTROLLED_JS = "() => !!navigator.serviceWorker.controller"
+# The screen's saved copies in the worker's caches (templates/screen_sw.js): which of its page and posts.json.
+SAVED_JS = """async (token) => {
+  const cache = await caches.open('screen-saved-' + token);
+  return (await cache.keys()).map(r => new URL(r.url).pathname.split('/').slice(3).join('/') || 'page').sort();
+}"""
+
+
+def until(page, check_js: str, arg=None) -> None:
+    """Wait until the async function check_js(arg) is true in the page (wait_for_function does not await a promise)."""
+    found = page.evaluate(f"""async (arg) => {{
+      const check = {check_js}, end = Date.now() + {PATIENCE * 1000};
+      while (!(await check(arg))) {{
+        if (Date.now() > end) return false;
+        await new Promise(done => setTimeout(done, 20));
+      }}
+      return true;
+    }}""", arg)
+    assert found, f"not true within {PATIENCE} s: {check_js}"
+
+
+def worker_ready(page, path: str, *parts: str) -> None:
+    """Wait until the screen's worker controls the page and has saved these of it ("page", "posts.json")."""
+    page.wait_for_function(CONTROLLED_JS)
+    until(page, f"async (parts) => ({SAVED_JS})({path.rsplit('/', 1)[1]!r})"
+                f".then(saved => parts.every(part => saved.includes(part)))", list(parts))
+
+
+def seen_posts_js() -> str:
+    """Records every post the page shows from now on (the one on screen included) in window.seenPosts."""
+    return """() => {
+      const root = document.getElementById('screen');
+      window.seenPosts = new Set([root.dataset.post]);
+      new MutationObserver(() => window.seenPosts.add(root.dataset.post))
+        .observe(root, {attributes: true, attributeFilter: ['data-post']});
+    }"""
+
+
+def test_with_a_service_worker_a_reload_while_the_server_is_down_shows_the_last_posts_offline(
+        chromium, tmp_path, sqlite_template):
+    from contextlib import ExitStack
+    from datetime import datetime, timedelta, timezone
+
+    from feedapp import moderation
+
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    server = ExitStack()
+    base = server.enter_context(serve(app))
+    with server, opened(chromium, base + path, worker=True) as (page, problems):
+        page.goto(base + path)
+        first = page.get_attribute("#screen", "data-post")
+        worker_ready(page, path, "page")
+        # The post the saved page shows first is hidden: the last good posts.json, not the page, must be what returns.
+        with sessions(app)() as s:
+            moderation.hide(s, Actor.cli(), int(first), "wrong rota")
+            s.commit()
+        until(page, """async ([token, hidden]) => {
+          const saved = await (await caches.open('screen-saved-' + token)).match('/screen/' + token + '/posts.json');
+          return !!saved && !(await saved.text()).includes('"id":"' + hidden + '"');
+        }""", [path.rsplit("/", 1)[1], first])  # the posts.json of after the hide, kept
+        count = len(app.test_client().get(path + "/posts.json").json["posts"])
+        server.close()  # the server stops: connections refused
+        expect(page.locator("#offline")).to_be_visible()
+        mark = page.locator("#offline").text_content()
+        assert re.match(r"^Offline since \d\d:\d\d [AP]M$", mark), mark  # en-US
+
+        page.reload()  # a reboot of the player, the server still down: its saved page, not an error page
+        expect(page.locator("#offline")).to_have_text(mark)  # since the outage began, not since the reload
+        expect(page.locator("#post")).to_be_visible()
+        page.evaluate(seen_posts_js())
+        page.wait_for_function(f"() => +document.getElementById('screen').dataset.rotations >= {count + 2}")
+        seen = page.evaluate("() => [...window.seenPosts]")
+        assert first not in seen and len(seen) == count, (first, seen)
+        assert page.locator("#text").text_content().strip()
+
+        # The mark's time comes from the player's storage: an outage that began hours before the reboot says so.
+        earlier = datetime.now(timezone.utc) - timedelta(hours=3)
+        page.evaluate("""([key, since]) => localStorage.setItem(key, JSON.stringify({since}))""",
+                      [f"feedapp.screen {path}/posts.json", int(earlier.timestamp() * 1000)])
+        page.reload()
+        expect(page.locator("#offline")).to_have_text(f"Offline since {earlier:%I:%M %p}")
+        expect(page.locator("#post")).to_be_visible()
+        # Only the down server's refused requests (the browser logs each): no script error, no CSP refusal.
+        assert [p for p in problems if "Failed to load resource" not in p] == [], problems
+
+
+def test_with_a_service_worker_a_removed_screen_never_comes_back_from_its_cache(chromium, tmp_path, sqlite_template):
+    from contextlib import ExitStack
+
+    from playwright.sync_api import Error
+
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    token = path.rsplit("/", 1)[1]
+    server = ExitStack()
+    base = server.enter_context(serve(app))
+    with server, opened(chromium, base + path, worker=True) as (page, _problems):
+        page.goto(base + path)
+        page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
+        worker_ready(page, path, "page")
+        until(page, f"async () => (await caches.keys()).includes('screen-images-{token}')")  # a QR code
+        with sessions(app)() as s:
+            screens.remove_screen(s, Actor.cli(), s.scalars(select(Screen)).one())
+            s.commit()
+        expect(page.locator("#removed")).to_be_visible()
+        # Everything of it went from the worker's caches (and from storage) at the app's first "gone".
+        assert page.evaluate("async () => (await caches.keys()).filter(n => !n.startsWith('screen-assets-'))") == []
+        assert page.evaluate("() => Object.keys(localStorage)") == []
+        assert page.reload().status == 404  # the server up: its 404, as for any unknown URL
+        expect(page.locator("#post")).to_have_count(0)
+        server.close()
+        with pytest.raises(Error):  # the server down: the browser's error page, nothing saved to show instead
+            page.reload()
+        expect(page.locator("#post")).to_have_count(0)
+        assert page.evaluate("() => document.body.innerText").find("Offline since") < 0

@@ -4,6 +4,7 @@ rules, hidden posts, pins, ETags, framing, the RSS for signage players, and the 
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
 
@@ -294,10 +295,14 @@ def test_who_may_frame_a_screen_is_a_setting_and_a_bad_value_stops_the_app(make_
         make_app(FEEDAPP_SCREEN_FRAME_ANCESTORS="*; script-src *")
 
 
+DATA_BLOCK_RE = re.compile(r'<script type="application/json" id="screen-data">(.*?)</script>', re.S)
+
+
 def test_the_page_is_light_and_carries_its_posts(app, runner, client):
     path, _ = add(runner, "Break room")
     page = client.get(path).get_data(as_text=True)
-    assert 'data-initial="' in page and "sw.js" not in page and "<link rel=\"manifest\"" not in page
+    assert DATA_BLOCK_RE.search(page) and "data-initial" not in page and "<link rel=\"manifest\"" not in page
+    assert '"/sw.js"' not in page  # the site's worker is not the screen's
     bodies = {}
     for asset in re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page):
         with client.get(asset) as response:
@@ -306,6 +311,137 @@ def test_the_page_is_light_and_carries_its_posts(app, runner, client):
     total = len(page.encode()) + sum(len(body.encode()) for body in bodies.values())
     assert total < 50_000, total  # without images, uncompressed
     assert "@font-face" not in "".join(bodies.values())
+
+
+def test_the_screens_service_worker_is_served_from_screen_for_that_scope_with_its_own_strict_policy(app, runner,
+                                                                                                   client):
+    path, _ = add(runner, "Break room")
+    page = client.get(path)
+    policy = page.headers["Content-Security-Policy"]
+    # Registering /screen/sw.js needs nothing looser: worker-src falls back to script-src 'self' (CSP 3).
+    assert "script-src 'self'" in policy and "unsafe" not in policy and "worker-src" not in policy
+    assert 'data-worker="/screen/sw.js"' in page.get_data(as_text=True)
+    worker = client.get("/screen/sw.js")
+    assert worker.status_code == 200 and worker.mimetype == "text/javascript"
+    assert worker.headers["Content-Security-Policy"] == "default-src 'self'"
+    assert worker.headers["Cache-Control"] == "no-cache"
+    body = worker.get_data(as_text=True)
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', page.get_data(as_text=True))
+    assert assets and all(f'"{asset}"' in body for asset in assets)  # kept for a reload with the server down
+    assert "/screen/" + "x" * 43 not in body and "Set-Cookie" not in worker.headers  # one file for all screens
+    assert client.get("/screen/sw.js", headers={"If-None-Match": worker.headers["ETag"]}).status_code == 304
+    assert client.get("/sw.js").status_code == 200  # the site's own worker, scope /, as it was
+
+
+HOSTILE = ('</script><script>alert(1)</script> <!--<script> </SCRIPT > & &amp; "quoted" \u2028 \u2029 '
+           "<img src=x onerror=alert(2)>")
+
+
+def test_hostile_post_text_stays_inert_text_in_the_pages_data(app, runner, client, sessions):
+    path, _ = add(runner, "Break room")
+    chosen = next(p for p in posts_json(client, path)["posts"] if not p["image"])
+    with sessions() as s:
+        post = s.get(Post, int(chosen["id"]))
+        post.text, post.links = HOSTILE, []
+        moderation.bump_content_version(s, ["site"])
+        s.commit()
+    page = client.get(path).get_data(as_text=True)
+    block = DATA_BLOCK_RE.findall(page)
+    # One data block, and nothing in it an HTML parser could take for markup: it ends at its own </script>.
+    assert len(block) == 1 and not re.search(r"[<>&\u2028\u2029]", block[0]), block
+    assert len(re.findall(r"<script\b", page, re.I)) == 2  # screen.js and the data block, no third element
+    shown = next(p for p in json.loads(block[0])["posts"] if p["id"] == chosen["id"])
+    # The same characters back, nothing lost or doubly escaped (line and paragraph separators are the post's lines).
+    assert shown["text"].split() == HOSTILE.replace("\u2028", " ").replace("\u2029", " ").split()
+    # posts.json: the same JSON (the service worker may put it in a page saved for offline use).
+    raw = client.get(path + "/posts.json").get_data(as_text=True)
+    assert not re.search(r"[<>&\u2028\u2029]", raw) and json.loads(raw)["posts"] == json.loads(block[0])["posts"]
+
+
+def test_script_json_escapes_what_could_end_a_script_element_and_nothing_else():
+    from feedapp.web.screens import script_json
+
+    text = 'é 日本 📦 </script> <!-- & \u2028\u2029 "'
+    out = script_json({"t": text})
+    assert out == '{"t":"é 日本 📦 \\u003c/script\\u003e \\u003c!-- \\u0026 \\u2028\\u2029 \\""}'
+    assert json.loads(out) == {"t": text}
+
+
+# The longest posts a screen shows (600 characters, no photo; no sentence end, so cut at a word) in three scripts:
+# one byte a character for English, some two-byte letters and four-byte emoji for French, three bytes for Japanese
+# (in UTF-8; six, twelve for an emoji, as \u escapes). Each post's own words in its own order (below): 28 copies
+# of one text would compress to almost nothing and prove nothing.
+WORST_WORDS = {
+    "en": "the depot on Harbor Road closes early Friday for stock count so please finish your deliveries by three "
+          "and leave keys at front desk new rota starts Monday canteen hours change next week safety briefing in "
+          "room twelve forklift training parking behind building B thanks everyone who helped during the storm",
+    "fr": "le dépôt de la rue du Port ferme tôt vendredi 📦 pour l’inventaire merci d’achever vos livraisons avant "
+          "15 h ✅ et déposer les clés à l’accueil 🔑 café offert ☕ nouveau planning dès lundi 🗓️ horaires de la "
+          "cantine changent semaine prochaine sécurité réunion salle douze formation chariot élévateur 🚜 bravo 🎉",
+    "ja": "港 通り 倉庫 金曜日 棚卸し 早く 閉まります 配達 三時 までに 終えて 鍵 受付 返して ください 休憩室 "
+          "コーヒー 用意 しました 新しい 勤務表 月曜日 から 始まります 食堂 営業時間 来週 変わります 安全 説明会 "
+          "十二番 会議室 フォークリフト 研修 駐車場 建物 裏側 嵐 協力 皆さん ありがとう 注意 点検 出荷 予定",
+}
+
+
+def _worst_text(lang: str, seed: int) -> str:
+    """A post of well over 600 characters, its words drawn in an order of its own, with no sentence end."""
+    import random
+
+    words, rng = WORST_WORDS[lang].split(), random.Random(seed)
+    joiner = "" if lang == "ja" else " "  # Japanese has no spaces; the cut then falls at a character
+    return joiner.join(rng.choice(words) for _ in range(400))
+
+
+def _worst_case(client, sessions, path: str, lang: str) -> dict:
+    """Fill the screen with the most it shows: HEADS_MAX pinned and RECENT recent posts, each cut at 600 characters."""
+    recent = [int(p["id"]) for p in posts_json(client, path)["posts"]]
+    with sessions() as s:
+        # Company-wide posts (pinned to the company feed, so on every screen), older than the recent ones.
+        older = [p.id for p in s.scalars(select(Post).join(Source).where(Post.id.not_in(recent),
+                                                                         Source.office_id.is_(None))
+                                         .order_by(Post.id.desc()))]
+        for post_id in older[: screens.HEADS_MAX]:
+            moderation.pin(s, Actor.cli(), post_id)
+        s.flush()
+        for seed, post_id in enumerate(recent + older[: screens.HEADS_MAX]):
+            post = s.get(Post, post_id)
+            post.text, post.links, post.media, post.lang = _worst_text(lang, seed), [], [], lang
+        moderation.bump_content_version(s, ["site"])
+        s.commit()
+    data = posts_json(client, path)
+    assert len(data["posts"]) == screens.HEADS_MAX + screens.RECENT, len(data["posts"])
+    assert all(len(p["text"]) >= 590 and not p["image"] for p in data["posts"]), [len(p["text"]) for p in data["posts"]]
+    return data
+
+
+def _page_cost(client, path: str, encoding: str) -> tuple[int, int]:
+    """(raw bytes, bytes on the wire with this Accept-Encoding) of the page, its stylesheet and its script."""
+    raw = wire = 0
+    page = client.get(path, headers={"Accept-Encoding": encoding})
+    assert page.headers.get("Content-Encoding") == encoding
+    raw += len(client.get(path, headers={"Accept-Encoding": "identity"}).data)
+    wire += len(page.data)
+    html_text = client.get(path).get_data(as_text=True)
+    for asset in re.findall(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"', html_text):
+        with client.get(asset, headers={"Accept-Encoding": encoding}) as response:
+            assert response.headers.get("Content-Encoding") == encoding, asset
+            wire += len(response.get_data())
+        with client.get(asset, headers={"Accept-Encoding": "identity"}) as response:
+            raw += len(response.get_data())
+    return raw, wire
+
+
+@pytest.mark.parametrize("lang", WORST_WORDS)
+def test_the_fullest_screen_costs_under_50_kb_over_the_wire(app, runner, client, sessions, lang, capsys):
+    path, _ = add(runner, "Break room", "--office", "lyon", "--staff-only")
+    _worst_case(client, sessions, path, lang)
+    raw, br = _page_cost(client, path, "br")
+    _, gz = _page_cost(client, path, "gzip")
+    with capsys.disabled():  # the numbers, for the record (-s not needed)
+        print(f"\nscreen page worst case {lang}: raw {raw} B, gzip {gz} B, br {br} B (page + CSS + JS)")
+    # Both codings: an old player may not take br.
+    assert br < 50_000 and gz < 50_000, (raw, gz, br)
 
 
 def test_qr_codes_name_the_posts_page(app, runner, client):

@@ -1,4 +1,5 @@
-"""`/screen/TOKEN`: a break-room screen's page, its posts as JSON, its RSS for signage tickers, its QR codes.
+"""`/screen/TOKEN`: a break-room screen's page, its posts as JSON, its RSS for signage tickers, its QR codes; and
+`/screen/sw.js`, the service worker that keeps a screen's last posts for a reload while the server is down.
 
 The token in the URL stands in for signing in (signage players have no account, often no
 cookies). An unknown token and a removed screen's get the same 404 as any unknown URL. Every
@@ -16,6 +17,7 @@ import qrcode
 import qrcode.image.svg
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import force_locale, gettext
+from markupsafe import Markup
 
 from feedapp import screens
 from feedapp.assets import asset_url
@@ -26,7 +28,8 @@ from feedapp.render.page import page_id
 from feedapp.render.screen_feed import ScreenFeed, screen_rss
 
 from . import lang_attr, media
-from .branding import brand_file_url, site_name
+from .branding import brand_file_url, icon_url, site_name
+from .pwa import WORKER_CSP
 from .scope import base_url
 from .security import allow_framing
 from .state import OfficeInfo, content_state
@@ -37,6 +40,11 @@ TOKEN_MAX = 100  # tokens are 43 characters; a longer path segment is no token
 TEXT_MAX = (600, 280)  # characters shown at most without / with a photo; the page cuts further if they overflow
 GONE = '{"gone":true}'  # posts.json of no screen (static/screen.js: removed)
 PRIVATE = "private, no-cache"  # the URL is a secret: no shared cache keeps any of it; revalidated every time
+# Inside <script type="application/json"> only "</script" or "<!--" could end the element early or change how it is
+# parsed (HTML, "script data" states): with no "<", ">" or "&" left there is nothing to parse but text. U+2028 and
+# U+2029 are escaped too, for any reader that takes the JSON for JavaScript. All are plain JSON escapes.
+SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                  0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _screen_or_none(token: str) -> Screen | None:
@@ -93,6 +101,25 @@ def _etag(screen: Screen, office: OfficeInfo | None) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
+@bp.get("/screen/sw.js")
+def show_screen_worker():
+    """The screens' service worker (templates/screen_sw.js), from /screen/ so its scope is the screens' pages only."""
+    assets = [asset_url("screen.css"), asset_url("screen.js"), icon_url("icon-192")]
+    assets += [url for url in (brand_file_url("logo-header"),) if url]
+    digest = current_app.extensions.get("feedapp.screen_sw_source")
+    if digest is None:  # the template read once per process, not at every update check
+        source = current_app.jinja_env.loader.get_source(current_app.jinja_env, "screen_sw.js")[0]
+        digest = current_app.extensions["feedapp.screen_sw_source"] = hashlib.sha256(source.encode()).hexdigest()
+    # Changes with any file it keeps or the worker itself: the new worker then replaces the old, and its files.
+    version = hashlib.sha256(("\n".join(assets) + digest).encode()).hexdigest()[:12]
+    body = render_template("screen_sw.js", version=version, assets=assets)
+    # As /sw.js: re-checked on every visit (SW spec, "update"), a 304 while unchanged; its own CSP governs its fetch().
+    response = Response(body, mimetype="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": WORKER_CSP})
+    response.add_etag()
+    return response.make_conditional(request)
+
+
 @bp.get("/screen/<token>")
 def show_screen(token: str):
     """The page a signage player opens: one post at a time, full screen, refreshing itself."""
@@ -100,11 +127,13 @@ def show_screen(token: str):
     office = _office(screen)
     etag = _etag(screen, office)
     with force_locale(_language(office)):
-        body = render_template("screen.html", data=json.dumps(_data(screen, token), separators=(",", ":")),
+        body = render_template("screen.html", data=Markup(script_json(_data(screen, token))),
                                etag=etag, version=asset_version(), language=_language(office), site=site_name(),
                                time_zone=_time_zone(screen),
                                logo=brand_file_url("logo-header"), header_size=content_state().branding.header_size,
                                token=token)
+    # no-store: no HTTP cache keeps a page of posts (perhaps staff-only) under a secret URL; the screen's own service
+    # worker keeps one copy, per screen, and drops it when the screen is removed (templates/screen_sw.js).
     allow_framing()
     return Response(body, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
@@ -123,7 +152,7 @@ def show_screen_posts(token: str):
         return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     with force_locale(_language(office)):
         data = _data(screen, token)
-    response = Response(json.dumps(data, separators=(",", ":")), mimetype="application/json")
+    response = Response(script_json(data), mimetype="application/json")
     response.headers.update({"ETag": f'"{etag}"', "Cache-Control": PRIVATE})
     return response
 
@@ -165,6 +194,14 @@ def show_screen_qr(token: str, post_id: int):
     svg = _qr_svg(base_url() + url_for("posts.show_post", post_id=post_id))
     # The URL names its content (the base URL aside, which a deploy seldom changes): a day in the player's cache.
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"})
+
+
+def script_json(data) -> str:
+    """data as compact JSON in raw UTF-8, safe inside a script element.
+
+    Raw UTF-8: \\u escapes cost twice the bytes for CJK, three times for accents and emoji.
+    """
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(SCRIPT_ESCAPES)
 
 
 @lru_cache(maxsize=512)
