@@ -16,6 +16,79 @@ from feedapp.migrate import upgrade
 from feedapp.models import Base
 from tests.fakex import FakeX
 
+
+def _url_builders_made_on_first_use() -> None:
+    """Make werkzeug compile each URL rule's two builders when one is first used, not as each app starts.
+
+    Rule.compile() turns every rule into two small functions through ast and compile(): 90% of create_app()
+    (65 of 70 ms), paid for about 90 rules by every one of the suite's thousands of apps, of which each builds
+    a handful of URLs. A builder made later is the same function made from the same rule; only the moment
+    moves (tests/test_harness.py compares both for every rule). Test processes only: the app is unchanged.
+    """
+    from werkzeug.routing.rules import Rule
+
+    eager = Rule._compile_builder
+
+    def on_first_use(self, append_unknown=True):
+        name = "_build_unknown" if append_unknown else "_build"
+
+        def build(rule, **values):
+            made = eager(rule, append_unknown).__get__(rule, None)
+            setattr(rule, name, made)  # the next call goes straight to it
+            return made(**values)
+
+        return build
+
+    Rule._compile_builder = on_first_use
+    Rule._compile_builder_eager = eager  # for tests/test_harness.py
+
+
+_url_builders_made_on_first_use()
+
+class SharedTemplateCode:
+    """Jinja's compiled templates shared by every app of a test process (Flask gives each app its own Environment).
+
+    Compiling the templates again for each of the suite's thousands of apps cost more than rendering them.
+    jinja2 checks each entry against its template's source, and the key holds what changes the compiled code
+    (the finalize function, extensions, autoescape), so an app set up otherwise never gets another's code.
+    """
+
+    def __new__(cls):
+        from jinja2.bccache import BytecodeCache, Bucket
+
+        class Cache(BytecodeCache):
+            def __init__(self):
+                self.code: dict[str, bytes] = {}
+
+            def get_bucket(self, environment, name, filename, source):
+                def named(value):  # a function by its name: a bound method's repr holds its app's address
+                    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+
+                made_by = repr((named(environment.finalize), sorted(environment.extensions),
+                                named(environment.autoescape), environment.trim_blocks, environment.lstrip_blocks))
+                bucket = Bucket(environment, self.get_cache_key(f"{name}\0{made_by}", filename),
+                                self.get_source_checksum(source))
+                self.load_bytecode(bucket)
+                return bucket
+
+            def load_bytecode(self, bucket):
+                if bucket.key in self.code:
+                    bucket.bytecode_from_string(self.code[bucket.key])
+
+            def dump_bytecode(self, bucket):
+                self.code[bucket.key] = bucket.bytecode_to_string()
+
+        return Cache()
+
+
+def _share_compiled_templates() -> None:
+    from flask import Flask
+
+    Flask.jinja_options = {**Flask.jinja_options, "bytecode_cache": SharedTemplateCode()}
+
+
+_share_compiled_templates()
+
 # Admin URL of the PostgreSQL server the tests may create throwaway databases on.
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ENGINES = ["sqlite", "postgresql"]

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from feedapp import ROOT
 from tests.browser import serve
 
@@ -159,3 +161,49 @@ def test_ci_run_leaves_running_servers_alone(tmp_path):
     done, calls = run_ci(tmp_path, up={"pg", "redis"})
     assert done.returncode == 0, done.stderr
     assert calls == ["make test CI=true"]  # the README's test command, and nothing else
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_url_builders_made_on_first_use_build_what_eager_ones_build(app):
+    """conftest makes werkzeug's URL builders on first use: for every rule, the same URLs as builders made at once."""
+    from werkzeug.routing.rules import Rule
+
+    def sample(converter):
+        try:
+            converter.to_url("a b/é?")
+            return "a b/é?"
+        except ValueError:  # numbers only (post ids)
+            return 12345
+
+    rules = list(app.url_map.iter_rules())
+    assert len(rules) > 50
+    for rule in rules:
+        values = {name: sample(conv) for name, conv in rule._converters.items()}
+        for append_unknown, extra in ((False, {}), (True, {"x": "1&2"})):
+            eager = Rule._compile_builder_eager(rule, append_unknown).__get__(rule, None)
+            wanted = eager(**values, **extra)
+            assert rule.build({**values, **extra}, append_unknown) == wanted, rule.rule
+        assert rule._build.__name__ != "build" and rule._build_unknown.__name__ != "build"  # made once, then kept
+
+
+def test_shared_template_code_keeps_apart_environments_set_up_otherwise(tmp_path):
+    """conftest shares compiled templates between apps: an Environment with another finalize compiles its own."""
+    from jinja2 import Environment, FileSystemLoader
+
+    from tests.conftest import SharedTemplateCode
+
+    (tmp_path / "t.html").write_text("{{ x }}")
+    cache = SharedTemplateCode()
+
+    def shout(value):
+        return str(value).upper()
+
+    def env(**options):
+        return Environment(loader=FileSystemLoader(tmp_path), bytecode_cache=cache, **options)
+
+    assert env().get_template("t.html").render(x="a") == "a"
+    assert env(finalize=shout).get_template("t.html").render(x="a") == "A"
+    assert env().get_template("t.html").render(x="b") == "b"
+    assert len(cache.code) == 2
+    (tmp_path / "t.html").write_text("<{{ x }}>")  # an edited template is compiled again (jinja2's source checksum)
+    assert env().get_template("t.html").render(x="c") == "<c>"
