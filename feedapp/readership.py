@@ -147,8 +147,9 @@ def daily_salt(session: Session, day: date) -> bytes:
     """This UTC day's salt: the stored one while it is today's, else a new random one replacing it.
 
     Every worker ends up with the same salt (the replacement is a compare-and-set on the old value, and
-    whoever loses reads the winner's), so a client counts once whichever worker answers it. Replacing the
-    day's salt also deletes feed-reader rows older than READER_DAYS.
+    whoever loses reads the winner's), so a client counts once whichever worker answers it. Making a new
+    day's salt (replacing the last, or after the poller deleted it) also deletes feed-reader rows older than
+    READER_DAYS.
     """
     for _ in range(3):
         row = session.get(SiteSetting, SALT_KEY, populate_existing=True)
@@ -164,7 +165,8 @@ def daily_salt(session: Session, day: date) -> bytes:
         else:
             session.execute(update(SiteSetting).where(SiteSetting.key == SALT_KEY, SiteSetting.value == row.value)
                             .values(value=fresh).execution_options(synchronize_session=False))
-            session.execute(delete(FeedReader).where(FeedReader.day < day - timedelta(days=READER_DAYS)))
+        # Whether it replaced a salt or found none (the poller drops a finished day's: drop_stale_salt), a new day.
+        session.execute(delete(FeedReader).where(FeedReader.day < day - timedelta(days=READER_DAYS)))
         session.commit()
     raise RuntimeError("the daily salt kept changing under us")
 

@@ -77,6 +77,8 @@ async function keep(token, key, response) {
   const headers = new Headers(response.headers);
   headers.set(SAVED_AT, new Date().toISOString());
   const body = await response.text();
+  // Only the screen's own page: a filtering proxy's or captive portal's 200 must not replace the last good copy.
+  if (key === pageKey(token) && !DATA_RE.test(body)) return;
   await (await caches.open(savedCache(token))).put(key, new Response(body, { status: 200, headers }));
 }
 

@@ -625,3 +625,26 @@ def test_with_a_service_worker_a_removed_screen_never_comes_back_from_its_cache(
             page.reload()
         expect(page.locator("#post")).to_have_count(0)
         assert page.evaluate("() => document.body.innerText").find("Offline since") < 0
+
+
+def test_with_a_service_worker_a_proxys_page_never_replaces_the_saved_screen(chromium, tmp_path, sqlite_template):
+    # A filtering proxy or captive portal answering the screen's address with a page of its own, status 200 (as
+    # corporate networks do): the reboot after it, the server down, must show the screen's posts, not that page.
+    from contextlib import ExitStack
+
+    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
+    path = add_screen(app)
+    server = ExitStack()
+    base = server.enter_context(serve(app))
+    with server, opened(chromium, base + path, worker=True) as (page, _problems):
+        page.goto(base + path)
+        worker_ready(page, path, "page")
+        proxy = switched(page.context, f"**{path}", lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>Blocked</title><p>Access denied</p>"))
+        page.reload()  # the worker's fetch of the page meets the proxy
+        expect(page.locator("body")).to_have_text("Access denied")
+        proxy[0] = False
+        server.close()
+        page.reload()
+        expect(page.locator("#post")).to_be_visible()
+        expect(page.locator("#offline")).to_be_visible()

@@ -321,6 +321,21 @@ def test_the_poller_deletes_a_finished_days_salt_on_a_quiet_site(app, sessions):
         assert readership.daily_salt(s, DAY + timedelta(days=1)) != salt  # the next feed answer makes a new one
 
 
+def test_old_reader_rows_go_when_the_poller_dropped_the_salt_first(app, sessions):
+    """The poller deletes a finished day's salt (drop_stale_salt) before the next day's first feed answer: a new
+    day's salt is then inserted, not replaced, and rows past READER_DAYS must still go (the README's 400 days)."""
+    with sessions() as s:
+        readership.daily_salt(s, DAY)
+        s.add(FeedReader(day=DAY - timedelta(days=readership.READER_DAYS), feed="company", client="old"))
+        s.add(FeedReader(day=DAY - timedelta(days=3), feed="company", client="recent"))
+        s.commit()
+        assert readership.drop_stale_salt(s, DAY + timedelta(days=1)) is True
+        s.commit()
+        readership.daily_salt(s, DAY + timedelta(days=1))
+    with sessions() as s:
+        assert set(s.scalars(select(FeedReader.client))) == {"recent"}
+
+
 @pytest.mark.parametrize("agent, expected", [
     (FEEDLY, ("Feedly", 123)),
     ("Mozilla/5.0 (compatible; Inoreader/1.0; +http://www.inoreader.com/feed-fetcher; 45 subscribers; )",
