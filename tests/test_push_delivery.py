@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from feedapp.db import sessions as app_sessions
-from feedapp.models import PushMessage, PushSubscription
+from feedapp.models import PUSH_PENDING, PushMessage, PushSubscription
 from feedapp.push.keys import ensure_vapid_keys
 from feedapp.push.outbox import DeliverySettings, PushInputError, deliver, queue_push, retry_after_seconds
 from feedapp.push.subscriptions import parse_subscription, save_subscription
@@ -245,3 +246,36 @@ def test_sent_rows_are_deleted_after_a_week(factory, fake, settings):
     assert [r.state for r in rows(factory)] == ["sent"]
     deliver(factory, settings, clock=Clock(datetime.now(timezone.utc) + timedelta(days=8)))
     assert rows(factory) == []
+
+
+def test_a_send_that_runs_into_quiet_hours_holds_the_rest_for_morning(factory, fake, settings):
+    """The quiet-hours hold runs before every batch: rows still queued when the window begins wait for its end."""
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from feedapp.push.outbox import hold_for_quiet_hours
+    from feedapp.push.quiet import QuietDefaults
+    from feedapp.push.sender import Sender
+
+    quiet = QuietDefaults(zone=ZoneInfo("UTC"), hours=(time(21, 0), time(7, 0)))
+    subs = subscribe(factory, fake, 3)
+    evening = datetime(2026, 12, 3, 20, 59, 59, tzinfo=timezone.utc)
+    queue(factory, [row for _, row in subs], {"title": "t", "body": "b", "url": "/"}, not_before=evening)
+    clock = Clock(evening)
+
+    def send_then_tick(item):
+        clock.now += timedelta(seconds=1)  # the first batch ends at 21:00:00: the window has begun
+        return sender(item)
+
+    sender = Sender(settings, clock)
+    one_at_a_time = dataclasses.replace(settings, batch=1)
+    summary = deliver(factory, one_at_a_time, clock=clock, send=send_then_tick,
+                      before_batch=lambda now: hold_for_quiet_hours(factory, now, quiet))
+    assert summary.sent == 1 and sum(fake.counts.values()) == 1
+    morning = datetime(2026, 12, 4, 7, 0, tzinfo=timezone.utc)
+    waiting = [r for r in rows(factory) if r.state == PUSH_PENDING]
+    assert len(waiting) == 2 and all(r.not_before.replace(tzinfo=timezone.utc) == morning for r in waiting)
+    clock.now = morning
+    assert deliver(factory, settings, clock=clock,
+                   before_batch=lambda now: hold_for_quiet_hours(factory, now, quiet)).sent == 2
+    assert sorted(fake.counts.values()) == [1, 1, 1]

@@ -84,9 +84,10 @@ def drain_push(factory, quiet: bool = True) -> str | None:
     settings = announce.AnnounceSettings.from_config(current_app.config)
     # A post that turned staff-only while its push waited (quiet hours) is not sent with its text.
     announce.withdraw_exposed(factory, settings)
-    # A row that came due inside its office's quiet hours (queued before they began, or retried into them) waits.
-    hold_for_quiet_hours(factory, utcnow(), settings.quiet)
-    summary = deliver(factory, DeliverySettings.from_push(push))
+    # A row that comes due inside its office's quiet hours (queued before they began, retried into them, or still
+    # being sent as they begin) waits: checked before each batch.
+    summary = deliver(factory, DeliverySettings.from_push(push),
+                      before_batch=lambda now: hold_for_quiet_hours(factory, now, settings.quiet))
     for problem in summary.problems[:5]:
         click.echo(f"push failed: {problem}", err=True)
     lines.append(summary.line())

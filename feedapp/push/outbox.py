@@ -174,7 +174,7 @@ def hold_for_quiet_hours(session_factory: sessionmaker[Session], now: datetime, 
 
     Rows are given their office's release time when queued (feedapp.push.announce), but a row can still come
     due inside a window: queued before it began and not sent yet (the worker was stopped, or behind), or retried
-    into it (a 429's Retry-After, a 5xx backoff). The worker calls this before each delivery. Rows claimed by a
+    into it (a 429's Retry-After, a 5xx backoff). The worker calls this before each batch it claims. Rows claimed by a
     worker (not_before ahead) are left to it. One query for the offices, one UPDATE per office now quiet.
     """
     changed = 0
@@ -210,8 +210,12 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 
 def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, *,
             clock: Callable[[], datetime] = utcnow, send: Callable[[Claimed], Outcome] | None = None,
-            stop: Callable[[], bool] = lambda: False) -> DeliverySummary:
+            stop: Callable[[], bool] = lambda: False,
+            before_batch: Callable[[datetime], object] | None = None) -> DeliverySummary:
     """Send every due row, a thread pool's worth at a time, until none is due (or stop() says so).
+
+    before_batch(now) runs before each claim: the worker holds rows of offices in quiet hours there, so a long
+    send that runs into an office's window stops sending to it at the window's start, not at the run's end.
 
     2xx: sent. 404/410: the subscription is gone (RFC 8030 §7.3); it and its queued rows are deleted.
     429 and 5xx, or no answer: retried after Retry-After when the service gave one, else after a growing
@@ -226,6 +230,8 @@ def deliver(session_factory: sessionmaker[Session], settings: DeliverySettings, 
     hold = timedelta(seconds=settings.claim_seconds)
     with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="push") as pool:
         while not stop():
+            if before_batch is not None:
+                before_batch(clock())
             batch = claim(session_factory, clock(), settings.batch, hold)
             if not batch:
                 break
