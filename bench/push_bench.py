@@ -37,7 +37,7 @@ from feedapp.migrate import upgrade  # noqa: E402
 from feedapp.models import MustRead, Office, Post, PushMessage, PushSubscription, Source  # noqa: E402
 from feedapp.push.announce import AnnounceSettings, announce_due  # noqa: E402
 from feedapp.push.keys import ensure_vapid_keys  # noqa: E402
-from feedapp.push.outbox import DeliverySettings, deliver, outbox_counts  # noqa: E402
+from feedapp.push.outbox import DeliverySettings, deliver, hold_for_quiet_hours, outbox_counts  # noqa: E402
 from tests.fakepush import FakePush  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -146,7 +146,8 @@ def run(args, db_url: str, instance: str) -> int:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         queued = announce_due(factory, datetime.now(timezone.utc), announce)
         wall1, cpu1 = time.perf_counter(), time.process_time()
-        summary = deliver(factory, delivery)
+        # As the worker does (feedapp/cli/push.py): the quiet-hours check before every batch.
+        summary = deliver(factory, delivery, before_batch=lambda now: hold_for_quiet_hours(factory, now, announce.quiet))
         wall2, cpu2 = time.perf_counter(), time.process_time()
 
         with factory() as s:
