@@ -99,6 +99,9 @@ def shoot(browser, base: str, path: str, orientation: str, kind: str, post_id: i
                                   timezone_id="UTC", reduced_motion="reduce", service_workers="block")
     seal = Sealed(base)
     context.route("**/*", seal)
+    # A player without a service worker: the worker's requests would pass the seal's route unseen, and a
+    # blocked registration only warns.
+    context.add_init_script("delete Navigator.prototype.serviceWorker;")
     page = context.new_page()
     problems = []
     page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None)
