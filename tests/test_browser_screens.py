@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import zxingcpp
@@ -276,8 +276,6 @@ def test_offline_keeps_the_last_posts_with_a_mark_and_recovers(chromium, tmp_pat
 
 
 def test_a_server_restart_leaves_the_screen_showing_its_posts_without_a_reload(chromium, tmp_path, sqlite_template):
-    from contextlib import ExitStack
-
     settings = {"FEEDAPP_SCREEN_SECONDS": 1.0, "FEEDAPP_SCREEN_REFRESH": 0.3}
     app = make_app(tmp_path, sqlite_template, **settings)
     path = add_screen(app)
@@ -547,13 +545,14 @@ def seen_posts_js() -> str:
     }"""
 
 
-def test_with_a_service_worker_a_reload_while_the_server_is_down_shows_the_last_posts_offline(
-        chromium, tmp_path, sqlite_template):
-    from contextlib import ExitStack
-    from datetime import datetime, timedelta, timezone
 
-    from feedapp import moderation
+@contextmanager
+def screen_with_worker(chromium, tmp_path, sqlite_template):
+    """A fast screen on a served app, opened with its service worker in control of the page.
 
+    Yields (app, path, page, problems, server, first): first is the post shown at load; server.close() stops
+    the app's server (the player then meets refused connections).
+    """
     app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
     path = add_screen(app)
     server = ExitStack()
@@ -562,6 +561,16 @@ def test_with_a_service_worker_a_reload_while_the_server_is_down_shows_the_last_
         page.goto(base + path)
         first = page.get_attribute("#screen", "data-post")
         worker_ready(page, path, "page")
+        yield app, path, page, problems, server, first
+
+
+def test_with_a_service_worker_a_reload_while_the_server_is_down_shows_the_last_posts_offline(
+        chromium, tmp_path, sqlite_template):
+    from datetime import datetime, timedelta, timezone
+
+    from feedapp import moderation
+
+    with screen_with_worker(chromium, tmp_path, sqlite_template) as (app, path, page, problems, server, first):
         # The post the saved page shows first is hidden: the last good posts.json, not the page, must be what returns.
         with sessions(app)() as s:
             moderation.hide(s, Actor.cli(), int(first), "wrong rota")
@@ -597,19 +606,11 @@ def test_with_a_service_worker_a_reload_while_the_server_is_down_shows_the_last_
 
 
 def test_with_a_service_worker_a_removed_screen_never_comes_back_from_its_cache(chromium, tmp_path, sqlite_template):
-    from contextlib import ExitStack
-
     from playwright.sync_api import Error
 
-    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
-    path = add_screen(app)
-    token = path.rsplit("/", 1)[1]
-    server = ExitStack()
-    base = server.enter_context(serve(app))
-    with server, opened(chromium, base + path, worker=True) as (page, _problems):
-        page.goto(base + path)
+    with screen_with_worker(chromium, tmp_path, sqlite_template) as (app, path, page, _problems, server, _first):
+        token = path.rsplit("/", 1)[1]
         page.wait_for_function("() => +document.getElementById('screen').dataset.rotations >= 1")
-        worker_ready(page, path, "page")
         until(page, f"async () => (await caches.keys()).includes('screen-images-{token}')")  # a QR code
         with sessions(app)() as s:
             screens.remove_screen(s, Actor.cli(), s.scalars(select(Screen)).one())
@@ -630,15 +631,7 @@ def test_with_a_service_worker_a_removed_screen_never_comes_back_from_its_cache(
 def test_with_a_service_worker_a_proxys_page_never_replaces_the_saved_screen(chromium, tmp_path, sqlite_template):
     # A filtering proxy or captive portal answering the screen's address with a page of its own, status 200 (as
     # corporate networks do): the reboot after it, the server down, must show the screen's posts, not that page.
-    from contextlib import ExitStack
-
-    app = make_app(tmp_path, sqlite_template, FEEDAPP_SCREEN_SECONDS=0.3, FEEDAPP_SCREEN_REFRESH=0.3)
-    path = add_screen(app)
-    server = ExitStack()
-    base = server.enter_context(serve(app))
-    with server, opened(chromium, base + path, worker=True) as (page, _problems):
-        page.goto(base + path)
-        worker_ready(page, path, "page")
+    with screen_with_worker(chromium, tmp_path, sqlite_template) as (_app, path, page, _problems, server, _first):
         proxy = switched(page.context, f"**{path}", lambda route: route.fulfill(
             status=200, content_type="text/html", body="<!doctype html><title>Blocked</title><p>Access denied</p>"))
         page.reload()  # the worker's fetch of the page meets the proxy
