@@ -5,8 +5,8 @@ and SQLite 3.24+), so nothing records which person, device or time of day read w
 counted distinct per day through a keyed hash of address and User-Agent under that day's salt: the salt
 is random, kept in one site setting for the current UTC day only, and replaced when the day changes or
 deleted by the poller once its day is over, whichever comes first, so no past day's hash can ever be
-recomputed from an address; the raw address and User-Agent are never stored. Reads (feedapp.reach_report) show groups under SMALL merged into "other" and small numbers as
-"fewer than 5".
+recomputed from an address; the raw address and User-Agent are never stored. Reads (feedapp.reach_report)
+show groups under SMALL merged into "other" and small numbers as "fewer than 5".
 """
 
 from __future__ import annotations

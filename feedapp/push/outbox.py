@@ -174,8 +174,8 @@ def hold_for_quiet_hours(session_factory: sessionmaker[Session], now: datetime, 
 
     Rows are given their office's release time when queued (feedapp.push.announce), but a row can still come
     due inside a window: queued before it began and not sent yet (the worker was stopped, or behind), or retried
-    into it (a 429's Retry-After, a 5xx backoff). The worker calls this before each batch it claims. Rows claimed by a
-    worker (not_before ahead) are left to it. One query for the offices, one UPDATE per office now quiet.
+    into it (a 429's Retry-After, a 5xx backoff). The worker calls this before each batch it claims. Rows claimed
+    by a worker (not_before ahead) are left to it. One query for the offices, one UPDATE per office now quiet.
     """
     changed = 0
     with session_factory() as session:
