@@ -89,6 +89,27 @@ def _share_compiled_templates() -> None:
 
 _share_compiled_templates()
 
+# The files that take longest (seconds of test time in a full run, from `pytest --durations=0`), longest first.
+# With --dist loadfile each file runs on one worker, in the order collected: started first, a long file cannot be
+# left for the end while the other worker idles. pytest.ini turns off xdist's own order (by number of tests, which
+# put the longest file, a browser one with few tests, near the end). A stale list costs minutes, never a result.
+LONGEST_FIRST = [
+    "test_browser_screens.py", "test_cache_key.py", "test_queries.py", "test_admin_sources.py", "test_cli.py",
+    "test_browser_design.py", "test_http_cache.py", "test_browser_push.py", "test_pwa.py", "test_nodes.py",
+    "test_moderation.py", "test_staff_only.py", "test_stream.py", "test_throttle.py", "test_browser.py",
+    "test_poll.py", "test_auth.py", "test_feeds.py", "test_survey.py", "test_screens.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """Files in LONGEST_FIRST order, then the rest by number of tests; each file's tests keep their order."""
+    from collections import Counter
+
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    tests = Counter(item.path.name for item in items)
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -tests[item.path.name], item.path.name))
+
+
 # Admin URL of the PostgreSQL server the tests may create throwaway databases on.
 PG_ADMIN_URL = os.environ.get("FEEDAPP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ENGINES = ["sqlite", "postgresql"]
