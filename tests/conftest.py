@@ -8,6 +8,7 @@ import uuid
 from typing import NoReturn
 
 import pytest
+from jinja2.bccache import BytecodeCache, Bucket
 from sqlalchemy import create_engine, make_url, text
 
 from feedapp import ROOT, assets, create_app
@@ -45,7 +46,8 @@ def _url_builders_made_on_first_use() -> None:
 
 _url_builders_made_on_first_use()
 
-class SharedTemplateCode:
+
+class SharedTemplateCode(BytecodeCache):
     """Jinja's compiled templates shared by every app of a test process (Flask gives each app its own Environment).
 
     Compiling the templates again for each of the suite's thousands of apps cost more than rendering them.
@@ -53,32 +55,26 @@ class SharedTemplateCode:
     (the finalize function, extensions, autoescape), so an app set up otherwise never gets another's code.
     """
 
-    def __new__(cls):
-        from jinja2.bccache import BytecodeCache, Bucket
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
 
-        class Cache(BytecodeCache):
-            def __init__(self):
-                self.code: dict[str, bytes] = {}
+    def get_bucket(self, environment, name, filename, source):
+        def named(value):  # a function by its name: a bound method's repr holds its app's address
+            return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
 
-            def get_bucket(self, environment, name, filename, source):
-                def named(value):  # a function by its name: a bound method's repr holds its app's address
-                    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+        made_by = repr((named(environment.finalize), sorted(environment.extensions),
+                        named(environment.autoescape), environment.trim_blocks, environment.lstrip_blocks))
+        bucket = Bucket(environment, self.get_cache_key(f"{name}\0{made_by}", filename),
+                        self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
 
-                made_by = repr((named(environment.finalize), sorted(environment.extensions),
-                                named(environment.autoescape), environment.trim_blocks, environment.lstrip_blocks))
-                bucket = Bucket(environment, self.get_cache_key(f"{name}\0{made_by}", filename),
-                                self.get_source_checksum(source))
-                self.load_bytecode(bucket)
-                return bucket
+    def load_bytecode(self, bucket):
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
 
-            def load_bytecode(self, bucket):
-                if bucket.key in self.code:
-                    bucket.bytecode_from_string(self.code[bucket.key])
-
-            def dump_bytecode(self, bucket):
-                self.code[bucket.key] = bucket.bytecode_to_string()
-
-        return Cache()
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = bucket.bytecode_to_string()
 
 
 def _share_compiled_templates() -> None:
